@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The two commands of README.rst: `./dev.sh up` (a local cluster) and
+# `./dev.sh test` (the whole test suite). Both set the machine up first.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$root"
+
+usage() {
+    echo "usage: ./dev.sh up [prodstate dev up options] | ./dev.sh test [pytest options]" >&2
+    exit 2
+}
+
+[ $# -ge 1 ] || usage
+command="$1"
+shift
+case "$command" in
+    up)
+        scripts/bootstrap.sh
+        exec .venv/bin/prodstate dev up "$@"
+        ;;
+    test)
+        scripts/bootstrap.sh
+        .venv/bin/ruff check prodstate tests integration
+        .venv/bin/ruff format --check --quiet prodstate tests integration
+        exec .venv/bin/python -m pytest "$@"
+        ;;
+    *)
+        usage
+        ;;
+esac

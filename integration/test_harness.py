@@ -1,0 +1,195 @@
+"""The harness itself, proven against the real servers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+
+import pytest
+import redis
+from kazoo.client import KazooState
+
+from prodstate.testing import RedisServer, ZooKeeperEnsemble, expire_session, wait_until
+from prodstate.testing.process import ProcessError
+
+
+def pid_alive(pid: int) -> bool:
+    """True if ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_ensemble_keeps_serving_after_one_server_is_killed(zk_ensemble, kazoo_factory):
+    client = kazoo_factory(zk_ensemble.hosts)
+    client.create("/before", b"1")
+    leader = zk_ensemble.leader()
+    leader.kill()
+    assert not leader.running
+
+    survivors = [s for s in zk_ensemble if s.running]
+    new_leader = zk_ensemble.leader()
+    assert new_leader in survivors
+    wait_until(lambda: client.connected, timeout=20, what="client reconnected")
+    client.create("/after", b"2")
+
+    fresh = kazoo_factory(",".join(s.hosts for s in survivors))
+    assert fresh.get("/before")[0] == b"1"
+    fresh.sync("/after")
+    assert fresh.get("/after")[0] == b"2"
+    assert len(zk_ensemble.serving()) == 2
+
+
+def test_ensemble_member_restarts_and_rejoins(tmp_path):
+    ensemble = ZooKeeperEnsemble(tmp_path, size=3).start()
+    try:
+        follower = next(s for s in ensemble if s.mode() == "follower")
+        follower.restart()
+        assert follower.mode() == "follower"
+        assert len(ensemble.serving()) == 3
+    finally:
+        ensemble.stop()
+
+
+def test_replica_follows_master_and_partial_resyncs_after_link_break(redis_factory):
+    master = redis_factory("master", config={"repl-diskless-sync-delay": "0"})
+    replica = redis_factory("replica")
+    m, r = master.client(), replica.client()
+    m.set("k", "v1")
+    r.replicaof(master.host, master.port)
+    wait_until(lambda: r.get("k") == "v1", what="replica to copy the dataset")
+    assert m.info("stats")["sync_full"] == 1
+
+    # Break the link while the replica is frozen, write meanwhile, then let it reconnect.
+    replica.pause()
+    m.client_kill_filter(_type="replica")
+    for i in range(100):
+        m.set(f"during{i}", i)
+    replica.resume()
+
+    wait_until(lambda: r.get("during99") == "99", what="replica to catch up")
+    stats = m.info("stats")
+    assert stats["sync_full"] == 1, "the link break must not cost a full resync"
+    assert stats["sync_partial_ok"] == 1
+    assert r.info("replication")["master_link_status"] == "up"
+
+
+def test_paused_redis_does_not_answer_until_resumed(redis_server):
+    conn = redis_server.client(socket_timeout=0.3)
+    redis_server.pause()
+    with pytest.raises(redis.TimeoutError):
+        conn.ping()
+    redis_server.resume()
+    assert wait_until(lambda: conn.ping(), ignore=(redis.RedisError,), what="ping after SIGCONT")
+
+
+def test_restart_keeps_data_only_with_persistence(redis_factory):
+    volatile = redis_factory("volatile")
+    durable = redis_factory("durable", persistence=True)
+    for server in (volatile, durable):
+        server.client().set("k", "v")
+        server.restart()
+    assert volatile.client().get("k") is None
+    assert durable.client().get("k") == "v"
+
+
+def test_killed_server_can_be_started_again_on_the_same_port(redis_server):
+    port = redis_server.port
+    redis_server.kill()
+    assert redis_server.returncode() == -signal.SIGKILL
+    redis_server.start()
+    assert redis_server.port == port
+    assert redis_server.client().ping()
+
+
+def test_failed_start_reports_the_log(tmp_path):
+    broken = RedisServer(tmp_path, config={"no-such-directive": "1"})
+    with pytest.raises(ProcessError, match="no-such-directive"):
+        broken.start()
+
+
+def test_server_side_session_expiry_deletes_the_ephemeral_node(zookeeper, kazoo_factory):
+    victim = kazoo_factory(zookeeper.hosts, timeout=4)
+    observer = kazoo_factory(zookeeper.hosts)
+    states: list[str] = []
+    lost = threading.Event()
+
+    def listener(state: str) -> None:
+        states.append(state)
+        if state == KazooState.LOST:
+            lost.set()
+
+    victim.add_listener(listener)
+    victim.create("/members/victim", b"x", ephemeral=True, makepath=True)
+    assert observer.exists("/members/victim")
+
+    expire_session(victim, zookeeper.hosts)
+
+    wait_until(lambda: observer.exists("/members/victim") is None, what="ephemeral node deleted")
+    assert lost.wait(timeout=15), f"victim never saw LOST, states: {states}"
+
+
+def test_no_server_outlives_a_killed_test_process(tmp_path):
+    """A SIGKILLed owner cannot run its clean-up: the parent-death signal must."""
+    assert os.path.exists("/usr/bin/setpriv"), "bootstrap installs util-linux's setpriv"
+    script = textwrap.dedent(
+        f"""
+        import signal, sys
+        from prodstate.testing import RedisServer, ZooKeeperServer
+        r = RedisServer({str(tmp_path)!r}).start()
+        z = ZooKeeperServer({str(tmp_path)!r}).start()
+        print(r.pid, z.pid, flush=True)
+        signal.pause()
+        """
+    )
+    owner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        pids = [int(p) for p in owner.stdout.readline().split()]
+        assert len(pids) == 2 and all(pid_alive(p) for p in pids)
+    finally:
+        owner.kill()
+        owner.wait()
+    for pid in pids:
+        wait_until(lambda pid=pid: not pid_alive(pid), what=f"pid {pid} to die with its owner")
+
+
+def test_failing_test_prints_server_log_tails(pytester):
+    pytester.makeconftest('pytest_plugins = ["prodstate.testing.pytest_plugin"]')
+    pytester.makepyfile(
+        """
+        from prodstate.testing import RedisServer
+
+        def test_fails(tmp_path):
+            server = RedisServer(tmp_path, name="loud-redis").start()
+            try:
+                assert False, "boom"
+            finally:
+                server.stop()
+        """
+    )
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*server logs (call)*", "*----- loud-redis (*", "*Ready to accept*"]
+    )
+
+
+def test_leftover_process_fails_the_test(pytester):
+    pytester.makeconftest('pytest_plugins = ["prodstate.testing.pytest_plugin"]')
+    pytester.makepyfile(
+        """
+        from prodstate.testing import RedisServer
+
+        def test_leaks(tmp_path):
+            RedisServer(tmp_path).start()
+        """
+    )
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*processes left running*"])

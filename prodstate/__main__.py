@@ -1,0 +1,5 @@
+"""Allow ``python -m prodstate``."""
+
+from prodstate.cli import main
+
+main()

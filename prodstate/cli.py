@@ -1,0 +1,22 @@
+"""The ``prodstate`` command line."""
+
+from __future__ import annotations
+
+import click
+
+from prodstate import __version__
+from prodstate.dev import dev
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="prodstate")
+def cli() -> None:
+    """prodstate: global state on every machine, through a self-healing Redis tree."""
+
+
+cli.add_command(dev)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="prodstate")

@@ -1,0 +1,45 @@
+"""pytest plugin: print the tails of server logs when a test fails, and reap leftovers.
+
+Load it with ``pytest_plugins = ["prodstate.testing.pytest_plugin"]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from prodstate.testing.process import live_processes, process_history
+
+_FIRST = pytest.StashKey[int]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.stash[_FIRST] = len(process_history())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed:
+        return
+    first = item.stash.get(_FIRST, 0)
+    history = process_history()
+    shown = [p for i, p in enumerate(history) if i >= first or p.running]
+    if shown:
+        report.sections.append(
+            (f"server logs ({report.when})", "\n".join(p.log_tail() for p in shown))
+        )
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_processes(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test that leaves a managed process running after its fixtures ended."""
+    before = {id(p) for p in live_processes()}
+    yield
+    leftovers = [p for p in live_processes() if id(p) not in before]
+    for proc in leftovers:
+        proc.kill()
+    assert not leftovers, f"processes left running: {leftovers}"

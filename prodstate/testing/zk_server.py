@@ -1,0 +1,211 @@
+"""ZooKeeper from Debian's jars: a standalone server or a 3-node ensemble.
+
+The jars are found under ``/usr/share/java`` (override the folder with
+``PRODSTATE_ZOOKEEPER_JARS``, or the whole class path with
+``PRODSTATE_ZOOKEEPER_CLASSPATH``); ``java`` comes from ``PRODSTATE_JAVA`` or
+the PATH. ``tick_time`` (ms) bounds the sessions a client may negotiate to
+between 2 and 20 ticks, so tests use short ticks for short sessions.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from kazoo.client import KazooClient
+
+from prodstate.testing.ports import free_ports
+from prodstate.testing.process import ManagedProcess
+from prodstate.testing.wait import wait_until
+
+MAIN_CLASS = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
+SERVING_MODES = ("standalone", "leader", "follower")
+
+
+def zookeeper_classpath() -> str:
+    """The class path that runs Debian's ZooKeeper server, logging to stdout."""
+    explicit = os.environ.get("PRODSTATE_ZOOKEEPER_CLASSPATH")
+    if explicit:
+        return explicit
+    jars = Path(os.environ.get("PRODSTATE_ZOOKEEPER_JARS", "/usr/share/java"))
+    main_jar = jars / "zookeeper.jar"
+    if not main_jar.exists():
+        raise FileNotFoundError(
+            f"{main_jar} not found: install Debian's zookeeper package "
+            "or set PRODSTATE_ZOOKEEPER_JARS / PRODSTATE_ZOOKEEPER_CLASSPATH"
+        )
+    # zookeeper.jar's manifest names its dependencies; slf4j-simple gives it a log.
+    parts = [main_jar] + [p for p in [jars / "slf4j-simple.jar"] if p.exists()]
+    return os.pathsep.join(str(p) for p in parts)
+
+
+def four_letter_word(host: str, port: int, word: str, timeout: float = 2.0) -> str:
+    """Send a ZooKeeper four-letter command (``srvr``, ``mntr``, ...) and return the reply."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(word.encode())
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
+
+
+class ZooKeeperServer(ManagedProcess):
+    """One ZooKeeper server: standalone, or a member of a ZooKeeperEnsemble."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        name: str = "zookeeper",
+        tick_time: int = 200,
+        host: str = "127.0.0.1",
+        client_port: int | None = None,
+        server_id: int | None = None,
+        peers: dict[int, tuple[int, int]] | None = None,
+        heap_mb: int = 192,
+    ) -> None:
+        self.host = host
+        self.client_port = client_port or free_ports(1, host)[0]
+        self.tick_time = tick_time
+        workdir = Path(workdir) / name
+        data_dir = workdir / "data"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        settings = {
+            "tickTime": tick_time,
+            "initLimit": 20,
+            "syncLimit": 10,
+            "dataDir": data_dir,
+            "clientPort": self.client_port,
+            "clientPortAddress": host,
+            "maxClientCnxns": 0,
+            "admin.enableServer": "false",
+            "4lw.commands.whitelist": "*",
+            "preAllocSize": 1024,
+            "snapCount": 10000,
+            "reconfigEnabled": "false",
+        }
+        lines = [f"{k}={v}" for k, v in settings.items()]
+        if peers:
+            if server_id is None:
+                raise ValueError("an ensemble member needs a server_id")
+            (data_dir / "myid").write_text(f"{server_id}\n")
+            lines += [
+                f"server.{sid}={host}:{quorum}:{election}"
+                for sid, (quorum, election) in sorted(peers.items())
+            ]
+        self.config_path = workdir / "zoo.cfg"
+        self.config_path.write_text("\n".join(lines) + "\n")
+        argv = [
+            os.environ.get("PRODSTATE_JAVA", "java"),
+            f"-Xmx{heap_mb}m",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
+            "-Dzookeeper.forceSync=no",
+            "-Dzookeeper.jmx.log4j.disable=true",
+            "-Dorg.slf4j.simpleLogger.showDateTime=true",
+            "-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS",
+            "-cp",
+            zookeeper_classpath(),
+            MAIN_CLASS,
+            str(self.config_path),
+        ]
+        super().__init__(name, argv, workdir, ready=self._is_serving, ready_timeout=60)
+
+    @property
+    def hosts(self) -> str:
+        """``host:port`` for a ZooKeeper client."""
+        return f"{self.host}:{self.client_port}"
+
+    def four_letter_word(self, word: str) -> str:
+        """Run a four-letter command against this server."""
+        return four_letter_word(self.host, self.client_port, word)
+
+    def mode(self) -> str | None:
+        """``standalone``, ``leader``, ``follower``, or None while not serving."""
+        try:
+            reply = self.four_letter_word("srvr")
+        except OSError:
+            return None
+        for line in reply.splitlines():
+            if line.startswith("Mode:"):
+                return line.split(":", 1)[1].strip()
+        return None
+
+    def _is_serving(self) -> bool:
+        return self.mode() in SERVING_MODES
+
+
+class ZooKeeperEnsemble:
+    """A quorum of ZooKeeper servers on loopback (3 by default)."""
+
+    def __init__(self, workdir: Path, *, size: int = 3, tick_time: int = 200) -> None:
+        ports = free_ports(3 * size)
+        peers = {
+            sid: (ports[3 * i + 1], ports[3 * i + 2]) for i, sid in enumerate(range(1, size + 1))
+        }
+        self.servers = [
+            ZooKeeperServer(
+                workdir,
+                name=f"zookeeper{sid}",
+                tick_time=tick_time,
+                client_port=ports[3 * i],
+                server_id=sid,
+                peers=peers,
+            )
+            for i, sid in enumerate(range(1, size + 1))
+        ]
+
+    def __iter__(self) -> Iterator[ZooKeeperServer]:
+        return iter(self.servers)
+
+    @property
+    def hosts(self) -> str:
+        """The connection string naming every member."""
+        return ",".join(s.hosts for s in self.servers)
+
+    def start(self) -> ZooKeeperEnsemble:
+        """Start every member, then wait until each serves as leader or follower."""
+        for server in self.servers:
+            server.start(wait=False)
+        for server in self.servers:
+            server.wait_ready()
+        return self
+
+    def stop(self) -> None:
+        """Stop every member."""
+        for server in self.servers:
+            server.stop()
+
+    def leader(self, timeout: float = 30.0) -> ZooKeeperServer:
+        """The member that currently leads (waits for an election to finish)."""
+        return wait_until(
+            lambda: next((s for s in self.servers if s.running and s.mode() == "leader"), None),
+            timeout=timeout,
+            what="an ensemble leader",
+        )
+
+    def serving(self) -> Sequence[ZooKeeperServer]:
+        """Members currently serving requests."""
+        return [s for s in self.servers if s.running and s.mode() in SERVING_MODES]
+
+
+def expire_session(client: KazooClient, hosts: str, timeout: float = 10.0) -> None:
+    """Expire ``client``'s session on the server side.
+
+    A second handle attaches to the victim's session (same id and password) and
+    closes it: the server ends the session and deletes its ephemeral nodes. The
+    victim learns it (state LOST) when it next talks to the server.
+    """
+    session_id, password = client.client_id
+    thief = KazooClient(hosts=hosts, client_id=(session_id, password), timeout=timeout)
+    thief.start(timeout=timeout)
+    try:
+        if thief.client_id[0] != session_id:
+            raise RuntimeError(
+                "the second handle got a new session: the victim's had already ended"
+            )
+    finally:
+        thief.stop()
+        thief.close()
