@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from prodstate import __version__
+from prodstate.agent_cli import agent
 from prodstate.dev import dev
 
 
@@ -14,6 +15,7 @@ def cli() -> None:
     """prodstate: global state on every machine, through a self-healing Redis tree."""
 
 
+cli.add_command(agent)
 cli.add_command(dev)
 
 

@@ -1,16 +1,22 @@
-"""A whole prodstate cluster on one machine: ZooKeeper and one Redis per node."""
+"""A whole prodstate cluster on one machine: ZooKeeper, one Redis and one agent per node."""
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
+from kazoo.client import KazooClient
+
+from prodstate.testing.agent_process import AgentProcess
 from prodstate.testing.redis_server import RedisServer
+from prodstate.testing.tree import TreeReport, inspect_tree
+from prodstate.testing.wait import wait_until
 from prodstate.testing.zk_server import ZooKeeperEnsemble, ZooKeeperServer
 
 
 class LocalCluster:
-    """ZooKeeper (standalone or an ensemble) plus Redis servers for branches and leaves."""
+    """ZooKeeper (standalone or an ensemble), plus a Redis and an agent per branch and leaf."""
 
     def __init__(
         self,
@@ -20,39 +26,118 @@ class LocalCluster:
         leaves: int = 6,
         zk_size: int = 1,
         tick_time: int = 200,
+        cluster: str = "dev",
+        session_timeout: float = 2.0,
+        agents: bool = True,
+        agent_args: Sequence[str] = (),
     ) -> None:
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="prodstate-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.cluster = cluster
+        self.session_timeout = session_timeout
+        self.agent_args = list(agent_args)
         self.zookeeper: ZooKeeperServer | ZooKeeperEnsemble
         if zk_size == 1:
             self.zookeeper = ZooKeeperServer(self.workdir, tick_time=tick_time)
         else:
             self.zookeeper = ZooKeeperEnsemble(self.workdir, size=zk_size, tick_time=tick_time)
+        self.tiers: dict[str, str] = {}
         self.redis: dict[str, RedisServer] = {}
+        self.agents: dict[str, AgentProcess] = {}
         for i in range(branches):
-            self.redis[f"branch{i + 1}"] = RedisServer(self.workdir, name=f"redis-branch{i + 1}")
+            self.add_node(f"branch{i + 1}", "branch", start=False, agent=agents)
         for i in range(leaves):
-            self.redis[f"leaf{i + 1}"] = RedisServer(self.workdir, name=f"redis-leaf{i + 1}")
+            self.add_node(f"leaf{i + 1}", "leaf", start=False, agent=agents)
+        self._zk_client: KazooClient | None = None
 
     @property
     def zk_hosts(self) -> str:
         """ZooKeeper connection string."""
         return self.zookeeper.hosts
 
+    def add_node(self, name: str, tier: str, start: bool = True, agent: bool = True) -> None:
+        """Add a Redis (and its agent) named ``name``; start them if ``start``."""
+        self.tiers[name] = tier
+        self.redis[name] = RedisServer(self.workdir, name=f"redis-{name}")
+        if agent:
+            self.agents[name] = AgentProcess(
+                self.workdir,
+                node_id=name,
+                tier=tier,
+                zk_hosts=self.zk_hosts,
+                cluster=self.cluster,
+                redis=self.redis[name],
+                session_timeout=self.session_timeout,
+                extra_args=self.agent_args,
+            )
+        if start:
+            self.redis[name].start()
+            if agent:
+                self.agents[name].start()
+
+    def names(self, tier: str) -> list[str]:
+        """Node names of one tier."""
+        return [n for n, t in self.tiers.items() if t == tier]
+
     def start(self) -> LocalCluster:
-        """Start ZooKeeper and every Redis, each waited for until ready."""
+        """Start ZooKeeper, every Redis, then every agent."""
         for server in self.redis.values():
             server.start(wait=False)
         self.zookeeper.start()
         for server in self.redis.values():
             server.wait_ready()
+        for agent in self.agents.values():
+            agent.start(wait=False)
         return self
 
     def stop(self) -> None:
         """Stop everything this cluster started."""
+        if self._zk_client is not None:
+            self._zk_client.stop()
+            self._zk_client.close()
+            self._zk_client = None
+        for agent in self.agents.values():
+            agent.stop()
         for server in self.redis.values():
             server.stop()
         self.zookeeper.stop()
+
+    def zk(self) -> KazooClient:
+        """A kazoo client for inspecting the cluster (one, reused)."""
+        if self._zk_client is None:
+            self._zk_client = KazooClient(hosts=self.zk_hosts)
+            self._zk_client.start(timeout=15)
+        return self._zk_client
+
+    def inspect(self) -> TreeReport:
+        """The tree as it stands, with problems listed."""
+        running = {n: r.address for n, r in self.redis.items() if r.running}
+        return inspect_tree(
+            self.zk(),
+            self.cluster,
+            {n: a for n, a in running.items() if self.tiers[n] == "branch"},
+            {n: a for n, a in running.items() if self.tiers[n] == "leaf"},
+        )
+
+    def wait_for_tree(self, timeout: float = 30.0) -> TreeReport:
+        """Wait until the tree is complete and correct; the report on success."""
+        last: list[TreeReport] = []
+
+        def healthy() -> TreeReport | None:
+            report = self.inspect()
+            last[:] = [report]
+            return report if report.healthy else None
+
+        try:
+            return wait_until(healthy, timeout=timeout, what="a complete tree")
+        except TimeoutError as exc:
+            detail = last[0].problems if last else "no report"
+            raise TimeoutError(f"{exc}: {detail}") from None
+
+    def root_name(self) -> str | None:
+        """Node id of the current root."""
+        report = self.inspect()
+        return report.root.node_id if report.root else None
 
     def __enter__(self) -> LocalCluster:
         return self.start()

@@ -1,0 +1,342 @@
+"""The agent loop: gather a snapshot, decide, log the reason, act. Nothing else.
+
+Watch events and ZooKeeper state changes only wake the loop early; every
+decision is taken by ``prodstate.decide.decide`` from a fresh snapshot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from dataclasses import dataclass, replace
+
+import redis
+
+from prodstate import __version__
+from prodstate.decide import (
+    AdoptPrevious,
+    Claim,
+    Decision,
+    Fence,
+    FenceRemote,
+    JoinElection,
+    LeaveElection,
+    Promote,
+    PublishReplid,
+    Register,
+    Replicate,
+    Serve,
+    StepDown,
+    Wait,
+    decide,
+)
+from prodstate.model import (
+    Lineage,
+    PeerState,
+    RedisState,
+    RootRecord,
+    Snapshot,
+    Tier,
+    ZkState,
+)
+from prodstate.parent import reaction_delay
+from prodstate.redisctl import RedisControl
+from prodstate.zkstore import StoreUnavailable, View, ZkStore
+
+log = logging.getLogger("prodstate.agent")
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """Everything an agent needs; see ``prodstate agent --help``."""
+
+    zk: str
+    cluster: str
+    tier: Tier
+    node_id: str
+    redis: str
+    advertise: str
+    session_timeout: float = 10.0
+    tick: float = 0.2
+    jitter: float = 0.5
+    refresh_interval: float = 10.0
+    backlog_size: str = "64mb"
+    metrics_port: int | None = None
+
+    def redis_settings(self) -> dict[str, str]:
+        """Redis settings the tree needs, applied with CONFIG SET at start."""
+        return {
+            "repl-backlog-size": self.backlog_size,
+            "repl-backlog-ttl": "0",
+            "repl-diskless-sync": "yes",
+        }
+
+
+class Agent:
+    """One agent beside one Redis."""
+
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self.redis = RedisControl(config.redis)
+        self.zk = ZkStore(config.zk, config.cluster, config.session_timeout, self.wake)
+        self.view: View | None = None
+        self._refresh_at: float | None = 0.0
+        self._last_logged: tuple[str, str] | None = None
+        self._configured_run_id = ""
+        self.last_decision: Decision | None = None
+        self.last_snapshot: Snapshot | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Run until stop() is called."""
+        log.info("agent starting", extra=self._identity())
+        self.zk.start()
+        try:
+            while not self._stop.is_set():
+                self.tick()
+                self._wake.wait(self.config.tick)
+                self._wake.clear()
+        finally:
+            self.shutdown()
+
+    def stop(self) -> None:
+        """Ask the loop to end after the current tick."""
+        self._stop.set()
+        self._wake.set()
+
+    def shutdown(self) -> None:
+        """Close the ZooKeeper session (ephemeral znodes go at once); Redis keeps running."""
+        log.info("agent stopping: Redis keeps serving as it is", extra=self._identity())
+        self.zk.stop()
+        self.redis.close()
+
+    def wake(self) -> None:
+        """A watch fired: re-read ZooKeeper (leaves after a random delay)."""
+        if self._refresh_at is None:
+            jitter = self.config.jitter if self.config.tier is Tier.LEAF else 0.0
+            self._refresh_at = time.monotonic() + reaction_delay(jitter)
+        self._wake.set()
+
+    # --- one tick ------------------------------------------------------------------------------
+
+    def tick(self) -> Decision:
+        """Gather, decide, log, act; return the decision."""
+        snapshot = self.snapshot()
+        decision = decide(snapshot)
+        self._log(decision, snapshot)
+        self.last_snapshot, self.last_decision = snapshot, decision
+        if time.monotonic() - snapshot.now > max(1.0, self.config.session_timeout / 3):
+            log.warning("snapshot went stale before acting: skipping", extra=self._identity())
+            return decision
+        self._act(decision, snapshot)
+        self._heartbeat(snapshot)
+        return decision
+
+    def snapshot(self) -> Snapshot:
+        """Read the local Redis and (when due) ZooKeeper into an immutable Snapshot."""
+        now = time.monotonic()
+        redis_state = self.redis.state()
+        if redis_state.reachable and redis_state.run_id != self._configured_run_id:
+            self._configure(redis_state)
+        self._refresh_view(now)
+        view = self.view
+        zk_state = self.zk.state
+        root = view.root if view else None
+        confirmed_at = None
+        if (
+            root is not None
+            and root.node_id == self.config.node_id
+            and zk_state is ZkState.CONNECTED
+        ):
+            try:
+                root = self.zk.confirm_root()
+                confirmed_at = now
+            except StoreUnavailable:
+                confirmed_at = None
+            if view is not None:
+                self.view = view = replace(view, root=root)
+        snapshot = Snapshot(
+            node_id=self.config.node_id,
+            tier=self.config.tier,
+            address=self.config.advertise,
+            now=now,
+            zk_state=zk_state,
+            suspended_since=self.zk.suspended_since,
+            session_timeout=self.config.session_timeout,
+            session_id=self.zk.session_id,
+            redis=redis_state,
+            expected_run_id=self._configured_run_id,
+            branches=view.branches if view else (),
+            candidates=view.candidates if view else (),
+            in_election=self.zk.in_election,
+            root=root,
+            root_confirmed_at=confirmed_at,
+            lineage=view.lineage if view else Lineage(),
+            registered=view.registered if view else None,
+        )
+        return self._with_peers(snapshot)
+
+    def _refresh_view(self, now: float) -> None:
+        due = self._refresh_at is not None and now >= self._refresh_at
+        periodic = self.view is None or now - self.view.read_at >= self.config.refresh_interval
+        if not (due or periodic) or self.zk.state is not ZkState.CONNECTED:
+            return
+        try:
+            self.view = self.zk.read_view(self.config.node_id, self.config.tier)
+            self._refresh_at = None
+        except StoreUnavailable as exc:
+            log.debug("could not read ZooKeeper", extra={"error": str(exc)})
+
+    def _with_peers(self, s: Snapshot) -> Snapshot:
+        """During a takeover, or right after one, read the peers' and previous root's Redis."""
+        if s.tier is not Tier.BRANCH or s.zk_state is not ZkState.CONNECTED:
+            return s
+        previous = ""
+        peers: tuple[PeerState, ...] = ()
+        if s.root is None and s.in_election and s.candidates[:1] == (self.config.node_id,):
+            previous = s.lineage.address
+            by_id = {m.node_id: m for m in s.branches}
+            peers = tuple(
+                PeerState(c, by_id[c].address, _peer_state(by_id[c].address))
+                for c in s.candidates[1:]
+                if c in by_id
+            )
+        elif s.root is not None and s.root.node_id == s.node_id and s.root.previous:
+            previous = s.root.previous
+        if not previous or previous == s.address:
+            return replace(s, peers=peers)
+        prev = PeerState(s.lineage.node_id, previous, _peer_state(previous))
+        return replace(s, peers=peers, previous_root=prev)
+
+    # --- acting ---------------------------------------------------------------------------------
+
+    def _act(self, decision: Decision, s: Snapshot) -> None:
+        action = decision.action
+        try:
+            self._dispatch(action, s)
+        except (StoreUnavailable, redis.RedisError, OSError) as exc:
+            log.warning(
+                "action failed; the next tick decides again",
+                extra={**self._identity(), "action": action.name, "error": repr(exc)},
+            )
+            return
+        if isinstance(action, _ZK_ACTIONS):
+            self._refresh_at = 0.0  # read back what this action changed on the next tick
+            self._wake.set()
+
+    def _dispatch(self, action: object, s: Snapshot) -> None:
+        cfg = self.config
+        view = self.view
+        match action:
+            case Wait():
+                pass
+            case Register(member=member):
+                self.zk.register(replace(member, version=__version__))
+            case JoinElection():
+                self.zk.join_election(cfg.node_id)
+            case LeaveElection():
+                self.zk.leave_election()
+            case Replicate(address=address):
+                self.redis.replicate(address)
+            case Fence():
+                self.redis.fence()
+            case FenceRemote(address=address):
+                peer = RedisControl(address, timeout=0.5)
+                try:
+                    peer.fence()
+                finally:
+                    peer.close()
+            case Claim(epoch=epoch):
+                assert view is not None
+                previous = s.lineage.address if s.lineage.address != cfg.advertise else ""
+                record = RootRecord(
+                    cfg.node_id, cfg.advertise, epoch, "", previous, run_id=s.redis.run_id
+                )
+                lineage = Lineage(epoch, cfg.node_id, cfg.advertise, s.lineage.replids)
+                if self.zk.claim_root(record, lineage, view.lineage_version):
+                    log.info("claimed the root", extra={**self._identity(), "epoch": epoch})
+            case Promote():
+                self.redis.promote()
+            case PublishReplid(replid=replid):
+                assert view is not None and s.root is not None
+                record = replace(s.root, replid=replid)
+                lineage = replace(s.lineage, epoch=s.root.epoch, node_id=cfg.node_id)
+                lineage = replace(lineage, address=cfg.advertise).with_replid(replid)
+                self.zk.publish_replid(record, lineage, view.lineage_version)
+            case Serve(min_replicas=k):
+                assert s.root is not None
+                self.redis.serve(k, s.root.epoch)
+            case AdoptPrevious(address=address):
+                peer = RedisControl(address, timeout=0.5)
+                try:
+                    peer.fence()
+                    peer.replicate(cfg.advertise)
+                finally:
+                    peer.close()
+            case StepDown():
+                if s.redis.reachable:
+                    self.redis.fence()
+                    self.redis.drop_replicas()
+                self.zk.release_root()
+                self.zk.leave_election()
+            case _:
+                raise AssertionError(f"unknown action {action!r}")
+
+    def _heartbeat(self, s: Snapshot) -> None:
+        root = s.root
+        if root is None or root.node_id != s.node_id or root.owner_session != s.session_id:
+            return
+        if s.root_confirmed_at is None or not s.redis.is_master or root.replid != s.redis.replid:
+            return
+        with contextlib.suppress(redis.RedisError, OSError):
+            self.redis.heartbeat(time.time())
+
+    def _configure(self, state: RedisState) -> None:
+        try:
+            self.redis.configure(self.config.redis_settings())
+        except (redis.RedisError, OSError) as exc:
+            log.warning("could not configure Redis", extra={"error": repr(exc)})
+            return
+        log.info(
+            "configured local Redis",
+            extra={**self._identity(), "run_id": state.run_id, **self.config.redis_settings()},
+        )
+        self._configured_run_id = state.run_id
+
+    # --- logging -------------------------------------------------------------------------------
+
+    def _identity(self) -> dict[str, str]:
+        return {"node_id": self.config.node_id, "tier": str(self.config.tier)}
+
+    def _log(self, decision: Decision, s: Snapshot) -> None:
+        key = (decision.action.name, decision.reason)
+        if isinstance(decision.action, Wait) and key == self._last_logged:
+            return
+        self._last_logged = key
+        log.info(
+            decision.reason,
+            extra={
+                **self._identity(),
+                "action": decision.action.name,
+                "zk": str(s.zk_state),
+                "role": s.redis.role or "down",
+                "offset": s.redis.offset,
+                "epoch": s.root.epoch if s.root else 0,
+            },
+        )
+
+
+_ZK_ACTIONS = (Register, JoinElection, LeaveElection, Claim, PublishReplid, StepDown)
+
+
+def _peer_state(address: str) -> RedisState:
+    peer = RedisControl(address, timeout=0.3)
+    try:
+        return peer.state()
+    finally:
+        peer.close()

@@ -1,0 +1,73 @@
+"""``prodstate agent``: run the agent beside this machine's Redis."""
+
+from __future__ import annotations
+
+import signal
+import socket
+
+import click
+
+from prodstate.agent import Agent, AgentConfig
+from prodstate.logs import setup_logging
+from prodstate.model import Tier
+from prodstate.options import check_address, check_cluster, check_node_id, config_option, option
+
+
+@click.command()
+@config_option
+@option("--zk", required=True, help="ZooKeeper hosts, e.g. zk1:2181,zk2:2181,zk3:2181.")
+@option("--cluster", required=True, callback=check_cluster, help="Cluster name (namespace).")
+@option("--tier", required=True, type=click.Choice([t.value for t in Tier]), help="Tree tier.")
+@option("--node-id", default=socket.gethostname(), show_default="hostname", callback=check_node_id)
+@option("--redis", required=True, callback=check_address, help="Local Redis HOST:PORT to manage.")
+@option("--advertise", callback=check_address, help="Address others replicate from [--redis].")
+@option("--session-timeout", default=10.0, show_default=True, type=click.FloatRange(0.5, 600))
+@option("--metrics-port", type=click.IntRange(0, 65535), help="Serve Prometheus metrics here.")
+@option("--tick", default=0.2, show_default=True, type=click.FloatRange(0.01, 5))
+@option("--jitter", default=0.5, show_default=True, type=click.FloatRange(0, 60))
+@option("--backlog-size", default="64mb", show_default=True, help="Redis repl-backlog-size.")
+@option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING"], case_sensitive=False),
+)
+@option("--log-json", is_flag=True, help="Log JSON lines instead of key=value text.")
+def agent(
+    zk: str,
+    cluster: str,
+    tier: str,
+    node_id: str,
+    redis: str,
+    advertise: str | None,
+    session_timeout: float,
+    metrics_port: int | None,
+    tick: float,
+    jitter: float,
+    backlog_size: str,
+    log_level: str,
+    log_json: bool,
+) -> None:
+    """Arrange this machine's Redis into the cluster's tree and keep it there."""
+    setup_logging(log_level, log_json)
+    config = AgentConfig(
+        zk=zk,
+        cluster=cluster,
+        tier=Tier(tier),
+        node_id=node_id,
+        redis=redis,
+        advertise=advertise or redis,
+        session_timeout=session_timeout,
+        tick=tick,
+        jitter=jitter,
+        backlog_size=backlog_size,
+        metrics_port=metrics_port,
+    )
+    runner = Agent(config)
+
+    def _stop(signum: int, frame: object) -> None:
+        runner.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    runner.run()

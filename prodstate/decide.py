@@ -1,0 +1,322 @@
+"""The agent's decision: one pure function from a Snapshot to an action and its reason.
+
+The loop around it gathers the snapshot, calls ``decide`` once per tick,
+logs the reason and carries out the action; every multi-step procedure (a
+root takeover: fence, catch up, claim, promote, publish, serve) advances one
+step per tick, each step re-checked against fresh state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prodstate.model import (
+    FENCE_MIN_REPLICAS,
+    Member,
+    PeerState,
+    Snapshot,
+    Tier,
+    ZkState,
+)
+from prodstate.parent import choose_parent
+
+
+@dataclass(frozen=True)
+class Action:
+    """Base of every action; ``Wait`` means nothing to do this tick."""
+
+    @property
+    def name(self) -> str:
+        """Short name for logs."""
+        return type(self).__name__
+
+
+@dataclass(frozen=True)
+class Wait(Action):
+    """Nothing to change."""
+
+
+@dataclass(frozen=True)
+class Register(Action):
+    """Create or update this agent's member znode."""
+
+    member: Member
+
+
+@dataclass(frozen=True)
+class JoinElection(Action):
+    """Become a root candidate (ephemeral sequential znode)."""
+
+
+@dataclass(frozen=True)
+class LeaveElection(Action):
+    """Stop being a root candidate."""
+
+
+@dataclass(frozen=True)
+class Replicate(Action):
+    """``REPLICAOF`` the given address (the local Redis follows it)."""
+
+    address: str
+
+
+@dataclass(frozen=True)
+class Fence(Action):
+    """Make the local Redis refuse writes at once."""
+
+
+@dataclass(frozen=True)
+class FenceRemote(Action):
+    """Make another Redis (the previous root) refuse writes."""
+
+    address: str
+
+
+@dataclass(frozen=True)
+class Claim(Action):
+    """Atomically publish this agent as root with ``epoch`` (lost race: nothing happens)."""
+
+    epoch: int
+
+
+@dataclass(frozen=True)
+class Promote(Action):
+    """``REPLICAOF NO ONE`` on the local Redis (still fenced)."""
+
+
+@dataclass(frozen=True)
+class PublishReplid(Action):
+    """Record the root Redis's replication id in the root and epoch znodes."""
+
+    replid: str
+
+
+@dataclass(frozen=True)
+class Serve(Action):
+    """Accept writes as root, requiring ``min_replicas`` branch replicas per write."""
+
+    min_replicas: int
+
+
+@dataclass(frozen=True)
+class AdoptPrevious(Action):
+    """Turn the previous root's Redis into a replica of this root."""
+
+    address: str
+
+
+@dataclass(frozen=True)
+class StepDown(Action):
+    """Give up the root: fence the local Redis, delete the root znode, leave the election."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do this tick, and why (one line, logged)."""
+
+    action: Action
+    reason: str
+
+
+def decide(s: Snapshot) -> Decision:
+    """Choose the one action this tick, with its reason."""
+    if s.zk_state is not ZkState.CONNECTED:
+        return _disconnected(s)
+    if not s.redis.reachable or s.redis.loading:
+        return _redis_down(s)
+    if _is_root(s):
+        return _as_root(s)
+    membership = _membership(s)
+    if membership is not None:
+        return membership
+    if s.root is None:
+        if s.tier is Tier.LEAF:
+            return Decision(Wait(), "no root is elected: keeping the current replication")
+        return _election(s)
+    if s.root.node_id == s.node_id:
+        return Decision(
+            Wait(), "the root znode is held by this node's previous session: waiting for it to end"
+        )
+    return _follow(s)
+
+
+# --- states ------------------------------------------------------------------------------
+
+
+def _is_root(s: Snapshot) -> bool:
+    root = s.root
+    return root is not None and root.node_id == s.node_id and root.owner_session == s.session_id
+
+
+def _disconnected(s: Snapshot) -> Decision:
+    held_root = _is_root(s)
+    if held_root and s.redis.is_master and not s.redis.fenced:
+        return Decision(
+            Fence(), f"ZooKeeper {s.zk_state}: a root that may be replaced stops writes"
+        )
+    if held_root and s.suspended_since is not None:
+        waited = s.now - s.suspended_since
+        if waited >= s.session_timeout:
+            return Decision(
+                Wait(),
+                f"stepped down: ZooKeeper {s.zk_state} for {waited:.1f}s, past the "
+                f"{s.session_timeout:.1f}s session timeout; staying fenced",
+            )
+    return Decision(Wait(), f"ZooKeeper {s.zk_state}: no change until reconnected")
+
+
+def _redis_down(s: Snapshot) -> Decision:
+    why = "local Redis unreachable" if not s.redis.reachable else "local Redis is loading"
+    if _is_root(s):
+        return Decision(StepDown(), f"{why}: giving up the root at once")
+    if s.in_election:
+        return Decision(LeaveElection(), f"{why}: leaving the root election")
+    if s.registered is not None and s.registered.available:
+        member = _member(s, available=False)
+        return Decision(Register(member), f"{why}: withdrawing from parent choice")
+    return Decision(Wait(), why)
+
+
+def _as_root(s: Snapshot) -> Decision:
+    assert s.root is not None
+    r = s.redis
+    if s.root.run_id and r.run_id != s.root.run_id:
+        return Decision(
+            StepDown(),
+            f"root Redis restarted (run id {s.root.run_id[:8]} -> {r.run_id[:8]}): "
+            "its data cannot be trusted, so it must not serve",
+        )
+    if not s.root.replid and not s.lineage.knows(r):
+        return Decision(StepDown(), "root Redis lacks the tree's history: it must not serve")
+    if s.root_confirmed_at is None:
+        if r.is_master and not r.fenced:
+            return Decision(Fence(), "root znode could not be confirmed: stop writes until it is")
+        return Decision(Wait(), "root znode could not be confirmed: staying fenced")
+    if not r.is_master:
+        return Decision(Promote(), f"root with epoch {s.root.epoch}: promoting the local Redis")
+    if s.root.replid != r.replid:
+        return Decision(PublishReplid(r.replid), f"publishing root replication id {r.replid[:8]}")
+    wanted = 1 if _other_branches(s) else 0
+    if r.min_replicas_to_write != wanted:
+        return Decision(
+            Serve(wanted),
+            f"root with epoch {s.root.epoch}: accepting writes acknowledged by {wanted} branch(es)",
+        )
+    prev = s.previous_root
+    if prev is not None and prev.address != s.address and prev.redis.is_master:
+        return Decision(
+            AdoptPrevious(prev.address),
+            f"previous root {prev.address} is still a master: making it a replica",
+        )
+    membership = _membership(s)
+    if membership is not None:
+        return membership
+    return Decision(Wait(), f"root with epoch {s.root.epoch}: serving")
+
+
+def _membership(s: Snapshot) -> Decision | None:
+    """Registration and candidacy housekeeping, if anything needs doing."""
+    member = _member(s, available=_can_serve_leaves(s))
+    if s.registered != member:
+        state = "available to leaves" if member.available else "not available to leaves"
+        return Decision(Register(member), f"registering as {s.tier} ({state})")
+    if s.tier is Tier.BRANCH:
+        eligible = s.lineage.knows(s.redis) and not s.redis.sync_in_progress
+        if eligible and not s.in_election:
+            return Decision(JoinElection(), "holding the tree's data: joining the root election")
+        if not eligible and s.in_election:
+            return Decision(LeaveElection(), "lacking the tree's data: leaving the root election")
+    return None
+
+
+def _election(s: Snapshot) -> Decision:
+    if not s.in_election or not s.candidates:
+        return Decision(Wait(), "no root: waiting to enter the election")
+    leader = s.candidates[0]
+    if leader != s.node_id:
+        return Decision(Wait(), f"no root: {leader} leads the election")
+    prev = s.previous_root
+    if (
+        prev is not None
+        and prev.redis.is_master
+        and prev.redis.min_replicas_to_write < FENCE_MIN_REPLICAS
+    ):
+        return Decision(
+            FenceRemote(prev.address),
+            f"won the election: fencing previous root {prev.address} before reading offsets",
+        )
+    ahead = _most_advanced(s)
+    if ahead is not None:
+        if prev is not None and ahead.address == prev.address:
+            if s.redis.master == prev.address and s.redis.link_up:
+                return Decision(
+                    Wait(),
+                    f"catching up from fenced previous root: at {s.redis.offset}, "
+                    f"need {ahead.redis.offset}",
+                )
+            return Decision(
+                Replicate(prev.address),
+                f"previous root {prev.address} is ahead ({ahead.redis.offset} > "
+                f"{s.redis.offset}): catching up from it",
+            )
+        return Decision(
+            LeaveElection(),
+            f"branch {ahead.node_id} is ahead ({ahead.redis.offset} > {s.redis.offset}): "
+            "yielding the election",
+        )
+    return Decision(
+        Claim(s.lineage.epoch + 1),
+        f"won the election at offset {s.redis.offset}, no live branch ahead: "
+        f"claiming root with epoch {s.lineage.epoch + 1}",
+    )
+
+
+def _follow(s: Snapshot) -> Decision:
+    assert s.root is not None
+    if s.tier is Tier.BRANCH:
+        target, why = s.root.address, f"branch follows root {s.root.node_id} (epoch {s.root.epoch})"
+    else:
+        branches = {m.node_id: m for m in _other_branches(s, exclude=s.root.node_id)}
+        parent = choose_parent(s.node_id, branches)
+        if parent is None:
+            target, why = s.root.address, f"no live branch: leaf follows root {s.root.node_id}"
+        else:
+            target, why = branches[parent].address, f"rendezvous hashing picks branch {parent}"
+    if s.redis.master != target:
+        current = s.redis.master or "none (master)"
+        return Decision(Replicate(target), f"{why}; was replicating from {current}")
+    return Decision(Wait(), why)
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def _member(s: Snapshot, available: bool) -> Member:
+    version = s.registered.version if s.registered else ""
+    return Member(s.node_id, s.tier, s.address, available, version)
+
+
+def _can_serve_leaves(s: Snapshot) -> bool:
+    """A parent for leaves: a replica in sync with the tree's history."""
+    r = s.redis
+    return r.role == "slave" and s.lineage.knows(r) and not r.sync_in_progress
+
+
+def _other_branches(s: Snapshot, exclude: str | None = None) -> list[Member]:
+    skip = {s.node_id, exclude}
+    return [m for m in s.branches if m.available and m.node_id not in skip]
+
+
+def _most_advanced(s: Snapshot) -> PeerState | None:
+    """The fenced previous root or a candidate holding more of the history than this node."""
+    sources = list(s.peers)
+    if s.previous_root is not None and s.previous_root.address != s.address:
+        sources.append(s.previous_root)
+    best: PeerState | None = None
+    for peer in sources:
+        r = peer.redis
+        if not r.reachable or not s.lineage.knows(r) or r.offset <= s.redis.offset:
+            continue
+        if best is None or r.offset > best.redis.offset:
+            best = peer
+    return best

@@ -1,0 +1,275 @@
+"""Immutable records the agent decides from: members, the root, lineage, Redis state."""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+NODE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+MAX_ZNODE_BYTES = 64 * 1024
+MAX_LINEAGE = 8
+#: ``min-replicas-to-write`` value that makes a Redis refuse every write.
+FENCE_MIN_REPLICAS = 1_000_000_000
+
+
+class Tier(enum.StrEnum):
+    """Where an agent sits in the tree."""
+
+    BRANCH = "branch"
+    LEAF = "leaf"
+
+
+class ZkState(enum.StrEnum):
+    """The agent's ZooKeeper connection, as kazoo reports it."""
+
+    CONNECTED = "connected"
+    SUSPENDED = "suspended"
+    LOST = "lost"
+
+
+class DataError(ValueError):
+    """External data (a znode, a config value) is malformed."""
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``host:port`` (IPv6 as ``[::1]:6379``) -> (host, port); DataError if malformed."""
+    if not isinstance(text, str) or ":" not in text:
+        raise DataError(f"address {text!r} is not HOST:PORT")
+    host, _, port_text = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise DataError(f"address {text!r} is not HOST:PORT")
+    return host, int(port_text)
+
+
+def format_address(host: str, port: int) -> str:
+    """(host, port) -> ``host:port``, bracketing IPv6 hosts."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def validate_node_id(node_id: str) -> str:
+    """Return ``node_id`` if it is a safe znode name; DataError otherwise."""
+    if not isinstance(node_id, str) or not NODE_ID_RE.match(node_id):
+        raise DataError(f"node id {node_id!r} must match {NODE_ID_RE.pattern}")
+    return node_id
+
+
+def _load_object(raw: bytes, what: str) -> dict[str, Any]:
+    if len(raw) > MAX_ZNODE_BYTES:
+        raise DataError(f"{what}: {len(raw)} bytes is over the {MAX_ZNODE_BYTES}-byte limit")
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{what}: not JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise DataError(f"{what}: expected a JSON object")
+    return value
+
+
+def _field(obj: dict[str, Any], key: str, kind: type, what: str) -> Any:
+    value = obj.get(key)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise DataError(f"{what}: field {key!r} must be {kind.__name__}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Member:
+    """An agent registered in ZooKeeper under its tier."""
+
+    node_id: str
+    tier: Tier
+    address: str
+    available: bool = True
+    version: str = ""
+
+    def to_json(self) -> bytes:
+        """Encode as the znode's data."""
+        return json.dumps({**asdict(self), "tier": str(self.tier)}, sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Member:
+        """Decode a member znode; DataError if anything is off."""
+        what = "member znode"
+        obj = _load_object(raw, what)
+        node_id = validate_node_id(_field(obj, "node_id", str, what))
+        tier_text = _field(obj, "tier", str, what)
+        try:
+            tier = Tier(tier_text)
+        except ValueError:
+            raise DataError(f"{what}: unknown tier {tier_text!r}") from None
+        address = _field(obj, "address", str, what)
+        parse_address(address)
+        available = obj.get("available", True)
+        if not isinstance(available, bool):
+            raise DataError(f"{what}: field 'available' must be bool")
+        version = obj.get("version", "")
+        return cls(node_id, tier, address, available, version if isinstance(version, str) else "")
+
+
+@dataclass(frozen=True)
+class RootRecord:
+    """The elected root, as published in the ephemeral root znode."""
+
+    node_id: str
+    address: str
+    epoch: int
+    replid: str = ""
+    previous: str = ""
+    owner_session: int = 0
+    run_id: str = ""
+
+    def to_json(self) -> bytes:
+        """Encode as the znode's data (the owner session is the znode's own stat)."""
+        data = {"node_id": self.node_id, "address": self.address, "epoch": self.epoch}
+        data.update(replid=self.replid, previous=self.previous, run_id=self.run_id)
+        return json.dumps(data, sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes, owner_session: int = 0) -> RootRecord:
+        """Decode the root znode; DataError if anything is off."""
+        what = "root znode"
+        obj = _load_object(raw, what)
+        node_id = validate_node_id(_field(obj, "node_id", str, what))
+        address = _field(obj, "address", str, what)
+        parse_address(address)
+        epoch = _field(obj, "epoch", int, what)
+        if epoch < 1:
+            raise DataError(f"{what}: epoch must be positive")
+        texts = [obj.get(key, "") for key in ("replid", "previous", "run_id")]
+        if not all(isinstance(t, str) for t in texts):
+            raise DataError(f"{what}: fields 'replid', 'previous' and 'run_id' must be str")
+        replid, previous, run_id = texts
+        if previous:
+            parse_address(previous)
+        return cls(node_id, address, epoch, replid, previous, owner_session, run_id)
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """The persistent record of the latest root: epoch and recent replication ids.
+
+    A Redis whose replication id is in ``replids`` holds the tree's history; one
+    that restarted empty, or from another history, does not.
+    """
+
+    epoch: int = 0
+    node_id: str = ""
+    address: str = ""
+    replids: tuple[str, ...] = ()
+
+    def to_json(self) -> bytes:
+        """Encode as the persistent epoch znode's data."""
+        return json.dumps(
+            {
+                "epoch": self.epoch,
+                "node_id": self.node_id,
+                "address": self.address,
+                "replids": list(self.replids),
+            },
+            sort_keys=True,
+        ).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Lineage:
+        """Decode the epoch znode; empty data means no root has ever been elected."""
+        if not raw:
+            return cls()
+        what = "epoch znode"
+        obj = _load_object(raw, what)
+        epoch = _field(obj, "epoch", int, what)
+        if epoch < 0:
+            raise DataError(f"{what}: epoch must not be negative")
+        replids = obj.get("replids", [])
+        if not isinstance(replids, list) or not all(isinstance(r, str) for r in replids):
+            raise DataError(f"{what}: field 'replids' must be a list of str")
+        node_id = obj.get("node_id", "")
+        address = obj.get("address", "")
+        if not isinstance(node_id, str) or not isinstance(address, str):
+            raise DataError(f"{what}: node_id and address must be str")
+        return cls(epoch, node_id, address, tuple(replids[:MAX_LINEAGE]))
+
+    def knows(self, redis: RedisState) -> bool:
+        """True if ``redis`` holds the tree's history (always, before the first root).
+
+        A replica that followed a new root shifts its old id to ``replid2``, and
+        a Redis restarted from its RDB keeps the saved id there, so either id
+        counts; a Redis restarted empty has neither.
+        """
+        return not self.replids or bool({redis.replid, redis.replid2} & set(self.replids))
+
+    def with_replid(self, replid: str) -> Lineage:
+        """This lineage with ``replid`` as the newest id."""
+        if self.replids and self.replids[0] == replid:
+            return self
+        kept = tuple(r for r in self.replids if r != replid)
+        return Lineage(self.epoch, self.node_id, self.address, (replid, *kept)[:MAX_LINEAGE])
+
+
+@dataclass(frozen=True)
+class RedisState:
+    """What the agent read from a Redis (``INFO``), or that it could not reach it."""
+
+    reachable: bool
+    role: str = ""
+    run_id: str = ""
+    replid: str = ""
+    replid2: str = ""
+    offset: int = 0
+    master: str = ""
+    link_up: bool = False
+    sync_in_progress: bool = False
+    connected_replicas: int = 0
+    min_replicas_to_write: int = 0
+    loading: bool = False
+
+    @property
+    def is_master(self) -> bool:
+        """True if the Redis is a master (``REPLICAOF NO ONE``)."""
+        return self.reachable and self.role == "master"
+
+    @property
+    def fenced(self) -> bool:
+        """True if the Redis refuses writes (``min-replicas-to-write`` set out of reach)."""
+        return self.min_replicas_to_write >= FENCE_MIN_REPLICAS
+
+
+UNREACHABLE = RedisState(reachable=False)
+
+
+@dataclass(frozen=True)
+class PeerState:
+    """Another branch's Redis, read by a root candidate before it takes over."""
+
+    node_id: str
+    address: str
+    redis: RedisState
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything one decision looks at; built by the agent loop, never mutated."""
+
+    node_id: str
+    tier: Tier
+    address: str
+    now: float
+    zk_state: ZkState
+    suspended_since: float | None
+    session_timeout: float
+    session_id: int
+    redis: RedisState
+    expected_run_id: str
+    branches: tuple[Member, ...]
+    candidates: tuple[str, ...]
+    in_election: bool
+    root: RootRecord | None
+    root_confirmed_at: float | None
+    lineage: Lineage
+    registered: Member | None
+    peers: tuple[PeerState, ...] = ()
+    previous_root: PeerState | None = None

@@ -1,0 +1,88 @@
+"""Command-line options shared by commands, each also read from PRODSTATE_<NAME> and --config."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from prodstate.model import DataError, parse_address, validate_node_id
+
+
+def env_name(option: str) -> str:
+    """``--node-id`` -> ``PRODSTATE_NODE_ID``."""
+    return "PRODSTATE_" + option.lstrip("-").replace("-", "_").upper()
+
+
+def load_config_file(ctx: click.Context, param: click.Parameter, path: str | None) -> None:
+    """Eager callback of ``--config``: a TOML file whose keys are option names."""
+    if path is None:
+        return
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {path}: {exc.strerror}", ctx, param) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise click.BadParameter(f"{path} is not valid TOML: {exc}", ctx, param) from None
+    section = data.get(ctx.info_name or "", data) if isinstance(data, dict) else data
+    if not isinstance(section, dict):
+        raise click.BadParameter(f"{path}: expected a table of settings", ctx, param)
+    known = {p.name for p in ctx.command.params if p.name and p.name != "config"}
+    settings = {str(k).replace("-", "_"): v for k, v in section.items()}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise click.BadParameter(
+            f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}",
+            ctx,
+            param,
+        )
+    ctx.default_map = {**(ctx.default_map or {}), **settings}
+
+
+def config_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--config FILE`` (TOML); command line and environment take precedence over it."""
+    return click.option(
+        "--config",
+        type=click.Path(dir_okay=False),
+        envvar="PRODSTATE_CONFIG",
+        is_eager=True,
+        expose_value=False,
+        callback=load_config_file,
+        help="TOML file of settings (keys are option names). [env: PRODSTATE_CONFIG]",
+    )(command)
+
+
+def option(name: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A click option that also reads ``PRODSTATE_<NAME>``."""
+    envvar = env_name(name)
+    kwargs.setdefault("show_envvar", True)
+    return click.option(name, envvar=envvar, **kwargs)
+
+
+def check_address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Click callback: a HOST:PORT value."""
+    if value is None:
+        return None
+    try:
+        parse_address(value)
+    except DataError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+    return value
+
+
+def check_node_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Click callback: a node id that is a safe znode name."""
+    if value is None:
+        return None
+    try:
+        return validate_node_id(value)
+    except DataError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
+def check_cluster(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Click callback: a cluster name (same rules as a node id)."""
+    return check_node_id(ctx, param, value)

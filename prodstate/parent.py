@@ -1,0 +1,31 @@
+"""Parent choice for leaves: rendezvous (highest random weight) hashing.
+
+Every leaf ranks every branch by a hash of (leaf, branch) and takes the top
+one. A branch leaving moves only the leaves whose top it was; a branch joining
+takes only the leaves for which it now ranks first; and the load spreads
+evenly because the scores are uniform.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Iterable
+
+
+def score(leaf_id: str, branch_id: str) -> int:
+    """The rendezvous weight of ``branch_id`` for ``leaf_id``."""
+    digest = hashlib.blake2b(f"{leaf_id}\x00{branch_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def choose_parent(leaf_id: str, branch_ids: Iterable[str]) -> str | None:
+    """The branch ``leaf_id`` replicates from, or None when there is no branch."""
+    return max(branch_ids, key=lambda b: (score(leaf_id, b), b), default=None)
+
+
+def reaction_delay(max_jitter: float, rng: random.Random | None = None) -> float:
+    """A uniformly random delay in [0, max_jitter) before reacting to a membership change."""
+    if max_jitter <= 0:
+        return 0.0
+    return (rng or random).uniform(0, max_jitter)

@@ -1,0 +1,56 @@
+"""A ``prodstate agent`` process beside one harness Redis."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from prodstate.testing.process import ManagedProcess
+from prodstate.testing.redis_server import RedisServer
+
+
+class AgentProcess(ManagedProcess):
+    """``python -m prodstate agent`` for one node, started through the real command line."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        node_id: str,
+        tier: str,
+        zk_hosts: str,
+        cluster: str,
+        redis: RedisServer,
+        session_timeout: float = 2.0,
+        tick: float = 0.1,
+        jitter: float = 0.2,
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        self.node_id = node_id
+        self.tier = tier
+        self.redis = redis
+        argv = [
+            sys.executable,
+            "-m",
+            "prodstate",
+            "agent",
+            "--zk",
+            zk_hosts,
+            "--cluster",
+            cluster,
+            "--tier",
+            tier,
+            "--node-id",
+            node_id,
+            "--redis",
+            redis.address,
+            "--session-timeout",
+            str(session_timeout),
+            "--tick",
+            str(tick),
+            "--jitter",
+            str(jitter),
+            *extra_args,
+        ]
+        super().__init__(f"agent-{node_id}", argv, Path(workdir) / "agents")
