@@ -77,6 +77,9 @@ def inspect_tree(
         for m in read_members(zk, cluster, "branch").values()
         if m.available and m.node_id != root.node_id and m.node_id in branches
     }
+    for node in branches:
+        if node != root.node_id and node not in available:
+            problems.append(f"branch {node} is not (yet) available to leaves")
     for node, state in states.items():
         if node == root.node_id:
             if not state.is_master:
