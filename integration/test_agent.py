@@ -144,3 +144,38 @@ def test_root_redis_restarted_empty_does_not_propagate(cluster):
     wait_everywhere(cluster, "precious", "data")
     confirmed_write(cluster, "later", "yes")
     wait_everywhere(cluster, "later", "yes")
+
+
+def test_root_agent_frozen_past_its_session_loses_no_acknowledged_write(cluster):
+    old_root = cluster.root_name()
+    old = cluster.redis[old_root].client(socket_timeout=1)
+    confirmed: list[str] = []
+
+    def write_to_old_root(i: int) -> None:
+        try:
+            old.set(f"w{i}", i)
+            if old.wait(1, 200) >= 1:
+                confirmed.append(f"w{i}")
+        except redis.RedisError:
+            pass
+
+    cluster.agents[old_root].pause()
+    i = 0
+    # Keep writing to the frozen root's Redis until a new root is elected and has fenced it.
+    while (root := cluster.inspect().root) is None or root.node_id == old_root:
+        write_to_old_root(i)
+        i += 1
+    for _ in range(20):
+        write_to_old_root(i)
+        i += 1
+    cluster.agents[old_root].resume()
+
+    report = cluster.wait_for_tree(timeout=30)
+    assert report.root.node_id != old_root
+    assert report.masters[old_root] == cluster.redis[report.root.node_id].address
+    new_root = cluster.redis[report.root.node_id].client()
+    lost = [key for key in confirmed if new_root.get(key) is None]
+    assert not lost, f"acknowledged writes lost: {lost}"
+    assert confirmed, "no write was acknowledged before the failover"
+    confirmed_write(cluster, "after-freeze", "ok")
+    wait_everywhere(cluster, "after-freeze", "ok")
