@@ -180,7 +180,9 @@ def _redis_down(s: Snapshot) -> Decision:
 def _as_root(s: Snapshot) -> Decision:
     assert s.root is not None
     r = s.redis
-    if s.root.run_id and r.run_id != s.root.run_id:
+    if not s.root.run_id:
+        return Decision(StepDown(), "own root record names no Redis run id: cannot vouch for it")
+    if r.run_id != s.root.run_id:
         return Decision(
             StepDown(),
             f"root Redis restarted (run id {s.root.run_id[:8]} -> {r.run_id[:8]}): "
@@ -236,6 +238,8 @@ def _election(s: Snapshot) -> Decision:
     if leader != s.node_id:
         return Decision(Wait(), f"no root: {leader} leads the election")
     prev = s.previous_root
+    if prev is not None and prev.address == s.address:
+        prev = None  # this node was the previous root: nothing to fence or catch up from
     if (
         prev is not None
         and prev.redis.is_master
@@ -282,6 +286,8 @@ def _follow(s: Snapshot) -> Decision:
             target, why = s.root.address, f"no live branch: leaf follows root {s.root.node_id}"
         else:
             target, why = branches[parent].address, f"rendezvous hashing picks branch {parent}"
+    if target == s.address:
+        return Decision(Wait(), f"{why}, but that is this node's own address: refusing")
     if s.redis.master != target:
         current = s.redis.master or "none (master)"
         return Decision(Replicate(target), f"{why}; was replicating from {current}")
@@ -309,7 +315,7 @@ def _other_branches(s: Snapshot, exclude: str | None = None) -> list[Member]:
 
 def _most_advanced(s: Snapshot) -> PeerState | None:
     """The fenced previous root or a candidate holding more of the history than this node."""
-    sources = list(s.peers)
+    sources = [p for p in s.peers if p.address != s.address]
     if s.previous_root is not None and s.previous_root.address != s.address:
         sources.append(s.previous_root)
     best: PeerState | None = None

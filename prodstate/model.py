@@ -8,7 +8,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-NODE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+NODE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 MAX_ZNODE_BYTES = 64 * 1024
 MAX_LINEAGE = 8
 #: ``min-replicas-to-write`` value that makes a Redis refuse every write.
@@ -41,7 +41,9 @@ def parse_address(text: str) -> tuple[str, int]:
     host, _, port_text = text.rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
-    if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if not host or not (port_text.isascii() and port_text.isdigit()):
+        raise DataError(f"address {text!r} is not HOST:PORT")
+    if not 0 < int(port_text) < 65536:
         raise DataError(f"address {text!r} is not HOST:PORT")
     return host, int(port_text)
 
@@ -53,7 +55,7 @@ def format_address(host: str, port: int) -> str:
 
 def validate_node_id(node_id: str) -> str:
     """Return ``node_id`` if it is a safe znode name; DataError otherwise."""
-    if not isinstance(node_id, str) or not NODE_ID_RE.match(node_id):
+    if not isinstance(node_id, str) or not NODE_ID_RE.fullmatch(node_id):
         raise DataError(f"node id {node_id!r} must match {NODE_ID_RE.pattern}")
     return node_id
 
@@ -63,8 +65,8 @@ def _load_object(raw: bytes, what: str) -> dict[str, Any]:
         raise DataError(f"{what}: {len(raw)} bytes is over the {MAX_ZNODE_BYTES}-byte limit")
     try:
         value = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{what}: not JSON ({exc})") from None
+    except (ValueError, RecursionError) as exc:  # bad UTF-8, bad JSON, absurd nesting or digits
+        raise DataError(f"{what}: not JSON ({type(exc).__name__}: {exc})") from None
     if not isinstance(value, dict):
         raise DataError(f"{what}: expected a JSON object")
     return value

@@ -1,0 +1,372 @@
+"""Scenarios of the per-tick decision, from hand-built snapshots."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from hypothesis import given, settings
+from snapshot_builder import (
+    EMPTY,
+    ME,
+    ME_ADDR,
+    NEW_REPLID,
+    NOW,
+    REPLID,
+    ROOT_ADDR,
+    ROOT_ID,
+    SESSION,
+    ZEROS,
+    addr,
+    branch,
+    election_snap,
+    master,
+    peer,
+    replica,
+    root_snap,
+    snap,
+    snapshots,
+)
+
+from prodstate.decide import (
+    Action,
+    AdoptPrevious,
+    Claim,
+    Decision,
+    Fence,
+    FenceRemote,
+    JoinElection,
+    LeaveElection,
+    Promote,
+    PublishReplid,
+    Register,
+    Replicate,
+    Serve,
+    StepDown,
+    Wait,
+    decide,
+)
+from prodstate.model import (
+    FENCE_MIN_REPLICAS,
+    Lineage,
+    Member,
+    PeerState,
+    RedisState,
+    RootRecord,
+    Snapshot,
+    Tier,
+    ZkState,
+)
+from prodstate.parent import choose_parent
+
+
+def act(s: Snapshot) -> Action:
+    return decide(s).action
+
+
+# --- leaves -------------------------------------------------------------------------------
+
+
+def leaf_where(predicate) -> str:
+    return next(n for n in (f"leaf-{i}" for i in range(1000)) if predicate(n))
+
+
+def test_leaf_replicates_from_its_rendezvous_branch():
+    s = snap(tier=Tier.LEAF)
+    parent = choose_parent(ME, ["b2", "b3"])
+    d = decide(s)
+    assert d.action == Replicate(addr(parent))
+    assert parent in d.reason
+
+
+def test_leaf_never_picks_the_root_as_a_branch():
+    leaf = leaf_where(lambda n: choose_parent(n, [ROOT_ID, "b2", "b3"]) == ROOT_ID)
+    s = snap(tier=Tier.LEAF, node_id=leaf)
+    assert act(s) == Replicate(addr(choose_parent(leaf, ["b2", "b3"])))
+
+
+def test_leaf_skips_unavailable_branches():
+    leaf = leaf_where(lambda n: choose_parent(n, ["b2", "b3"]) == "b2")
+    branches = (branch(ROOT_ID), branch("b2", available=False), branch("b3"))
+    assert act(snap(tier=Tier.LEAF, node_id=leaf, branches=branches)) == Replicate(addr("b3"))
+
+
+@pytest.mark.parametrize(
+    "branches", [(), (branch(ROOT_ID),), (branch(ROOT_ID), branch("b2", available=False))]
+)
+def test_leaf_with_no_other_branch_follows_the_root(branches):
+    d = decide(snap(tier=Tier.LEAF, branches=branches, redis=replica(master=addr("b2"))))
+    assert d.action == Replicate(ROOT_ADDR)
+    assert ROOT_ID in d.reason
+
+
+def test_leaf_already_on_its_branch_keeps_its_running_redis():
+    parent = choose_parent(ME, ["b2", "b3"])
+    assert act(snap(tier=Tier.LEAF, redis=replica(master=addr(parent)))) == Wait()
+
+
+def test_leaf_restarted_as_master_is_pointed_at_its_branch():
+    s = snap(tier=Tier.LEAF, redis=EMPTY, registered=Member(ME, Tier.LEAF, ME_ADDR, False))
+    assert act(s) == Replicate(addr(choose_parent(ME, ["b2", "b3"])))
+
+
+def test_leaf_without_a_root_keeps_replicating():
+    s = snap(tier=Tier.LEAF, root=None, redis=replica(master=addr("b2"), link_up=False))
+    assert act(s) == Wait()
+
+
+# --- branches and membership --------------------------------------------------------------
+
+
+def test_branch_follows_the_root():
+    d = decide(snap(redis=replica(master=addr("b2"))))
+    assert d.action == Replicate(ROOT_ADDR)
+    assert act(snap()) == Wait()
+
+
+def test_unregistered_node_registers_available():
+    assert act(snap(registered=None)) == Register(Member(ME, Tier.BRANCH, ME_ADDR, True))
+
+
+def test_eligible_branch_joins_the_election_and_a_leaf_never_does():
+    assert act(snap(in_election=False)) == JoinElection()
+    syncing = replica(sync_in_progress=True)
+    s = snap(in_election=False, redis=syncing, registered=branch(ME, available=False))
+    assert act(s) == Wait()
+    assert act(snap(tier=Tier.LEAF, in_election=False)) != JoinElection()
+
+
+@pytest.mark.parametrize(
+    "redis", [RedisState(reachable=False), replica(loading=True)], ids=["down", "loading"]
+)
+def test_redis_down_leaves_the_election_then_withdraws(redis):
+    d = decide(snap(redis=redis))
+    assert d.action == LeaveElection()
+    registered = Member(ME, Tier.BRANCH, ME_ADDR, True, version="1.2")
+    s = snap(redis=redis, in_election=False, registered=registered)
+    assert act(s) == Register(Member(ME, Tier.BRANCH, ME_ADDR, False, version="1.2"))
+    s = snap(redis=redis, in_election=False, registered=replace(registered, available=False))
+    assert act(s) == Wait()
+
+
+# --- a branch whose Redis restarted empty -------------------------------------------------
+
+
+def step(s: Snapshot, action: Action) -> Snapshot:
+    """What carrying out ``action`` changes in the next snapshot."""
+    if isinstance(action, Register):
+        return replace(s, registered=action.member)
+    if isinstance(action, LeaveElection):
+        return replace(s, in_election=False, candidates=tuple(c for c in s.candidates if c != ME))
+    if isinstance(action, JoinElection):
+        return replace(s, in_election=True, candidates=(*s.candidates, ME))
+    if isinstance(action, Replicate):
+        r = replace(s.redis, role="slave", master=action.address, sync_in_progress=True)
+        return replace(s, redis=r)
+    return s
+
+
+@pytest.mark.parametrize("root", [RootRecord(ROOT_ID, ROOT_ADDR, 3, REPLID, owner_session=7), None])
+def test_branch_restarted_empty_never_serves_or_runs(root):
+    s = snap(redis=EMPTY, root=root, candidates=(ME, ROOT_ID))
+    actions = []
+    for _ in range(6):
+        action = act(s)
+        actions.append(action)
+        s = step(s, action)
+    assert not any(isinstance(a, JoinElection | Claim | FenceRemote) for a in actions)
+    assert all(not a.member.available for a in actions if isinstance(a, Register))
+    assert not s.in_election and s.registered is not None and not s.registered.available
+    if root is None:
+        assert actions[-1] == Wait()
+    else:
+        assert Replicate(ROOT_ADDR) in actions and actions[-1] == Wait()
+
+
+def test_leaf_ignores_a_branch_that_withdrew():
+    branches = (branch(ROOT_ID), branch("b2", available=False))
+    s = snap(tier=Tier.LEAF, branches=branches, redis=replica(master=addr("b2")))
+    assert act(s) == Replicate(ROOT_ADDR)
+
+
+def test_root_znode_of_this_nodes_previous_session_is_waited_out():
+    root = RootRecord(ME, ME_ADDR, 4, REPLID, owner_session=SESSION - 1)
+    d = decide(snap(root=root, redis=master(min_replicas_to_write=FENCE_MIN_REPLICAS)))
+    assert d.action == Wait()
+    assert "previous session" in d.reason
+
+
+# --- the root -----------------------------------------------------------------------------
+
+
+def test_serving_root_waits():
+    d = decide(root_snap(registered=branch(ME, available=False)))
+    assert d.action == Wait()
+    assert "serving" in d.reason
+
+
+@pytest.mark.parametrize("redis", [RedisState(reachable=False), master(loading=True)])
+def test_root_without_its_redis_steps_down(redis):
+    assert act(root_snap(redis=redis)) == StepDown()
+
+
+def test_root_whose_redis_restarted_steps_down():
+    d = decide(root_snap(redis=EMPTY))
+    assert d.action == StepDown()
+    assert "restarted" in d.reason
+    from_rdb = master(run_id="run-2", min_replicas_to_write=1)
+    assert act(root_snap(redis=from_rdb)) == StepDown()
+    unpublished = RootRecord(ME, ME_ADDR, 4, "", owner_session=SESSION, run_id="run-1")
+    assert act(root_snap(root=unpublished, redis=EMPTY)) == StepDown()
+
+
+def test_root_whose_replid_changed_steps_down_without_a_run_id():
+    published = RootRecord(ME, ME_ADDR, 4, REPLID, owner_session=SESSION)
+    assert act(root_snap(root=published, redis=EMPTY)) == StepDown()
+
+
+def test_suspended_root_fences_then_stays_fenced():
+    fenced = master(min_replicas_to_write=FENCE_MIN_REPLICAS)
+    for zk in (ZkState.SUSPENDED, ZkState.LOST):
+        assert act(root_snap(zk_state=zk, suspended_since=NOW - 1)) == Fence()
+        d = decide(root_snap(zk_state=zk, suspended_since=NOW - 1, redis=fenced))
+        assert d.action == Wait() and "stepped down" not in d.reason
+
+
+def test_fenced_root_suspended_past_the_session_timeout_has_stepped_down():
+    fenced = master(min_replicas_to_write=FENCE_MIN_REPLICAS)
+    s = root_snap(zk_state=ZkState.SUSPENDED, suspended_since=NOW - 10.5, redis=fenced)
+    d = decide(s)
+    assert d.action == Wait()
+    assert "stepped down" in d.reason
+
+
+def test_unconfirmed_root_fences():
+    assert act(root_snap(root_confirmed_at=None)) == Fence()
+    fenced = master(min_replicas_to_write=FENCE_MIN_REPLICAS)
+    assert act(root_snap(root_confirmed_at=None, redis=fenced)) == Wait()
+
+
+def test_new_root_promotes_publishes_then_serves():
+    claimed = RootRecord(ME, ME_ADDR, 4, "", owner_session=SESSION, run_id="run-1")
+    assert act(root_snap(root=claimed, redis=replica())) == Promote()
+    promoted = master(replid=NEW_REPLID, replid2=REPLID, min_replicas_to_write=FENCE_MIN_REPLICAS)
+    assert act(root_snap(root=claimed, redis=promoted)) == PublishReplid(NEW_REPLID)
+    published = replace(claimed, replid=NEW_REPLID)
+    assert act(root_snap(root=published, redis=promoted)) == Serve(1)
+
+
+@pytest.mark.parametrize(
+    "branches", [(branch(ME),), (branch(ME), branch("b2", False)), ()], ids=["self", "down", "none"]
+)
+def test_lone_root_serves_without_replicas(branches):
+    fenced = master(min_replicas_to_write=FENCE_MIN_REPLICAS)
+    assert act(root_snap(branches=branches, redis=fenced)) == Serve(0)
+    assert act(root_snap(branches=branches, redis=master(min_replicas_to_write=1))) == Serve(0)
+
+
+def test_root_adopts_a_previous_root_that_is_still_master():
+    fenced_old = master(min_replicas_to_write=FENCE_MIN_REPLICAS)
+    d = decide(root_snap(previous_root=peer(ROOT_ID, fenced_old)))
+    assert d.action == AdoptPrevious(ROOT_ADDR)
+    s = root_snap(previous_root=peer(ROOT_ID, replica(master=ME_ADDR)))
+    assert not isinstance(act(s), AdoptPrevious)
+    assert not isinstance(act(root_snap(previous_root=peer(ME, master()))), AdoptPrevious)
+
+
+# --- the election -------------------------------------------------------------------------
+
+
+def test_election_follower_waits():
+    d = decide(election_snap(candidates=("b2", ME)))
+    assert d.action == Wait()
+    assert "b2" in d.reason
+
+
+def test_leader_claims_the_next_epoch_when_nothing_is_ahead():
+    s = election_snap(lineage=Lineage(7, ROOT_ID, ROOT_ADDR, (REPLID,)))
+    assert act(s) == Claim(8)
+    behind = (peer("b2", replica(offset=900)), peer("b3", RedisState(reachable=False)))
+    assert act(election_snap(peers=behind)) == Claim(4)
+
+
+def test_leader_fences_a_previous_root_that_still_accepts_writes():
+    old = peer(ROOT_ID, master(offset=1200, min_replicas_to_write=0))
+    assert act(election_snap(previous_root=old)) == FenceRemote(ROOT_ADDR)
+
+
+def test_leader_catches_up_from_the_fenced_previous_root():
+    old = peer(ROOT_ID, master(offset=1200, min_replicas_to_write=FENCE_MIN_REPLICAS))
+    detached = replica(master=addr("b3"), link_up=False)
+    assert act(election_snap(previous_root=old, redis=detached)) == Replicate(ROOT_ADDR)
+    syncing = replica(master=ROOT_ADDR, link_up=True, offset=1100)
+    d = decide(election_snap(previous_root=old, redis=syncing))
+    assert d.action == Wait() and "catching up" in d.reason
+    caught_up = replica(master=ROOT_ADDR, link_up=True, offset=1200)
+    assert act(election_snap(previous_root=old, redis=caught_up)) == Claim(4)
+
+
+def test_leader_yields_to_a_peer_that_is_ahead():
+    d = decide(election_snap(peers=(peer("b2", replica(offset=1500)),)))
+    assert d.action == LeaveElection()
+    assert "b2" in d.reason
+
+
+def test_leader_ignores_a_peer_ahead_on_another_history():
+    stranger = replica(replid="f" * 40, replid2=ZEROS, offset=5000)
+    assert act(election_snap(peers=(peer("b2", stranger),))) == Claim(4)
+
+
+def test_leader_never_catches_up_from_its_own_address():
+    # This node was the previous root; a renamed node (or this node, read a moment later)
+    # at the same address shows a higher offset.
+    own_prev = peer(ME, master(offset=1000, min_replicas_to_write=FENCE_MIN_REPLICAS))
+    alias = PeerState("me-old-name", ME_ADDR, master(offset=1001))
+    s = election_snap(redis=master(offset=1000), previous_root=own_prev, peers=(alias,))
+    assert act(s) != Replicate(ME_ADDR)
+
+
+def test_node_never_replicates_from_its_own_address():
+    # A renamed node: its old id's records, still live, carry this node's address.
+    renamed = RootRecord("me-old-name", ME_ADDR, 3, REPLID, owner_session=7)
+    d = decide(snap(root=renamed, redis=master()))
+    assert d.action == Wait() and "own address" in d.reason
+    alias = Member("me-old-name", Tier.BRANCH, ME_ADDR)
+    s = snap(tier=Tier.LEAF, branches=(branch(ROOT_ID), alias), redis=replica(master=ROOT_ADDR))
+    assert act(s) == Wait()
+
+
+# --- any snapshot -------------------------------------------------------------------------
+
+ROOT_ONLY = (StepDown, Promote, PublishReplid, Serve, AdoptPrevious, Fence)
+
+
+@settings(max_examples=2000)
+@given(snapshots)
+def test_any_snapshot_gets_one_safe_explained_decision(s):
+    d = decide(s)
+    assert isinstance(d, Decision) and isinstance(d.action, Action)
+    assert d.reason.strip() and "\n" not in d.reason and "\r" not in d.reason
+    action = d.action
+    assert action != Replicate(ME_ADDR)
+    assert action != AdoptPrevious(ME_ADDR)
+    if s.root is not None:
+        assert not isinstance(action, Claim)
+    if isinstance(action, Claim):
+        assert action.epoch == s.lineage.epoch + 1
+    held = s.root is not None and s.root.node_id == ME and s.root.owner_session == s.session_id
+    if isinstance(action, ROOT_ONLY):
+        assert held, f"{action} from a node that does not hold the root"
+    if s.zk_state is not ZkState.CONNECTED:
+        assert isinstance(action, Fence | Wait)
+    if isinstance(action, Serve):
+        assert s.root.replid == s.redis.replid and s.root.run_id in ("", s.redis.run_id)
+    if not s.lineage.knows(s.redis):
+        assert not isinstance(action, JoinElection | Claim)
+        assert not (isinstance(action, Register) and action.member.available)
+    if s.tier is Tier.LEAF and not held:
+        assert isinstance(action, Wait | Register | Replicate | LeaveElection)
+    if s.tier is Tier.LEAF and isinstance(action, Replicate) and s.root is not None:
+        skip = {ME, s.root.node_id}
+        live = {m.address for m in s.branches if m.available and m.node_id not in skip}
+        assert action.address in (live or {s.root.address})
