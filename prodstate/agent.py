@@ -170,7 +170,6 @@ class Agent:
             session_timeout=self.config.session_timeout,
             session_id=self.zk.session_id,
             redis=redis_state,
-            expected_run_id=self._configured_run_id,
             branches=view.branches if view else (),
             candidates=view.candidates if view else (),
             in_election=self.zk.in_election,

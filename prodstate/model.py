@@ -265,7 +265,6 @@ class Snapshot:
     session_timeout: float
     session_id: int
     redis: RedisState
-    expected_run_id: str
     branches: tuple[Member, ...]
     candidates: tuple[str, ...]
     in_election: bool

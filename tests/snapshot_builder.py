@@ -67,7 +67,6 @@ def snap(**kw) -> Snapshot:
         session_timeout=10.0,
         session_id=SESSION,
         redis=replica(),
-        expected_run_id="run-1",
         branches=(*others, branch(ME)) if tier is Tier.BRANCH else others,
         candidates=(ROOT_ID, ME) if tier is Tier.BRANCH else (),
         in_election=tier is Tier.BRANCH,
@@ -135,7 +134,6 @@ raw_snapshots = st.builds(
     session_timeout=st.floats(0.1, 60),
     session_id=st.sampled_from([SESSION, SESSION - 1]),
     redis=redis_states,
-    expected_run_id=st.just("run-1"),
     branches=st.lists(
         st.builds(lambda n, up: Member(n[0], Tier.BRANCH, n[1], up), pool_nodes, st.booleans()),
         max_size=5,
