@@ -13,6 +13,7 @@ import pytest
 from kazoo.client import KazooClient
 
 from prodstate.testing import RedisServer, ZooKeeperEnsemble, ZooKeeperServer
+from prodstate.testing.cluster import LocalCluster
 from prodstate.testing.pytest_plugin import (  # noqa: F401  (hooks and fixture for pytest)
     no_leftover_processes,
     pytest_runtest_makereport,
@@ -21,6 +22,8 @@ from prodstate.testing.pytest_plugin import (  # noqa: F401  (hooks and fixture 
 
 #: ZooKeeper tick in tests: sessions may then be negotiated between 0.4 and 4 s.
 TICK_MS = 200
+#: Agents' ZooKeeper session timeout in cluster tests, seconds.
+SESSION = 2.0
 
 
 @pytest.fixture
@@ -75,3 +78,11 @@ def kazoo_factory() -> Iterator[Callable[..., KazooClient]]:
     for client in clients:
         client.stop()
         client.close()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
+    """1 ZooKeeper, 3 branches, 12 leaves, each with its agent; the tree already formed."""
+    with LocalCluster(tmp_path, branches=3, leaves=12, session_timeout=SESSION) as c:
+        c.wait_for_tree(timeout=60)
+        yield c

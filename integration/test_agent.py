@@ -2,67 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+import threading
+import time
 
-import pytest
 import redis
+from kazoo.exceptions import NoNodeError
 
+from prodstate.model import RootRecord
 from prodstate.parent import choose_parent
 from prodstate.testing import wait_until
 from prodstate.testing.cluster import LocalCluster
 
-SESSION = 2.0
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    """1 ZooKeeper, 3 branches, 12 leaves, each with its agent."""
-    with LocalCluster(tmp_path, branches=3, leaves=12, session_timeout=SESSION) as c:
-        c.wait_for_tree(timeout=60)
-        yield c
-
-
-def full_syncs(cluster: LocalCluster) -> dict[str, int]:
-    """Full resyncs served so far by each running Redis."""
-    return {n: s.info("stats")["sync_full"] for n, s in cluster.redis.items() if s.running}
-
-
-def new_full_syncs(cluster: LocalCluster, before: dict[str, int]) -> dict[str, int]:
-    """Full resyncs served since ``before``, by node (nodes that served none are left out)."""
-    now = full_syncs(cluster)
-    return {n: c - before.get(n, 0) for n, c in now.items() if c != before.get(n, 0)}
-
-
-def confirmed_write(cluster: LocalCluster, key: str, value: str, timeout: float = 20) -> str:
-    """SET at the current root, confirmed by WAIT for one branch; retried through failover."""
-
-    def attempt() -> str | None:
-        root = cluster.inspect().root
-        if root is None:
-            return None
-        server = cluster.redis[root.node_id]
-        conn = server.client(socket_timeout=2)
-        try:
-            conn.set(key, value)
-            return root.node_id if conn.wait(1, 1000) >= 1 else None
-        finally:
-            conn.close()
-
-    return wait_until(
-        attempt, timeout=timeout, what=f"a confirmed write of {key}", ignore=(redis.RedisError,)
-    )
-
-
-def wait_everywhere(cluster: LocalCluster, key: str, value: str, timeout: float = 20) -> None:
-    """Wait until every running Redis holds ``key`` = ``value``."""
-    for name, server in cluster.redis.items():
-        if server.running:
-            wait_until(
-                lambda s=server: s.client().get(key) == value,
-                timeout=timeout,
-                what=f"{key} on {name}",
-            )
+SESSION = 2.0  # as in conftest.py
 
 
 def test_tree_forms_and_a_root_write_reaches_every_leaf(cluster):
@@ -73,15 +24,15 @@ def test_tree_forms_and_a_root_write_reaches_every_leaf(cluster):
     parents = {report.masters[leaf] for leaf in cluster.names("leaf")}
     non_root = {cluster.redis[b].address for b in branches - {report.root.node_id}}
     assert parents == non_root, "leaves spread over the non-root branches, never on the root"
-    confirmed_write(cluster, "hello", "world")
-    wait_everywhere(cluster, "hello", "world")
+    cluster.confirmed_write("hello", "world")
+    cluster.wait_everywhere("hello", "world")
 
 
 def test_root_machine_crash_promotes_a_branch_without_full_resyncs(cluster):
     old_root = cluster.root_name()
-    confirmed_write(cluster, "before", "1")
-    wait_everywhere(cluster, "before", "1")
-    before = full_syncs(cluster)
+    cluster.confirmed_write("before", "1")
+    cluster.wait_everywhere("before", "1")
+    before = cluster.full_syncs()
 
     cluster.agents[old_root].kill()
     cluster.redis[old_root].kill()
@@ -89,10 +40,10 @@ def test_root_machine_crash_promotes_a_branch_without_full_resyncs(cluster):
     report = cluster.wait_for_tree(timeout=30)
     assert report.root.node_id != old_root
     assert report.root.epoch == 2
-    assert confirmed_write(cluster, "after", "2") == report.root.node_id
-    wait_everywhere(cluster, "after", "2")
-    wait_everywhere(cluster, "before", "1")
-    assert new_full_syncs(cluster, before) == {}
+    assert cluster.confirmed_write("after", "2") == report.root.node_id
+    cluster.wait_everywhere("after", "2")
+    cluster.wait_everywhere("before", "1")
+    assert cluster.new_full_syncs(before) == {}
 
 
 def test_branch_crash_moves_only_its_leaves_without_full_resyncs(cluster):
@@ -102,7 +53,7 @@ def test_branch_crash_moves_only_its_leaves_without_full_resyncs(cluster):
     victim_address = cluster.redis[victim].address
     orphans = {leaf for leaf in cluster.names("leaf") if report.masters[leaf] == victim_address}
     assert orphans, "rendezvous hashing gave the victim no leaf; pick a larger tree"
-    before = full_syncs(cluster)
+    before = cluster.full_syncs()
 
     cluster.agents[victim].kill()
     cluster.redis[victim].kill()
@@ -110,16 +61,16 @@ def test_branch_crash_moves_only_its_leaves_without_full_resyncs(cluster):
     after = cluster.wait_for_tree(timeout=30)
     moved = {leaf for leaf in cluster.names("leaf") if after.masters[leaf] != report.masters[leaf]}
     assert moved == orphans
-    confirmed_write(cluster, "after-branch-loss", "x")
-    wait_everywhere(cluster, "after-branch-loss", "x")
-    assert new_full_syncs(cluster, before) == {}
+    cluster.confirmed_write("after-branch-loss", "x")
+    cluster.wait_everywhere("after-branch-loss", "x")
+    assert cluster.new_full_syncs(before) == {}
 
 
 def test_a_joining_branch_takes_only_the_leaves_it_wins(cluster):
     report = cluster.inspect()
     root = report.root.node_id
-    confirmed_write(cluster, "seed", "1")
-    wait_everywhere(cluster, "seed", "1")
+    cluster.confirmed_write("seed", "1")
+    cluster.wait_everywhere("seed", "1")
 
     cluster.add_node("branch4", "branch")
     after = cluster.wait_for_tree(timeout=30)
@@ -134,16 +85,16 @@ def test_a_joining_branch_takes_only_the_leaves_it_wins(cluster):
 
 def test_root_redis_restarted_empty_does_not_propagate(cluster):
     old_root = cluster.root_name()
-    confirmed_write(cluster, "precious", "data")
-    wait_everywhere(cluster, "precious", "data")
+    cluster.confirmed_write("precious", "data")
+    cluster.wait_everywhere("precious", "data")
 
     cluster.redis[old_root].restart()  # persistence is off: it comes back empty
 
     report = cluster.wait_for_tree(timeout=30)
     assert report.root.node_id != old_root
-    wait_everywhere(cluster, "precious", "data")
-    confirmed_write(cluster, "later", "yes")
-    wait_everywhere(cluster, "later", "yes")
+    cluster.wait_everywhere("precious", "data")
+    cluster.confirmed_write("later", "yes")
+    cluster.wait_everywhere("later", "yes")
 
 
 def test_root_agent_frozen_past_its_session_loses_no_acknowledged_write(cluster):
@@ -177,5 +128,64 @@ def test_root_agent_frozen_past_its_session_loses_no_acknowledged_write(cluster)
     lost = [key for key in confirmed if new_root.get(key) is None]
     assert not lost, f"acknowledged writes lost: {lost}"
     assert confirmed, "no write was acknowledged before the failover"
-    confirmed_write(cluster, "after-freeze", "ok")
-    wait_everywhere(cluster, "after-freeze", "ok")
+    cluster.confirmed_write("after-freeze", "ok")
+    cluster.wait_everywhere("after-freeze", "ok")
+
+
+def test_root_cut_off_from_zookeeper_stops_writes_before_a_new_root_is_elected(tmp_path):
+    with LocalCluster(
+        tmp_path, branches=3, leaves=3, session_timeout=SESSION, zk_proxies=True
+    ) as cluster:
+        cluster.wait_for_tree(timeout=60)
+        old_root = cluster.root_name()
+        old = cluster.redis[old_root].client(socket_timeout=1)
+        accepted: list[float] = []  # when the old root's Redis answered OK to a write
+        confirmed: list[str] = []
+        stop = threading.Event()
+
+        def write_to_old_root() -> None:
+            i = 0
+            while not stop.is_set():
+                i += 1
+                try:
+                    old.set(f"w{i}", i)
+                    accepted.append(time.time())
+                    if old.wait(1, 200) >= 1:
+                        confirmed.append(f"w{i}")
+                except redis.RedisError:
+                    pass
+
+        writer = threading.Thread(target=write_to_old_root)
+        writer.start()
+        try:
+            wait_until(lambda: len(confirmed) >= 10, timeout=10, what="writes before the cut")
+            cluster.cut_zk(old_root)
+            zk = cluster.zk()
+            root_path = f"/prodstate/{cluster.cluster}/root"
+
+            def new_root_created_at() -> float | None:
+                zk.sync(root_path)
+                try:
+                    raw, stat = zk.get(root_path)
+                except NoNodeError:
+                    return None
+                return None if RootRecord.from_json(raw).node_id == old_root else stat.ctime / 1000
+
+            elected_at = wait_until(new_root_created_at, timeout=30, what="a new root")
+            stop.set()
+        finally:
+            stop.set()
+            writer.join()
+        last_accepted = max(accepted)
+        print(f"old root fenced {elected_at - last_accepted:.3f} s before the new root was elected")
+        assert last_accepted < elected_at, "the cut-off root accepted writes after the election"
+
+        cluster.heal_zk(old_root)
+        report = cluster.wait_for_tree(timeout=30)
+        assert report.root.node_id != old_root
+        assert report.masters[old_root] == cluster.redis[report.root.node_id].address
+        new_root = cluster.redis[report.root.node_id].client()
+        lost = [key for key in confirmed if new_root.get(key) is None]
+        assert not lost, f"acknowledged writes lost: {lost}"
+        cluster.confirmed_write("after-partition", "ok")
+        cluster.wait_everywhere("after-partition", "ok")

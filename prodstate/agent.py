@@ -31,7 +31,9 @@ from prodstate.decide import (
     StepDown,
     Wait,
     decide,
+    follow_target,
 )
+from prodstate.metrics import AgentMetrics, RedisStats, read_heartbeat, read_stats
 from prodstate.model import (
     Lineage,
     PeerState,
@@ -64,6 +66,9 @@ class AgentConfig:
     refresh_interval: float = 10.0
     backlog_size: str = "64mb"
     metrics_port: int | None = None
+    metrics_host: str = "0.0.0.0"
+    #: Seconds between reads of the local Redis's sync counters and heartbeat, for metrics.
+    metrics_interval: float = 1.0
 
     def redis_settings(self) -> dict[str, str]:
         """Redis settings the tree needs, applied with CONFIG SET at start."""
@@ -89,6 +94,10 @@ class Agent:
         self._configured_run_id = ""
         self.last_decision: Decision | None = None
         self.last_snapshot: Snapshot | None = None
+        self.metrics = AgentMetrics(config.node_id, config.cluster, str(config.tier))
+        self._stats: RedisStats | None = None
+        self._heartbeat_seen: float | None = None
+        self._stats_read_at = -float("inf")
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -114,6 +123,14 @@ class Agent:
         log.info("agent stopping: Redis keeps serving as it is", extra=self._identity())
         self.zk.stop()
         self.redis.close()
+        self.metrics.close()
+
+    def serve_metrics(self) -> int | None:
+        """Serve /metrics and /healthz if a port is configured; the bound port. OSError if not."""
+        if self.config.metrics_port is None:
+            return None
+        self.metrics.serve(self.config.metrics_port, self.config.metrics_host)
+        return self.metrics.port
 
     def wake(self) -> None:
         """A watch fired: re-read ZooKeeper (leaves after a random delay)."""
@@ -127,15 +144,28 @@ class Agent:
     def tick(self) -> Decision:
         """Gather, decide, log, act; return the decision."""
         snapshot = self.snapshot()
+        started = time.monotonic()
         decision = decide(snapshot)
         self._log(decision, snapshot)
         self.last_snapshot, self.last_decision = snapshot, decision
-        if time.monotonic() - snapshot.now > max(1.0, self.config.session_timeout / 3):
+        acted = False
+        if started - snapshot.now > max(1.0, self.config.session_timeout / 3):
             log.warning("snapshot went stale before acting: skipping", extra=self._identity())
-            return decision
-        self._act(decision, snapshot)
-        self._heartbeat(snapshot)
+        else:
+            acted = self._act(decision, snapshot)
+            self._heartbeat(snapshot)
+        self._observe(snapshot, decision, time.monotonic() - started, acted)
         return decision
+
+    def _observe(self, s: Snapshot, decision: Decision, seconds: float, acted: bool) -> None:
+        """Update the metrics; Redis's counters and the heartbeat are read once a second."""
+        if s.now - self._stats_read_at >= self.config.metrics_interval:
+            self._stats_read_at = s.now
+            self._stats = read_stats(self.redis.conn) if s.redis.reachable else None
+            self._heartbeat_seen = read_heartbeat(self.redis.conn) if s.redis.reachable else None
+        self.metrics.observe(
+            s, decision, seconds, self._stats, self._heartbeat_seen, time.time(), acted=acted
+        )
 
     def snapshot(self) -> Snapshot:
         """Read the local Redis and (when due) ZooKeeper into an immutable Snapshot."""
@@ -192,9 +222,15 @@ class Agent:
             log.debug("could not read ZooKeeper", extra={"error": str(exc)})
 
     def _with_peers(self, s: Snapshot) -> Snapshot:
-        """During a takeover, or right after one, read the peers' and previous root's Redis."""
-        if s.tier is not Tier.BRANCH or s.zk_state is not ZkState.CONNECTED:
+        """Read the Redis of the nodes a decision may depend on.
+
+        A leaf about to move reads its new parent; a branch, during a takeover or
+        right after one, reads the other candidates and the previous root.
+        """
+        if s.zk_state is not ZkState.CONNECTED:
             return s
+        if s.tier is Tier.LEAF:
+            return self._with_new_parent(s)
         previous = ""
         peers: tuple[PeerState, ...] = ()
         if s.root is None and s.in_election and s.candidates[:1] == (self.config.node_id,):
@@ -212,9 +248,18 @@ class Agent:
         prev = PeerState(s.lineage.node_id, previous, _peer_state(previous))
         return replace(s, peers=peers, previous_root=prev)
 
+    def _with_new_parent(self, s: Snapshot) -> Snapshot:
+        if s.root is None or not s.redis.reachable:
+            return s
+        target, _ = follow_target(s)
+        if target in (s.redis.master, s.address):
+            return s
+        return replace(s, new_parent=PeerState("", target, _peer_state(target)))
+
     # --- acting ---------------------------------------------------------------------------------
 
-    def _act(self, decision: Decision, s: Snapshot) -> None:
+    def _act(self, decision: Decision, s: Snapshot) -> bool:
+        """Carry out the action; False if it failed (the next tick decides again)."""
         action = decision.action
         try:
             self._dispatch(action, s)
@@ -223,10 +268,11 @@ class Agent:
                 "action failed; the next tick decides again",
                 extra={**self._identity(), "action": action.name, "error": repr(exc)},
             )
-            return
+            return False
         if isinstance(action, _ZK_ACTIONS):
             self._refresh_at = 0.0  # read back what this action changed on the next tick
             self._wake.set()
+        return True
 
     def _dispatch(self, action: object, s: Snapshot) -> None:
         cfg = self.config

@@ -22,7 +22,8 @@ from prodstate.options import check_address, check_cluster, check_node_id, confi
 @option("--redis", required=True, callback=check_address, help="Local Redis HOST:PORT to manage.")
 @option("--advertise", callback=check_address, help="Address others replicate from [--redis].")
 @option("--session-timeout", default=10.0, show_default=True, type=click.FloatRange(0.5, 600))
-@option("--metrics-port", type=click.IntRange(0, 65535), help="Serve Prometheus metrics here.")
+@option("--metrics-port", type=click.IntRange(0, 65535), help="Serve /metrics and /healthz here.")
+@option("--metrics-host", default="0.0.0.0", show_default=True, help="Address to serve them on.")
 @option("--tick", default=0.2, show_default=True, type=click.FloatRange(0.01, 5))
 @option("--jitter", default=0.5, show_default=True, type=click.FloatRange(0, 60))
 @option("--backlog-size", default="64mb", show_default=True, help="Redis repl-backlog-size.")
@@ -42,6 +43,7 @@ def agent(
     advertise: str | None,
     session_timeout: float,
     metrics_port: int | None,
+    metrics_host: str,
     tick: float,
     jitter: float,
     backlog_size: str,
@@ -62,8 +64,15 @@ def agent(
         jitter=jitter,
         backlog_size=backlog_size,
         metrics_port=metrics_port,
+        metrics_host=metrics_host,
     )
     runner = Agent(config)
+    try:
+        runner.serve_metrics()
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot serve metrics on {metrics_host}:{metrics_port}: {exc.strerror or exc}"
+        ) from None
 
     def _stop(signum: int, frame: object) -> None:
         runner.stop()

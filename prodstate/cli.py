@@ -6,7 +6,9 @@ import click
 
 from prodstate import __version__
 from prodstate.agent_cli import agent
+from prodstate.check import check
 from prodstate.dev import dev
+from prodstate.status_cli import status
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -16,7 +18,9 @@ def cli() -> None:
 
 
 cli.add_command(agent)
+cli.add_command(check)
 cli.add_command(dev)
+cli.add_command(status)
 
 
 def main() -> None:

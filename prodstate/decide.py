@@ -14,6 +14,7 @@ from prodstate.model import (
     FENCE_MIN_REPLICAS,
     Member,
     PeerState,
+    RedisState,
     Snapshot,
     Tier,
     ZkState,
@@ -275,23 +276,54 @@ def _election(s: Snapshot) -> Decision:
     )
 
 
-def _follow(s: Snapshot) -> Decision:
+def follow_target(s: Snapshot) -> tuple[str, str]:
+    """The address this node should replicate from while a root is serving, and why."""
     assert s.root is not None
     if s.tier is Tier.BRANCH:
-        target, why = s.root.address, f"branch follows root {s.root.node_id} (epoch {s.root.epoch})"
-    else:
-        branches = {m.node_id: m for m in _other_branches(s, exclude=s.root.node_id)}
-        parent = choose_parent(s.node_id, branches)
-        if parent is None:
-            target, why = s.root.address, f"no live branch: leaf follows root {s.root.node_id}"
-        else:
-            target, why = branches[parent].address, f"rendezvous hashing picks branch {parent}"
+        return s.root.address, f"branch follows root {s.root.node_id} (epoch {s.root.epoch})"
+    branches = {m.node_id: m for m in _other_branches(s, exclude=s.root.node_id)}
+    parent = choose_parent(s.node_id, branches)
+    if parent is None:
+        return s.root.address, f"no live branch: leaf follows root {s.root.node_id}"
+    return branches[parent].address, f"rendezvous hashing picks branch {parent}"
+
+
+def _follow(s: Snapshot) -> Decision:
+    target, why = follow_target(s)
     if target == s.address:
         return Decision(Wait(), f"{why}, but that is this node's own address: refusing")
-    if s.redis.master != target:
-        current = s.redis.master or "none (master)"
-        return Decision(Replicate(target), f"{why}; was replicating from {current}")
-    return Decision(Wait(), why)
+    if s.redis.master == target:
+        return Decision(Wait(), why)
+    new = s.new_parent
+    if new is not None and new.address == target and _behind(new.redis, s):
+        return Decision(
+            Wait(),
+            f"{why}, but it is behind this node ({new.redis.offset} < {s.redis.offset}): "
+            "waiting for it to catch up, so the move is a partial resync",
+        )
+    current = s.redis.master or "none (master)"
+    return Decision(Replicate(target), f"{why}; was replicating from {current}")
+
+
+#: Replication ids that name no history: unset, or Redis's all-zero replid2.
+_NO_ID = frozenset({"", "0" * 40})
+
+
+def _behind(parent: RedisState, s: Snapshot) -> bool:
+    """True if ``parent`` streams the same history but has not yet reached this node's offset.
+
+    Redis answers a PSYNC for an offset beyond its own with a full resync; a parent
+    whose link is up catches up within moments, so waiting for it costs little.
+    """
+    ids = ({parent.replid, parent.replid2} & {s.redis.replid, s.redis.replid2}) - _NO_ID
+    same_history = bool(ids)
+    return (
+        parent.reachable
+        and parent.link_up
+        and same_history
+        and s.redis.role == "slave"
+        and parent.offset < s.redis.offset
+    )
 
 
 # --- helpers -----------------------------------------------------------------------------

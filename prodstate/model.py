@@ -274,3 +274,5 @@ class Snapshot:
     registered: Member | None
     peers: tuple[PeerState, ...] = ()
     previous_root: PeerState | None = None
+    #: The parent this node is about to move to, read before the move (leaves only).
+    new_parent: PeerState | None = None

@@ -6,27 +6,6 @@ from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
-from snapshot_builder import (
-    EMPTY,
-    ME,
-    ME_ADDR,
-    NEW_REPLID,
-    NOW,
-    REPLID,
-    ROOT_ADDR,
-    ROOT_ID,
-    SESSION,
-    ZEROS,
-    addr,
-    branch,
-    election_snap,
-    master,
-    peer,
-    replica,
-    root_snap,
-    snap,
-    snapshots,
-)
 
 from prodstate.decide import (
     Action,
@@ -58,6 +37,27 @@ from prodstate.model import (
     ZkState,
 )
 from prodstate.parent import choose_parent
+from tests.snapshot_builder import (
+    EMPTY,
+    ME,
+    ME_ADDR,
+    NEW_REPLID,
+    NOW,
+    REPLID,
+    ROOT_ADDR,
+    ROOT_ID,
+    SESSION,
+    ZEROS,
+    addr,
+    branch,
+    election_snap,
+    master,
+    peer,
+    replica,
+    root_snap,
+    snap,
+    snapshots,
+)
 
 
 def act(s: Snapshot) -> Action:
@@ -108,6 +108,36 @@ def test_leaf_already_on_its_branch_keeps_its_running_redis():
 def test_leaf_restarted_as_master_is_pointed_at_its_branch():
     s = snap(tier=Tier.LEAF, redis=EMPTY, registered=Member(ME, Tier.LEAF, ME_ADDR, False))
     assert act(s) == Replicate(addr(choose_parent(ME, ["b2", "b3"])))
+
+
+def test_leaf_waits_for_a_new_parent_that_is_behind_it():
+    parent = choose_parent(ME, ["b2", "b3"])
+    lagging = peer(parent, replica(offset=900))
+    s = snap(tier=Tier.LEAF, redis=replica(offset=1000), new_parent=lagging)
+    d = decide(s)
+    assert d.action == Wait()
+    assert "900 < 1000" in d.reason and "partial resync" in d.reason
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        replica(offset=1000),  # caught up
+        replica(offset=900, link_up=False),  # stuck: waiting would never end
+        replica(offset=900, replid=NEW_REPLID, replid2=ZEROS),  # another history
+        RedisState(reachable=False),
+    ],
+)
+def test_leaf_moves_when_waiting_would_not_help(state):
+    parent = choose_parent(ME, ["b2", "b3"])
+    s = snap(tier=Tier.LEAF, redis=replica(offset=1000), new_parent=peer(parent, state))
+    assert act(s) == Replicate(addr(parent))
+
+
+def test_an_empty_leaf_never_waits_for_its_parent():
+    parent = choose_parent(ME, ["b2", "b3"])
+    s = snap(tier=Tier.LEAF, redis=EMPTY, new_parent=peer(parent, replica(offset=0)))
+    assert act(s) == Replicate(addr(parent))
 
 
 def test_leaf_without_a_root_keeps_replicating():

@@ -6,9 +6,11 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import redis
 from kazoo.client import KazooClient
 
 from prodstate.testing.agent_process import AgentProcess
+from prodstate.testing.proxy import TcpProxy
 from prodstate.testing.redis_server import RedisServer
 from prodstate.testing.tree import TreeReport, inspect_tree
 from prodstate.testing.wait import wait_until
@@ -30,12 +32,16 @@ class LocalCluster:
         session_timeout: float = 2.0,
         agents: bool = True,
         agent_args: Sequence[str] = (),
+        zk_proxies: bool = False,
     ) -> None:
+        """``zk_proxies`` puts a cuttable proxy between each agent and each ZooKeeper server."""
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="prodstate-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.cluster = cluster
         self.session_timeout = session_timeout
         self.agent_args = list(agent_args)
+        self.use_zk_proxies = zk_proxies
+        self.zk_proxies: dict[str, list[TcpProxy]] = {}
         self.zookeeper: ZooKeeperServer | ZooKeeperEnsemble
         if zk_size == 1:
             self.zookeeper = ZooKeeperServer(self.workdir, tick_time=tick_time)
@@ -60,11 +66,16 @@ class LocalCluster:
         self.tiers[name] = tier
         self.redis[name] = RedisServer(self.workdir, name=f"redis-{name}")
         if agent:
+            zk_hosts = self.zk_hosts
+            if self.use_zk_proxies:
+                targets = zk_hosts.split(",")
+                self.zk_proxies[name] = [TcpProxy(t).start() for t in targets]
+                zk_hosts = ",".join(p.address for p in self.zk_proxies[name])
             self.agents[name] = AgentProcess(
                 self.workdir,
                 node_id=name,
                 tier=tier,
-                zk_hosts=self.zk_hosts,
+                zk_hosts=zk_hosts,
                 cluster=self.cluster,
                 redis=self.redis[name],
                 session_timeout=self.session_timeout,
@@ -100,7 +111,20 @@ class LocalCluster:
             agent.stop()
         for server in self.redis.values():
             server.stop()
+        for proxies in self.zk_proxies.values():
+            for proxy in proxies:
+                proxy.stop()
         self.zookeeper.stop()
+
+    def cut_zk(self, name: str) -> None:
+        """Partition node ``name``'s agent from ZooKeeper (needs ``zk_proxies=True``)."""
+        for proxy in self.zk_proxies[name]:
+            proxy.cut()
+
+    def heal_zk(self, name: str) -> None:
+        """End the partition made by cut_zk."""
+        for proxy in self.zk_proxies[name]:
+            proxy.heal()
 
     def zk(self) -> KazooClient:
         """A kazoo client for inspecting the cluster (one, reused)."""
@@ -138,6 +162,43 @@ class LocalCluster:
         """Node id of the current root."""
         report = self.inspect()
         return report.root.node_id if report.root else None
+
+    def full_syncs(self) -> dict[str, int]:
+        """Full resyncs served so far by each running Redis (INFO stats sync_full)."""
+        return {n: s.info("stats")["sync_full"] for n, s in self.redis.items() if s.running}
+
+    def new_full_syncs(self, before: dict[str, int]) -> dict[str, int]:
+        """Full resyncs served since ``before``, by node (nodes that served none left out)."""
+        now = self.full_syncs()
+        return {n: c - before.get(n, 0) for n, c in now.items() if c != before.get(n, 0)}
+
+    def confirmed_write(self, key: str, value: str, timeout: float = 20) -> str:
+        """SET at the current root confirmed by WAIT for one branch, retried through failover.
+
+        Returns the node id of the root that confirmed it.
+        """
+
+        def attempt() -> str | None:
+            root = self.inspect().root
+            if root is None:
+                return None
+            with self.redis[root.node_id].client(socket_timeout=2) as conn:
+                conn.set(key, value)
+                return root.node_id if conn.wait(1, 1000) >= 1 else None
+
+        return wait_until(
+            attempt, timeout=timeout, what=f"a confirmed write of {key}", ignore=(redis.RedisError,)
+        )
+
+    def wait_everywhere(self, key: str, value: str, timeout: float = 20) -> None:
+        """Wait until every running Redis holds ``key`` = ``value``."""
+        for name, server in self.redis.items():
+            if server.running:
+                wait_until(
+                    lambda s=server: s.client().get(key) == value,
+                    timeout=timeout,
+                    what=f"{key} on {name}",
+                )
 
     def __enter__(self) -> LocalCluster:
         return self.start()

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
-from prodstate.model import DataError, Member, RootRecord
-from prodstate.parent import choose_parent
+from prodstate.model import DataError, Member, RootRecord, Tier
 from prodstate.redisctl import connect, read_state
+from prodstate.status import build_status
 
 
 @dataclass(frozen=True)
@@ -55,43 +55,36 @@ def read_members(zk: KazooClient, cluster: str, tier: str) -> dict[str, Member]:
 def inspect_tree(
     zk: KazooClient, cluster: str, branches: Mapping[str, str], leaves: Mapping[str, str]
 ) -> TreeReport:
-    """Compare each node's Redis (by node id -> address) with the tree the agents should build."""
+    """Compare each node's Redis (by node id -> address) with the tree the agents should build.
+
+    Only the given nodes count, whether registered or not: a branch missing from
+    ``branches`` is no parent for leaves, and an unregistered one is unavailable.
+    Heartbeat staleness is not checked (see :func:`prodstate.status.build_status`).
+    """
     zk.sync(f"/prodstate/{cluster}")
     root = read_root(zk, cluster)
-    problems: list[str] = []
-    masters: dict[str, str] = {}
     states = {}
     for node, address in {**branches, **leaves}.items():
         conn = connect(address, timeout=0.5)
         try:
-            states[node] = state = read_state(conn)
+            states[node] = read_state(conn)
         finally:
             conn.close()
-        masters[node] = (
-            state.master if state.role == "slave" else ("(master)" if state.reachable else "(down)")
-        )
-    if root is None:
-        return TreeReport(None, masters, ["no root elected"])
-    available = {
-        m.node_id: m.address
-        for m in read_members(zk, cluster, "branch").values()
-        if m.available and m.node_id != root.node_id and m.node_id in branches
+    masters = {
+        node: state.master
+        if state.role == "slave"
+        else ("(master)" if state.reachable else "(down)")
+        for node, state in states.items()
     }
-    for node in branches:
-        if node != root.node_id and node not in available:
-            problems.append(f"branch {node} is not (yet) available to leaves")
-    for node, state in states.items():
-        if node == root.node_id:
-            if not state.is_master:
-                problems.append(f"root {node} is not a master")
-            continue
-        if node in branches:
-            expected = root.address
-        else:
-            parent = choose_parent(node, available)
-            expected = available[parent] if parent else root.address
-        if state.master != expected:
-            problems.append(f"{node} replicates from {masters[node]}, expected {expected}")
-        elif not state.link_up:
-            problems.append(f"{node} link to {expected} is down")
-    return TreeReport(root, masters, problems)
+    registered = read_members(zk, cluster, str(Tier.BRANCH))
+    members = {
+        str(Tier.BRANCH): {
+            node: registered.get(node) or Member(node, Tier.BRANCH, address, available=False)
+            for node, address in branches.items()
+        },
+        str(Tier.LEAF): {
+            node: Member(node, Tier.LEAF, address) for node, address in leaves.items()
+        },
+    }
+    status = build_status(root, None, members, states, {}, now=0.0, stale_after=None)
+    return TreeReport(root, masters, list(status.problems))

@@ -1,0 +1,119 @@
+"""An agent's own lifecycle: restarted beside a running Redis; its Redis down, then back."""
+
+from __future__ import annotations
+
+from kazoo.exceptions import NoNodeError
+
+from prodstate.model import Member
+from prodstate.parent import choose_parent
+from prodstate.testing import wait_until
+from prodstate.testing.cluster import LocalCluster
+
+
+def replicaof_calls(cluster: LocalCluster, name: str) -> int:
+    """How many REPLICAOF commands node ``name``'s Redis has executed since it started."""
+    stats = cluster.redis[name].info("commandstats")
+    return stats.get("cmdstat_replicaof", {}).get("calls", 0)
+
+
+def registered(cluster: LocalCluster, tier: str, name: str) -> tuple[Member, int] | None:
+    """Node ``name``'s member znode and the session that owns it, or None."""
+    path = f"/prodstate/{cluster.cluster}/members/{tier}/{name}"
+    try:
+        raw, stat = cluster.zk().get(path)
+    except NoNodeError:
+        return None
+    return Member.from_json(raw), stat.ephemeralOwner
+
+
+def test_restarted_agents_adopt_their_running_redis_without_replicaof(cluster):
+    report = cluster.inspect()
+    root = report.root.node_id
+    branch = next(b for b in cluster.names("branch") if b != root)
+    address = cluster.redis[branch].address
+    leaf = next(n for n in cluster.names("leaf") if report.masters[n] == address)
+    nodes = [branch, leaf]
+    calls = {n: replicaof_calls(cluster, n) for n in nodes}
+    sessions = {n: registered(cluster, cluster.tiers[n], n)[1] for n in nodes}
+
+    for name in nodes:
+        cluster.agents[name].kill()
+    # With its agent dead, Redis goes on serving and replicating as it was.
+    cluster.confirmed_write("agents-dead", "1")
+    cluster.wait_everywhere("agents-dead", "1")
+
+    for name in nodes:
+        cluster.agents[name].start()
+
+    def reregistered() -> bool:
+        now = {n: registered(cluster, cluster.tiers[n], n) for n in nodes}
+        return all(m is not None and m[1] != sessions[n] for n, m in now.items())
+
+    wait_until(reregistered, timeout=30, what="agents registered with new sessions")
+    after = cluster.wait_for_tree(timeout=30)
+    assert after.root.node_id == root and after.root.epoch == report.root.epoch
+    assert {n: replicaof_calls(cluster, n) for n in nodes} == calls, "needless REPLICAOF"
+    cluster.confirmed_write("agents-back", "2")
+    cluster.wait_everywhere("agents-back", "2")
+
+
+def test_root_agent_crash_with_its_redis_alive_fails_over_without_full_resyncs(cluster):
+    old = cluster.inspect().root
+    cluster.confirmed_write("before", "1")
+    cluster.wait_everywhere("before", "1")
+    before = cluster.full_syncs()
+
+    cluster.agents[old.node_id].kill()  # its Redis goes on serving until the new root fences it
+
+    def new_root() -> bool:
+        root = cluster.inspect().root
+        return root is not None and root.epoch > old.epoch
+
+    wait_until(new_root, timeout=30, what="a new root after the old one's session expired")
+    cluster.agents[old.node_id].start()
+    report = cluster.wait_for_tree(timeout=30)
+    assert report.root.epoch == old.epoch + 1
+    if report.root.node_id != old.node_id:
+        assert report.masters[old.node_id] == cluster.redis[report.root.node_id].address
+    cluster.confirmed_write("after", "2")
+    cluster.wait_everywhere("after", "2")
+    cluster.wait_everywhere("before", "1")
+    assert cluster.new_full_syncs(before) == {}
+
+
+def test_branch_redis_down_withdraws_it_and_its_return_brings_leaves_back(cluster):
+    report = cluster.inspect()
+    root = report.root.node_id
+    victim = next(b for b in cluster.names("branch") if b != root)
+    address = cluster.redis[victim].address
+    orphans = {n for n in cluster.names("leaf") if report.masters[n] == address}
+    assert orphans, "rendezvous hashing gave the victim no leaf; pick a larger tree"
+    cluster.confirmed_write("before", "1")
+
+    cluster.redis[victim].kill()  # the agent lives on
+
+    wait_until(
+        lambda: registered(cluster, "branch", victim)[0].available is False,
+        timeout=30,
+        what=f"{victim} withdrawn from parent choice",
+    )
+    during = cluster.wait_for_tree(timeout=30)
+    others = {cluster.redis[b].address for b in cluster.names("branch") if b not in (root, victim)}
+    assert {during.masters[n] for n in orphans} <= others
+    cluster.confirmed_write("while-down", "2")
+    cluster.wait_everywhere("while-down", "2")
+
+    cluster.redis[victim].start()  # back empty: it must resync from the tree before serving
+
+    wait_until(
+        lambda: registered(cluster, "branch", victim)[0].available is True,
+        timeout=30,
+        what=f"{victim} available again",
+    )
+    after = cluster.wait_for_tree(timeout=30)
+    live = [b for b in cluster.names("branch") if b != root]
+    assert {n for n in cluster.names("leaf") if choose_parent(n, live) == victim} == orphans
+    assert {after.masters[n] for n in orphans} == {address}
+    assert cluster.redis[victim].client().get("before") == "1"
+    cluster.confirmed_write("after", "3")
+    cluster.wait_everywhere("after", "3")

@@ -1,0 +1,291 @@
+"""The agent's Prometheus metrics and ``/healthz`` endpoint.
+
+Interface for the agent loop (one ``AgentMetrics`` per agent)::
+
+    metrics = AgentMetrics(node_id, cluster, str(tier))
+    metrics.serve(port)                       # /metrics and /healthz, daemon thread
+    ...                                       # each tick:
+    started = time.monotonic()
+    decision = decide(snapshot); act(decision)
+    metrics.observe(
+        snapshot, decision, time.monotonic() - started,
+        stats=read_stats(conn), heartbeat=read_heartbeat(conn), now=time.time(),
+    )
+    ...
+    metrics.close()
+
+``now`` is wall-clock time (it is compared with the root's ``time.time()`` heartbeat), not
+``Snapshot.now``, which is monotonic. Pass ``acted=False`` when the action was skipped or
+failed, so that ``prodstate_promotions_total`` counts only promotions carried out.
+
+``/healthz`` answers with the verdict of ``health()`` at the last ``observe()``, or 503 if
+no observation is more recent than ``max_staleness`` seconds (the loop is stuck).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import redis
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from prodstate import __version__
+from prodstate.decide import Decision, Promote
+from prodstate.model import Snapshot, Tier, ZkState
+from prodstate.redisctl import HEARTBEAT_KEY
+
+log = logging.getLogger("prodstate.metrics")
+
+ROLES = ("root", "replica", "master-unelected", "down")
+DECISION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+@dataclass(frozen=True)
+class RedisStats:
+    """Syncs the local Redis has served to its replicas since it started (``INFO stats``)."""
+
+    sync_full: int
+    sync_partial_ok: int
+
+
+def read_stats(conn: redis.Redis) -> RedisStats | None:
+    """``INFO stats`` as RedisStats; None if Redis does not answer or the reply is malformed."""
+    try:
+        info = conn.info("stats")
+        return RedisStats(int(info["sync_full"]), int(info["sync_partial_ok"]))
+    except (redis.RedisError, OSError, KeyError, TypeError, ValueError):
+        return None
+
+
+def read_heartbeat(conn: redis.Redis) -> float | None:
+    """The root's last heartbeat (wall-clock seconds) in the local Redis; None if unknown."""
+    try:
+        value = float(conn.get(HEARTBEAT_KEY))
+    except (redis.RedisError, OSError, TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def role_of(s: Snapshot) -> str:
+    """``root`` (holds the root znode, Redis a master), ``replica``, ``master-unelected``,
+    or ``down`` (Redis unreachable or loading)."""
+    r = s.redis
+    if not r.reachable or r.loading:
+        return "down"
+    if r.role == "slave":
+        return "replica"
+    root = s.root
+    held = root is not None and (root.node_id, root.owner_session) == (s.node_id, s.session_id)
+    return "root" if r.is_master and held else "master-unelected"
+
+
+def health(s: Snapshot, staleness: float | None, max_staleness: float = 10.0) -> tuple[bool, str]:
+    """Whether this node serves fresh data, with a one-line reason (pure)."""
+    if s.zk_state is not ZkState.CONNECTED:
+        return False, f"ZooKeeper {s.zk_state}"
+    r = s.redis
+    if not r.reachable:
+        return False, "local Redis unreachable"
+    if r.loading:
+        return False, "local Redis is loading"
+    role = role_of(s)
+    if role == "master-unelected":
+        return False, "local Redis is a master but this node is not the root"
+    if role == "replica" and not r.link_up:
+        return False, f"replication link to {r.master} is down"
+    if role == "root" and r.fenced:
+        return False, "root Redis is fenced: not accepting writes"
+    if staleness is None:
+        return False, "no heartbeat in local Redis"
+    if staleness > max_staleness:
+        return False, f"data is {staleness:.1f}s stale (limit {max_staleness:g}s)"
+    if role == "root":
+        epoch = s.root.epoch if s.root else 0
+        return True, f"ok: root serving epoch {epoch}"
+    return True, f"ok: replica following {r.master}, {staleness:.1f}s behind"
+
+
+class _SyncCollector(Collector):
+    """Redis's own sync counters, exported as counters from the last observed values."""
+
+    def __init__(self) -> None:
+        self.stats: RedisStats | None = None
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families(RedisStats(0, 0))
+
+    def collect(self) -> Iterator[Metric]:
+        if self.stats is not None:
+            yield from self._families(self.stats)
+
+    @staticmethod
+    def _families(stats: RedisStats) -> Iterator[Metric]:
+        served = "served by the local Redis to its replicas since it started."
+        full, partial = "prodstate_full_resyncs", "prodstate_partial_resyncs"
+        yield CounterMetricFamily(full, f"Full resyncs {served}", value=stats.sync_full)
+        yield CounterMetricFamily(partial, f"Partial resyncs {served}", value=stats.sync_partial_ok)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+class AgentMetrics:
+    """The metrics of one agent, in its own registry unless one is given."""
+
+    def __init__(
+        self,
+        node_id: str,
+        cluster: str,
+        tier: str,
+        registry: CollectorRegistry | None = None,
+        max_staleness: float = 10.0,
+    ) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.max_staleness = max_staleness
+        reg = self.registry
+
+        def gauge(name: str, doc: str, *labels: str) -> Gauge:
+            return Gauge(f"prodstate_{name}", doc, labels, registry=reg)
+
+        info = {"node_id": node_id, "cluster": cluster, "version": __version__}
+        Info("prodstate", "This agent.", registry=reg).info(info)
+        self.role = gauge("role", "1 for the current role.", "role")
+        tier_gauge = gauge("tier", "1 for this agent's tier.", "tier")
+        for t in Tier:
+            tier_gauge.labels(str(t)).set(1 if str(t) == str(tier) else 0)
+        self.staleness = gauge("staleness_seconds", "Now minus the root heartbeat read locally.")
+        self.zk_connected = gauge("zk_connected", "1 if ZooKeeper is connected.")
+        self.link_up = gauge(
+            "replication_link_up", "1 if the replication link is up (root: accepting writes)."
+        )
+        self.offset = gauge("replication_offset", "Replication offset of the local Redis.")
+        self.epoch = gauge("epoch", "Epoch of the current (or last known) root.")
+        self.parent_changes = Counter(
+            "prodstate_parent_changes", "Changes of the local Redis's master.", registry=reg
+        )
+        self.promotions = Counter(
+            "prodstate_promotions", "Promotions carried out by this agent.", registry=reg
+        )
+        self.decision_seconds = Histogram(
+            "prodstate_decision_seconds",
+            "Time to decide and act, per tick.",
+            buckets=DECISION_BUCKETS,
+            registry=reg,
+        )
+        self._syncs = _SyncCollector()
+        reg.register(self._syncs)
+        for name in ROLES:
+            self.role.labels(name).set(0)
+        for gauge in (self.staleness, self.offset):
+            gauge.set(math.nan)
+        self._master: str | None = None
+        self._health: tuple[bool, str] = (False, "starting: nothing observed yet")
+        self._observed_at: float | None = None
+        self._server: ThreadingHTTPServer | None = None
+
+    def observe(
+        self,
+        snapshot: Snapshot,
+        decision: Decision,
+        seconds: float,
+        stats: RedisStats | None,
+        heartbeat: float | None,
+        now: float,
+        acted: bool = True,
+    ) -> None:
+        """Record one tick; ``now`` and ``heartbeat`` are wall-clock seconds."""
+        s, r = snapshot, snapshot.redis
+        role = role_of(s)
+        for name in ROLES:
+            self.role.labels(name).set(1 if name == role else 0)
+        staleness = None if heartbeat is None else now - heartbeat
+        self.staleness.set(math.nan if staleness is None else staleness)
+        self.zk_connected.set(1 if s.zk_state is ZkState.CONNECTED else 0)
+        up = r.link_up if role == "replica" else role == "root" and not r.fenced
+        self.link_up.set(1 if up else 0)
+        self.offset.set(math.nan if role == "down" else r.offset)
+        self.epoch.set(s.root.epoch if s.root is not None else s.lineage.epoch)
+        if role != "down":
+            if self._master is not None and r.master != self._master:
+                self.parent_changes.inc()
+            self._master = r.master
+        if acted and isinstance(decision.action, Promote):
+            self.promotions.inc()
+        self.decision_seconds.observe(seconds)
+        if stats is not None:
+            self._syncs.stats = stats
+        self._health = health(s, staleness, self.max_staleness)
+        self._observed_at = time.monotonic()
+
+    def healthz(self) -> tuple[bool, str]:
+        """The last health verdict, unless the loop has not observed anything for too long."""
+        observed_at = self._observed_at
+        if observed_at is not None:
+            age = time.monotonic() - observed_at
+            if age > self.max_staleness:
+                return False, f"agent loop stuck: last observation {age:.1f}s ago"
+        return self._health
+
+    def serve(self, port: int, host: str = "0.0.0.0") -> ThreadingHTTPServer:
+        """Serve ``/metrics`` and ``/healthz`` from a daemon thread; see ``port``."""
+        metrics = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                if path == "/metrics":
+                    status, ctype = 200, CONTENT_TYPE_LATEST
+                    body = generate_latest(metrics.registry)
+                elif path == "/healthz":
+                    ok, reason = metrics.healthz()
+                    status, ctype, body = (200 if ok else 503), "text/plain", reason.encode()
+                    body += b"\n"
+                else:
+                    status, ctype, body = 404, "text/plain", b"not found: try /metrics\n"
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                log.debug("http: " + format, *args)
+
+        server = (_Server6 if ":" in host else _Server)((host, port), Handler)
+        threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
+        self._server = server
+        return server
+
+    @property
+    def port(self) -> int | None:
+        """The bound port of the HTTP server (useful with ``serve(0)``), or None."""
+        return None if self._server is None else self._server.server_address[1]
+
+    def close(self) -> None:
+        """Stop the HTTP server, if serving."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()

@@ -1,0 +1,219 @@
+"""The agent's metrics, health verdicts and HTTP endpoint (loopback only)."""
+
+from __future__ import annotations
+
+import math
+import urllib.error
+import urllib.request
+from dataclasses import replace
+
+import pytest
+import redis
+
+from prodstate import __version__, metrics
+from prodstate.decide import Decision, Promote, Replicate, Wait
+from prodstate.metrics import AgentMetrics, RedisStats, health, read_heartbeat, read_stats, role_of
+from prodstate.model import FENCE_MIN_REPLICAS, UNREACHABLE, RedisState, Tier, ZkState
+from tests.snapshot_builder import ME, ROOT_ADDR, SESSION, addr, master, replica, root_snap, snap
+
+WALL = 1_700_000_000.0
+WAIT = Decision(Wait(), "nothing to do")
+
+
+@pytest.fixture
+def m() -> AgentMetrics:
+    return AgentMetrics(ME, "prod", "branch")
+
+
+def observe(m: AgentMetrics, s, decision=WAIT, heartbeat=WALL - 0.5, stats=None, **kw) -> None:
+    m.observe(s, decision, 0.003, stats, heartbeat, WALL, **kw)
+
+
+def value(m: AgentMetrics, name: str, **labels: str) -> float | None:
+    return m.registry.get_sample_value(name, labels)
+
+
+def test_identity_and_tier(m: AgentMetrics) -> None:
+    info = dict(node_id=ME, cluster="prod", version=__version__)
+    assert value(m, "prodstate_info", **info) == 1
+    assert value(m, "prodstate_tier", tier="branch") == 1
+    assert value(m, "prodstate_tier", tier="leaf") == 0
+    assert math.isnan(value(m, "prodstate_staleness_seconds"))
+    assert value(m, "prodstate_full_resyncs_total") is None  # nothing read from Redis yet
+
+
+def test_replica(m: AgentMetrics) -> None:
+    observe(m, snap(redis=replica(offset=1234)))
+    assert value(m, "prodstate_role", role="replica") == 1
+    assert sum(value(m, "prodstate_role", role=r) for r in metrics.ROLES) == 1
+    assert value(m, "prodstate_zk_connected") == 1
+    assert value(m, "prodstate_replication_link_up") == 1
+    assert value(m, "prodstate_replication_offset") == 1234
+    assert value(m, "prodstate_epoch") == 3
+    assert value(m, "prodstate_staleness_seconds") == pytest.approx(0.5)
+    assert value(m, "prodstate_decision_seconds_count") == 1
+    assert value(m, "prodstate_decision_seconds_sum") == pytest.approx(0.003)
+    assert value(m, "prodstate_decision_seconds_bucket", le="0.005") == 1
+
+
+def test_root_and_other_roles(m: AgentMetrics) -> None:
+    observe(m, root_snap())
+    assert value(m, "prodstate_role", role="root") == 1
+    assert value(m, "prodstate_replication_link_up") == 1
+    assert value(m, "prodstate_epoch") == 4
+    observe(m, root_snap(redis=master(min_replicas_to_write=FENCE_MIN_REPLICAS)))
+    assert value(m, "prodstate_replication_link_up") == 0  # a fenced root is not serving
+    observe(m, snap(redis=master()))
+    assert value(m, "prodstate_role", role="master-unelected") == 1
+    assert value(m, "prodstate_role", role="root") == 0
+    observe(m, snap(redis=UNREACHABLE, zk_state=ZkState.SUSPENDED), heartbeat=None)
+    assert value(m, "prodstate_role", role="down") == 1
+    assert value(m, "prodstate_zk_connected") == 0
+    assert value(m, "prodstate_replication_link_up") == 0
+    assert math.isnan(value(m, "prodstate_replication_offset"))
+    assert math.isnan(value(m, "prodstate_staleness_seconds"))
+
+
+def test_role_of() -> None:
+    assert role_of(snap(redis=RedisState(reachable=True, loading=True))) == "down"
+    old_session = root_snap(session_id=SESSION + 1)  # root znode of this node's previous session
+    assert role_of(old_session) == "master-unelected"
+    assert role_of(root_snap(redis=replica())) == "replica"  # elected, not yet promoted
+
+
+def test_parent_changes(m: AgentMetrics) -> None:
+    a, b = addr("b2"), addr("b3")
+    masters = [replica(a), replica(a), replica(b), UNREACHABLE, replica(b), master(), replica(a)]
+    counts = []
+    for r in masters:
+        observe(m, snap(redis=r))
+        counts.append(value(m, "prodstate_parent_changes_total"))
+    # an unreachable Redis is no observation of its master; becoming a master is a change
+    assert counts == [0, 0, 1, 1, 1, 2, 3]
+
+
+def test_promotions(m: AgentMetrics) -> None:
+    promote = Decision(Promote(), "root with epoch 4: promoting")
+    observe(m, snap(), Decision(Replicate(ROOT_ADDR), "follow"))
+    observe(m, snap(), promote, acted=False)
+    assert value(m, "prodstate_promotions_total") == 0
+    observe(m, snap(), promote)
+    observe(m, snap(), promote)
+    assert value(m, "prodstate_promotions_total") == 2
+
+
+def test_resync_counters_keep_last_values(m: AgentMetrics) -> None:
+    observe(m, snap(), stats=RedisStats(sync_full=2, sync_partial_ok=5))
+    observe(m, snap(), stats=None)
+    assert value(m, "prodstate_full_resyncs_total") == 2
+    assert value(m, "prodstate_partial_resyncs_total") == 5
+
+
+@pytest.mark.parametrize(
+    ("s", "staleness", "ok", "reason"),
+    [
+        (snap(), 0.5, True, f"ok: replica following {ROOT_ADDR}, 0.5s behind"),
+        (root_snap(), 0.1, True, "ok: root serving epoch 4"),
+        (snap(zk_state=ZkState.LOST), 0.5, False, "ZooKeeper lost"),
+        (snap(redis=UNREACHABLE), 0.5, False, "local Redis unreachable"),
+        (snap(redis=RedisState(True, loading=True)), 0.5, False, "local Redis is loading"),
+        (snap(redis=replica(link_up=False)), 0.5, False, f"link to {ROOT_ADDR} is down"),
+        (snap(redis=master()), 0.5, False, "not the root"),
+        (root_snap(redis=master(min_replicas_to_write=FENCE_MIN_REPLICAS)), 0, False, "fenced"),
+        (snap(), None, False, "no heartbeat"),
+        (snap(), 12.0, False, "12.0s stale"),
+    ],
+)
+def test_health(s, staleness, ok, reason) -> None:
+    verdict, text = health(s, staleness)
+    assert verdict is ok
+    assert reason in text
+
+
+def test_health_threshold_and_leaf() -> None:
+    assert health(snap(), 3.0, max_staleness=2.0)[0] is False
+    assert health(snap(tier=Tier.LEAF, redis=replica(addr("b2"))), 1.0)[0] is True
+
+
+def test_healthz_goes_bad_when_the_loop_stops(m: AgentMetrics, monkeypatch) -> None:
+    assert m.healthz() == (False, "starting: nothing observed yet")
+    observe(m, snap())
+    assert m.healthz()[0] is True
+    later = metrics.time.monotonic() + 11
+    monkeypatch.setattr(metrics.time, "monotonic", lambda: later)
+    ok, reason = m.healthz()
+    assert not ok
+    assert "stuck" in reason
+
+
+class FakeConn:
+    def __init__(self, stats=None, heartbeat=None, error: Exception | None = None) -> None:
+        self.stats, self.heartbeat, self.error = stats, heartbeat, error
+
+    def info(self, section: str):
+        assert section == "stats"
+        if self.error:
+            raise self.error
+        return self.stats
+
+    def get(self, key: str):
+        assert key == "prodstate:time"
+        if self.error:
+            raise self.error
+        return self.heartbeat
+
+
+def test_read_stats() -> None:
+    info = {"sync_full": 3, "sync_partial_ok": 7, "sync_partial_err": 1}
+    assert read_stats(FakeConn(stats=info)) == RedisStats(3, 7)
+    assert read_stats(FakeConn(stats={"sync_full": 3})) is None
+    assert read_stats(FakeConn(stats={"sync_full": "x", "sync_partial_ok": 1})) is None
+    assert read_stats(FakeConn(error=redis.ConnectionError("refused"))) is None
+    assert read_stats(FakeConn(error=OSError("reset"))) is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("1700000000.250000", 1700000000.25), (None, None), ("garbage", None), ("nan", None)],
+)
+def test_read_heartbeat(raw, expected) -> None:
+    assert read_heartbeat(FakeConn(heartbeat=raw)) == expected
+
+
+def test_read_heartbeat_error() -> None:
+    assert read_heartbeat(FakeConn(error=redis.TimeoutError("slow"))) is None
+
+
+def fetch(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_http_endpoint(m: AgentMetrics) -> None:
+    m.serve(0, host="127.0.0.1")
+    try:
+        base = f"http://127.0.0.1:{m.port}"
+        assert m.port
+        status, body = fetch(f"{base}/healthz")
+        assert (status, body) == (503, "starting: nothing observed yet\n")
+        observe(m, snap(), stats=RedisStats(1, 2))
+        status, body = fetch(f"{base}/healthz")
+        assert status == 200
+        assert body.startswith("ok: replica following")
+        status, body = fetch(f"{base}/metrics")
+        assert status == 200
+        assert 'prodstate_role{role="replica"} 1.0' in body
+        assert "prodstate_partial_resyncs_total 2.0" in body
+        assert "prodstate_full_resyncs_total 1.0" in body
+        types = dict(line.split()[2:] for line in body.splitlines() if line.startswith("# TYPE"))
+        types = {name.removesuffix("_total"): kind for name, kind in types.items()}
+        assert types["prodstate_full_resyncs"] == "counter"  # not "unknown" or "gauge"
+        observe(m, replace(snap(), zk_state=ZkState.SUSPENDED))
+        assert fetch(f"{base}/healthz") == (503, "ZooKeeper suspended\n")
+        assert fetch(f"{base}/nope")[0] == 404
+    finally:
+        m.close()
+    assert m.port is None
