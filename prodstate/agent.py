@@ -42,6 +42,7 @@ from prodstate.model import (
     Snapshot,
     Tier,
     ZkState,
+    parse_address,
 )
 from prodstate.parent import reaction_delay
 from prodstate.redisctl import RedisControl
@@ -71,11 +72,18 @@ class AgentConfig:
     metrics_interval: float = 1.0
 
     def redis_settings(self) -> dict[str, str]:
-        """Redis settings the tree needs, applied with CONFIG SET at start."""
+        """Redis settings the tree needs, applied with CONFIG SET at start.
+
+        The replica-announce pair makes a master list this Redis by its advertised
+        address, which is how clients tell branches' acknowledgements from leaves'.
+        """
+        host, port = parse_address(self.advertise)
         return {
             "repl-backlog-size": self.backlog_size,
             "repl-backlog-ttl": "0",
             "repl-diskless-sync": "yes",
+            "replica-announce-ip": host,
+            "replica-announce-port": str(port),
         }
 
 

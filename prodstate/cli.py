@@ -7,6 +7,7 @@ import click
 from prodstate import __version__
 from prodstate.agent_cli import agent
 from prodstate.check import check
+from prodstate.client_cli import get, root, set_command, write
 from prodstate.dev import dev
 from prodstate.status_cli import status
 
@@ -21,6 +22,10 @@ cli.add_command(agent)
 cli.add_command(check)
 cli.add_command(dev)
 cli.add_command(status)
+cli.add_command(set_command)
+cli.add_command(get)
+cli.add_command(write)
+cli.add_command(root)
 
 
 def main() -> None:

@@ -1,0 +1,381 @@
+"""The prodstate client: read from the local Redis, write durably through the root.
+
+A write is sent to the root named in ZooKeeper inside a Lua script that first
+checks the root's ``prodstate:epoch`` against the epoch the client read with
+the root's address (a fencing token: a deposed root refuses it), then confirmed
+by WAIT and by checking that enough *branches* — the only nodes that can
+become root — acknowledged it. Refused writes (no root yet, fenced root, stale
+epoch, connection refused) are retried until the deadline; a write that may
+have been applied is never silently retried: it raises WriteUncertain.
+
+    from prodstate import Client
+    with Client("zk1:2181", "prod") as ps:
+        ps.hset("db:foobar", "dsn", "postgres://db7/foobar")   # confirmed, or raises
+        ps.hget("db:foobar", "dsn", max_staleness=5)            # local read, fresh enough
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import redis
+from kazoo.client import KazooClient
+from kazoo.handlers.threading import KazooTimeoutError
+
+from prodstate.model import DataError, RootRecord
+from prodstate.redisctl import EPOCH_KEY, HEARTBEAT_KEY, connect
+from prodstate.rootwatch import RootView, RootWatch
+
+#: Keys the system writes itself; clients may read them but never write them.
+RESERVED_PREFIX = "prodstate:"
+
+_FENCED_WRITE = """
+local current = redis.call('GET', KEYS[1])
+if current ~= ARGV[1] then
+  return redis.error_reply('STALEEPOCH this Redis serves epoch ' .. tostring(current) ..
+    ', the write carries epoch ' .. ARGV[1])
+end
+return redis.call(unpack(ARGV, 2))
+"""
+
+#: Errors that mean the root did not apply the write: safe to retry elsewhere or later.
+_REFUSALS = ("STALEEPOCH", "NOREPLICAS", "READONLY", "MASTERDOWN", "LOADING", "NOSCRIPT")
+
+
+class ProdstateError(Exception):
+    """Base of the client's errors."""
+
+
+class WriteFailed(ProdstateError):
+    """The write was not confirmed. ``applied`` is False if it certainly was not applied,
+    None if it may have been (the root took it but too few branches confirmed it)."""
+
+    applied: bool | None = False
+
+
+class WriteRejected(WriteFailed):
+    """The root refused the command itself (wrong type, syntax, reserved key): not applied."""
+
+
+class WriteUncertain(WriteFailed):
+    """The root may have applied the write, but it was not confirmed in time."""
+
+    applied = None
+
+
+class StaleData(ProdstateError):
+    """The local copy is older than the caller accepts."""
+
+
+class NoRoot(ProdstateError):
+    """No root is published (reads: ``Client.root()``)."""
+
+
+def branch_acks(
+    write_offset: int, replicas: Iterable[Mapping[str, Any]], branches: frozenset[str]
+) -> int:
+    """How many branches report a replication offset at or past ``write_offset``.
+
+    ``replicas`` are the ``slaveN`` entries of the root's ``INFO replication``
+    (ip, port, offset); leaves attached to the root do not count, because only
+    branches can become root.
+    """
+    acked = set()
+    for replica in replicas:
+        address = f"{replica.get('ip')}:{replica.get('port')}"
+        bracketed = f"[{replica.get('ip')}]:{replica.get('port')}"
+        name = address if address in branches else bracketed
+        if name in branches and int(replica.get("offset", -1)) >= write_offset:
+            acked.add(name)
+    return len(acked)
+
+
+def replica_entries(info: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The ``slaveN`` entries of a parsed ``INFO replication``."""
+    return [v for k, v in info.items() if k.startswith("slave") and isinstance(v, Mapping)]
+
+
+class Client:
+    """Reads from the local Redis; writes confirmed by branches through the current root."""
+
+    def __init__(
+        self,
+        zk: str | KazooClient | None,
+        cluster: str,
+        *,
+        local: str = "localhost:6379",
+        acks: int | None = None,
+        timeout: float = 10.0,
+        ack_timeout: float = 1.0,
+        zk_timeout: float = 10.0,
+    ) -> None:
+        """``acks``: branches that must confirm each write (default 1 while any branch other
+        than the root is registered, else 0); ``timeout``: deadline of a write, failover
+        included; ``zk=None`` makes a read-only client."""
+        self.cluster = cluster
+        self.acks = acks
+        self.timeout = timeout
+        self.ack_timeout = ack_timeout
+        self._own_zk = isinstance(zk, str)
+        self.zk: KazooClient | None
+        if isinstance(zk, str):
+            self.zk = KazooClient(hosts=zk, timeout=zk_timeout)
+            try:
+                self.zk.start(timeout=zk_timeout)
+            except KazooTimeoutError:
+                self.zk.close()
+                raise ProdstateError(f"cannot connect to ZooKeeper at {zk}") from None
+        else:
+            self.zk = zk
+        self.watch = RootWatch(self.zk, cluster).start() if self.zk is not None else None
+        self.local = connect(local, timeout=2.0)
+        self._roots: dict[str, redis.Redis] = {}
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close connections (and the ZooKeeper session, if this client opened it)."""
+        for conn in self._roots.values():
+            conn.close()
+        self._roots.clear()
+        self.local.close()
+        if self.zk is not None and self._own_zk:
+            self.zk.stop()
+            self.zk.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- reads (local) ---------------------------------------------------------------------
+
+    def read(self, *command: Any, max_staleness: float | None = None) -> Any:
+        """Run a read command on the local Redis; StaleData if its copy is too old."""
+        if max_staleness is None:
+            return self.local.execute_command(*command)
+        pipe = self.local.pipeline(transaction=False)
+        pipe.get(HEARTBEAT_KEY)
+        pipe.execute_command(*command)
+        heartbeat, value = pipe.execute()
+        age = self.staleness(heartbeat)
+        if age is None or age > max_staleness:
+            shown = "no heartbeat" if age is None else f"{age:.1f}s old"
+            raise StaleData(f"local copy is {shown} (limit {max_staleness:g}s)")
+        return value
+
+    @staticmethod
+    def staleness(heartbeat: str | None, now: float | None = None) -> float | None:
+        """Seconds since the root's heartbeat ``heartbeat`` (None if missing or malformed)."""
+        try:
+            value = float(heartbeat)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, (time.time() if now is None else now) - value)
+
+    def get(self, key: str, max_staleness: float | None = None) -> str | None:
+        """GET from the local Redis."""
+        return self.read("GET", key, max_staleness=max_staleness)
+
+    def hget(self, key: str, field: str, max_staleness: float | None = None) -> str | None:
+        """HGET from the local Redis (e.g. the DSN of the active foobar database)."""
+        return self.read("HGET", key, field, max_staleness=max_staleness)
+
+    def hgetall(self, key: str, max_staleness: float | None = None) -> dict[str, str]:
+        """HGETALL from the local Redis."""
+        return self.read("HGETALL", key, max_staleness=max_staleness)
+
+    def smembers(self, key: str, max_staleness: float | None = None) -> set[str]:
+        """SMEMBERS from the local Redis (e.g. machines running monkey instances)."""
+        return self.read("SMEMBERS", key, max_staleness=max_staleness)
+
+    # --- writes (through the root) -----------------------------------------------------------
+
+    def set(self, key: str, value: str, **kw: Any) -> Any:
+        """SET, confirmed."""
+        return self.write("SET", key, value, **kw)
+
+    def delete(self, *keys: str, **kw: Any) -> Any:
+        """DEL, confirmed."""
+        return self.write("DEL", *keys, **kw)
+
+    def hset(self, key: str, field: str, value: str, **kw: Any) -> Any:
+        """HSET one field, confirmed."""
+        return self.write("HSET", key, field, value, **kw)
+
+    def hdel(self, key: str, *fields: str, **kw: Any) -> Any:
+        """HDEL, confirmed."""
+        return self.write("HDEL", key, *fields, **kw)
+
+    def sadd(self, key: str, *members: str, **kw: Any) -> Any:
+        """SADD, confirmed."""
+        return self.write("SADD", key, *members, **kw)
+
+    def srem(self, key: str, *members: str, **kw: Any) -> Any:
+        """SREM, confirmed."""
+        return self.write("SREM", key, *members, **kw)
+
+    def root(self) -> RootRecord:
+        """The current root (address, epoch); NoRoot if none is published."""
+        root = self._watch().view.root
+        if root is None:
+            raise NoRoot(f"no root is published for cluster {self.cluster}")
+        return root
+
+    def write(self, *command: Any, acks: int | None = None, timeout: float | None = None) -> Any:
+        """Run any Redis write command at the root; return its raw reply once confirmed.
+
+        Raises WriteRejected (not applied, permanent), WriteFailed (not applied before
+        the deadline) or WriteUncertain (may have been applied, not confirmed).
+        """
+        if not command:
+            raise WriteRejected("empty command")
+        if len(command) > 1 and str(command[1]).startswith(RESERVED_PREFIX):
+            raise WriteRejected(f"keys under {RESERVED_PREFIX!r} belong to prodstate itself")
+        watch = self._watch()
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        last = "no root is published"
+        view = watch.view
+        pause = 0.01
+        while True:
+            if view.root is not None:
+                outcome = self._attempt(view, command, acks, deadline)
+                if not isinstance(outcome, _Refused):
+                    return outcome.reply
+                last = outcome.reason
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WriteFailed(f"not applied: {last} (gave up after the deadline)")
+            # Wake on a new root at once; otherwise retry soon (branches reconnecting).
+            view = watch.wait_for_change(view.version, min(pause, remaining))
+            pause = min(pause * 2, 0.2)
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _watch(self) -> RootWatch:
+        if self.watch is None:
+            raise ProdstateError("this client has no ZooKeeper: it can only read")
+        return self.watch
+
+    def _root_conn(self, address: str) -> redis.Redis:
+        conn = self._roots.get(address)
+        if conn is None:
+            # Never retried by redis-py itself: a resent write could be applied twice.
+            conn = connect(address, timeout=self.ack_timeout + 2.0)
+            self._roots[address] = conn
+        return conn
+
+    def _wanted_acks(self, view: RootView, acks: int | None) -> int:
+        if acks is not None:
+            return acks
+        if self.acks is not None:
+            return self.acks
+        assert view.root is not None
+        return 1 if view.branches - {view.root.address} else 0
+
+    def _attempt(
+        self, view: RootView, command: tuple[Any, ...], acks: int | None, deadline: float
+    ) -> _Confirmed | _Refused:
+        root = view.root
+        assert root is not None
+        wanted = self._wanted_acks(view, acks)
+        conn = self._root_conn(root.address)
+        # One round trip in the common case: the write, the offset it reached, WAIT, and
+        # the offsets the replicas acknowledged.
+        pipe = conn.pipeline(transaction=False)
+        pipe.eval(_FENCED_WRITE, 1, EPOCH_KEY, str(root.epoch), *command)
+        if wanted:
+            pipe.info("replication")
+            pipe.execute_command("WAIT", wanted, self._wait_ms(deadline))
+            pipe.info("replication")
+        try:
+            results = pipe.execute(raise_on_error=False)
+        except redis.ConnectionError as exc:
+            if _never_sent(exc):
+                return _Refused(f"root {root.address} unreachable: {exc}")
+            raise WriteUncertain(f"lost the root {root.address} mid-write: {exc}") from None
+        except redis.TimeoutError as exc:
+            if _never_sent(exc):
+                return _Refused(f"root {root.address} unreachable: {exc}")
+            raise WriteUncertain(f"root {root.address} did not answer: {exc}") from None
+        reply = results[0]
+        if isinstance(reply, redis.ResponseError):
+            text = str(reply)
+            if any(code in text for code in _REFUSALS):
+                return _Refused(f"root {root.address} (epoch {root.epoch}) refused: {text}")
+            raise WriteRejected(f"root refused the command: {text}")
+        if not wanted:
+            return _Confirmed(reply)
+        write_offset = int(results[1]["master_repl_offset"])
+        if not isinstance(results[3], dict):
+            raise WriteUncertain(f"applied by root {root.address} but not confirmed: {results[3]}")
+        if branch_acks(write_offset, replica_entries(results[3]), view.branches) >= wanted:
+            return _Confirmed(reply)
+        return self._confirm(conn, root, view.branches, write_offset, wanted, deadline, reply)
+
+    def _wait_ms(self, deadline: float) -> int:
+        """WAIT's timeout: at most ack_timeout, never past the deadline, at least 1 ms."""
+        remaining = deadline - time.monotonic()
+        return max(1, int(min(self.ack_timeout, max(remaining, 0.001)) * 1000))
+
+    def _confirm(
+        self,
+        conn: redis.Redis,
+        root: RootRecord,
+        branches: frozenset[str],
+        write_offset: int,
+        wanted: int,
+        deadline: float,
+        reply: Any,
+    ) -> _Confirmed:
+        """WAIT until ``wanted`` branches hold ``write_offset``; WriteUncertain at the deadline."""
+        while True:
+            try:
+                pipe = conn.pipeline(transaction=False)
+                pipe.execute_command("WAIT", wanted, self._wait_ms(deadline))
+                pipe.info("replication")
+                _, info = pipe.execute()
+            except redis.RedisError as exc:
+                raise WriteUncertain(
+                    f"applied by root {root.address} but not confirmed: {exc}"
+                ) from None
+            acked = branch_acks(write_offset, replica_entries(info), branches)
+            if acked >= wanted:
+                return _Confirmed(reply)
+            if time.monotonic() >= deadline:
+                raise WriteUncertain(
+                    f"applied by root {root.address} (epoch {root.epoch}) but confirmed by "
+                    f"{acked} of {wanted} branch(es) before the deadline"
+                )
+
+
+class _Confirmed:
+    def __init__(self, reply: Any) -> None:
+        self.reply = reply
+
+
+class _Refused:
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _never_sent(exc: redis.RedisError) -> bool:
+    """True if the connection failed before the command could reach the server."""
+    text = str(exc)
+    return "connecting to" in text.lower() or "Connection refused" in text
+
+
+__all__ = [
+    "Client",
+    "DataError",
+    "NoRoot",
+    "ProdstateError",
+    "StaleData",
+    "WriteFailed",
+    "WriteRejected",
+    "WriteUncertain",
+    "branch_acks",
+]

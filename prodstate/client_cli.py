@@ -1,0 +1,149 @@
+"""Data commands: ``prodstate set``, ``get``, ``write`` and ``root``.
+
+Exit status: 0 when the write is confirmed (or the read answered); 1 when it
+was certainly not applied (or the key does not exist); 3 when it may have
+been applied but was not confirmed; 2 for usage errors and unreachable
+services. Every failure is one line on stderr.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+import redis
+
+from prodstate.client import (
+    Client,
+    NoRoot,
+    ProdstateError,
+    StaleData,
+    WriteFailed,
+    WriteRejected,
+    WriteUncertain,
+)
+from prodstate.options import check_address, check_cluster, option
+
+EXIT_NOT_APPLIED, EXIT_ERROR, EXIT_UNCERTAIN = 1, 2, 3
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"prodstate: {message}", err=True)
+    raise SystemExit(code)
+
+
+def zk_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--zk and --cluster (also PRODSTATE_ZK and PRODSTATE_CLUSTER)."""
+    command = option("--cluster", required=True, callback=check_cluster, help="Cluster name.")(
+        command
+    )
+    return option("--zk", required=True, help="ZooKeeper hosts.")(command)
+
+
+def write_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--acks and --timeout."""
+    command = option(
+        "--timeout",
+        default=10.0,
+        show_default=True,
+        type=click.FloatRange(0.1, 3600),
+        help="Give up after this many seconds (failover included).",
+    )(command)
+    return option(
+        "--acks",
+        type=click.IntRange(0, 1000),
+        help="Branches that must confirm [1 while branches exist, else 0].",
+    )(command)
+
+
+@contextmanager
+def _client(zk: str | None, cluster: str, **kw: Any) -> Iterator[Client]:
+    try:
+        client = Client(zk, cluster, **kw)
+    except ProdstateError as exc:
+        _fail(str(exc), EXIT_ERROR)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _run_write(client: Client, command: tuple[str, ...], acks: int | None, timeout: float) -> None:
+    try:
+        reply = client.write(*command, acks=acks, timeout=timeout)
+    except WriteRejected as exc:
+        _fail(f"rejected, not applied: {exc}", EXIT_NOT_APPLIED)
+    except WriteUncertain as exc:
+        _fail(f"NOT CONFIRMED, may have been applied: {exc}", EXIT_UNCERTAIN)
+    except WriteFailed as exc:
+        _fail(str(exc), EXIT_NOT_APPLIED)
+    click.echo(_show(reply))
+
+
+def _show(reply: Any) -> str:
+    if isinstance(reply, list | tuple | set):
+        return "\n".join(_show(item) for item in reply)
+    return "(nil)" if reply is None else str(reply)
+
+
+@click.command(name="set")
+@zk_options
+@write_options
+@click.argument("key")
+@click.argument("value")
+def set_command(
+    zk: str, cluster: str, acks: int | None, timeout: float, key: str, value: str
+) -> None:
+    """SET KEY VALUE at the root; exit 0 once branches confirm it."""
+    with _client(zk, cluster) as client:
+        _run_write(client, ("SET", key, value), acks, timeout)
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@zk_options
+@write_options
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def write(
+    zk: str, cluster: str, acks: int | None, timeout: float, command: tuple[str, ...]
+) -> None:
+    """Any Redis write command at the root, e.g. ``write HSET db:foobar dsn postgres://...``."""
+    with _client(zk, cluster) as client:
+        _run_write(client, command, acks, timeout)
+
+
+@click.command()
+@option("--redis", default="localhost:6379", show_default=True, callback=check_address)
+@option("--max-staleness", type=click.FloatRange(0), help="Refuse data older than S seconds.")
+@click.argument("key")
+def get(redis: str, max_staleness: float | None, key: str) -> None:
+    """GET KEY from the local Redis."""
+    with _client(None, "-", local=redis) as client:
+        value = _local_read(lambda: client.get(key, max_staleness=max_staleness), redis)
+    if value is None:
+        _fail(f"{key}: no such key", EXIT_NOT_APPLIED)
+    click.echo(value)
+
+
+def _local_read(read: Callable[[], Any], address: str) -> Any:
+    try:
+        return read()
+    except StaleData as exc:
+        _fail(f"{address}: {exc}", EXIT_ERROR)
+    except redis.ResponseError as exc:
+        _fail(f"{address} refused the read: {exc}", EXIT_NOT_APPLIED)
+    except redis.RedisError as exc:
+        _fail(f"cannot read from Redis at {address}: {exc}", EXIT_ERROR)
+
+
+@click.command()
+@zk_options
+def root(zk: str, cluster: str) -> None:
+    """The current root's address and epoch."""
+    with _client(zk, cluster) as client:
+        try:
+            record = client.root()
+        except NoRoot as exc:
+            _fail(str(exc), EXIT_NOT_APPLIED)
+    click.echo(f"{record.address} epoch={record.epoch} node={record.node_id}")
