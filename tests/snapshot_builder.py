@@ -162,6 +162,7 @@ raw_snapshots = st.builds(
     | st.builds(Member, st.just(ME), st.sampled_from(Tier), st.just(ME_ADDR), st.booleans()),
     peers=st.lists(peers, max_size=3).map(tuple),
     previous_root=st.none() | peers,
+    new_parent=st.none() | peers,
 )
 
 
