@@ -3,8 +3,8 @@
 A write is sent to the root named in ZooKeeper inside a Lua script that first
 checks the root's ``prodstate:epoch`` against the epoch the client read with
 the root's address (a fencing token: a deposed root refuses it), then confirmed
-by WAIT and by checking that enough *branches* — the only nodes that can
-become root — acknowledged it. Refused writes (no root yet, fenced root, stale
+by WAIT and by the root's ROLE reply showing that enough *branches* — the only
+nodes that can become root — hold it. Refused writes (no root yet, fenced root, stale
 epoch, connection refused) are retried until the deadline; a write that may
 have been applied is never silently retried: it raises WriteUncertain.
 
@@ -17,7 +17,6 @@ have been applied is never silently retried: it raises WriteUncertain.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
 from typing import Any
 
 import redis
@@ -40,6 +39,8 @@ end
 return redis.call(unpack(ARGV, 2))
 """
 
+#: Seconds the first WAIT may take; slower acknowledgements are awaited in further rounds.
+_FIRST_WAIT = 0.05
 #: Errors that mean the root did not apply the write: safe to retry elsewhere or later.
 _REFUSALS = ("STALEEPOCH", "NOREPLICAS", "READONLY", "MASTERDOWN", "LOADING", "NOSCRIPT")
 
@@ -73,28 +74,44 @@ class NoRoot(ProdstateError):
     """No root is published (reads: ``Client.root()``)."""
 
 
-def branch_acks(
-    write_offset: int, replicas: Iterable[Mapping[str, Any]], branches: frozenset[str]
-) -> int:
+def branch_acks(write_offset: int, role: Any, branches: frozenset[str]) -> int:
     """How many branches report a replication offset at or past ``write_offset``.
 
-    ``replicas`` are the ``slaveN`` entries of the root's ``INFO replication``
-    (ip, port, offset); leaves attached to the root do not count, because only
-    branches can become root.
+    ``role`` is the root's ``ROLE`` reply: ``["master", offset, [[ip, port, offset], ...]]``,
+    replicas named by their announced address. Leaves attached to the root do not count,
+    because only branches can become root. A malformed reply counts no one.
     """
     acked = set()
-    for replica in replicas:
-        address = f"{replica.get('ip')}:{replica.get('port')}"
-        bracketed = f"[{replica.get('ip')}]:{replica.get('port')}"
-        name = address if address in branches else bracketed
-        if name in branches and int(replica.get("offset", -1)) >= write_offset:
-            acked.add(name)
+    replicas = role[2] if isinstance(role, list | tuple) and len(role) == 3 else []
+    for entry in replicas:
+        try:
+            ip, port, offset = entry
+            reached = int(offset) >= write_offset
+        except (TypeError, ValueError):
+            continue
+        for name in (f"{ip}:{port}", f"[{ip}]:{port}"):
+            if reached and name in branches:
+                acked.add(name)
     return len(acked)
 
 
-def replica_entries(info: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """The ``slaveN`` entries of a parsed ``INFO replication``."""
-    return [v for k, v in info.items() if k.startswith("slave") and isinstance(v, Mapping)]
+def non_branch_replicas(role: Any, branches: frozenset[str]) -> int:
+    """How many replicas in a ``ROLE`` reply are not branches."""
+    replicas = role[2] if isinstance(role, list | tuple) and len(role) == 3 else []
+    names = set()
+    for entry in replicas:
+        if isinstance(entry, list | tuple) and len(entry) == 3:
+            ip, port, _ = entry
+            if f"{ip}:{port}" not in branches and f"[{ip}]:{port}" not in branches:
+                names.add(f"{ip}:{port}")
+    return len(names)
+
+
+def role_offset(role: Any) -> int:
+    """The master's replication offset in a ``ROLE`` reply; ValueError if malformed."""
+    if not isinstance(role, list | tuple) or len(role) != 3 or role[0] != "master":
+        raise ValueError(f"not a master's ROLE reply: {role!r}")
+    return int(role[1])
 
 
 class Client:
@@ -250,8 +267,9 @@ class Client:
             if remaining <= 0:
                 raise WriteFailed(f"not applied: {last} (gave up after the deadline)")
             # Wake on a new root at once; otherwise retry soon (branches reconnecting).
-            view = watch.wait_for_change(view.version, min(pause, remaining))
-            pause = min(pause * 2, 0.2)
+            seen = view.version
+            view = watch.wait_for_change(seen, min(pause, remaining))
+            pause = 0.01 if view.version != seen else min(pause * 2, 0.2)
 
     # --- internals ---------------------------------------------------------------------------
 
@@ -283,14 +301,15 @@ class Client:
         assert root is not None
         wanted = self._wanted_acks(view, acks)
         conn = self._root_conn(root.address)
-        # One round trip in the common case: the write, the offset it reached, WAIT, and
-        # the offsets the replicas acknowledged.
+        # One round trip in the common case: the write, the offset it reached (ROLE), WAIT,
+        # and the offsets the replicas acknowledged (ROLE again: structured, cheap to parse).
         pipe = conn.pipeline(transaction=False)
         pipe.eval(_FENCED_WRITE, 1, EPOCH_KEY, str(root.epoch), *command)
         if wanted:
-            pipe.info("replication")
-            pipe.execute_command("WAIT", wanted, self._wait_ms(deadline))
-            pipe.info("replication")
+            pipe.execute_command("ROLE")
+            # Short: if the write is refused, this WAIT still runs (and waits for nothing).
+            pipe.execute_command("WAIT", wanted, self._wait_ms(deadline, _FIRST_WAIT))
+            pipe.execute_command("ROLE")
         try:
             results = pipe.execute(raise_on_error=False)
         except redis.ConnectionError as exc:
@@ -309,17 +328,21 @@ class Client:
             raise WriteRejected(f"root refused the command: {text}")
         if not wanted:
             return _Confirmed(reply)
-        write_offset = int(results[1]["master_repl_offset"])
-        if not isinstance(results[3], dict):
-            raise WriteUncertain(f"applied by root {root.address} but not confirmed: {results[3]}")
-        if branch_acks(write_offset, replica_entries(results[3]), view.branches) >= wanted:
+        try:
+            write_offset = role_offset(results[1])
+        except ValueError as exc:
+            raise WriteUncertain(
+                f"applied by root {root.address} but not confirmed: {exc}"
+            ) from None
+        if branch_acks(write_offset, results[3], view.branches) >= wanted:
             return _Confirmed(reply)
         return self._confirm(conn, root, view.branches, write_offset, wanted, deadline, reply)
 
-    def _wait_ms(self, deadline: float) -> int:
-        """WAIT's timeout: at most ack_timeout, never past the deadline, at least 1 ms."""
+    def _wait_ms(self, deadline: float, limit: float | None = None) -> int:
+        """WAIT's timeout: at most ``limit`` (ack_timeout), never past the deadline, >= 1 ms."""
         remaining = deadline - time.monotonic()
-        return max(1, int(min(self.ack_timeout, max(remaining, 0.001)) * 1000))
+        cap = self.ack_timeout if limit is None else limit
+        return max(1, int(min(cap, max(remaining, 0.001)) * 1000))
 
     def _confirm(
         self,
@@ -332,17 +355,19 @@ class Client:
         reply: Any,
     ) -> _Confirmed:
         """WAIT until ``wanted`` branches hold ``write_offset``; WriteUncertain at the deadline."""
+        others = 0  # replicas that are not branches (leaves briefly on the root): WAIT for them
         while True:
             try:
                 pipe = conn.pipeline(transaction=False)
-                pipe.execute_command("WAIT", wanted, self._wait_ms(deadline))
-                pipe.info("replication")
-                _, info = pipe.execute()
+                pipe.execute_command("WAIT", others + wanted, self._wait_ms(deadline, 0.05))
+                pipe.execute_command("ROLE")
+                _, role = pipe.execute()
             except redis.RedisError as exc:
                 raise WriteUncertain(
                     f"applied by root {root.address} but not confirmed: {exc}"
                 ) from None
-            acked = branch_acks(write_offset, replica_entries(info), branches)
+            acked = branch_acks(write_offset, role, branches)
+            others = non_branch_replicas(role, branches)
             if acked >= wanted:
                 return _Confirmed(reply)
             if time.monotonic() >= deadline:
@@ -378,4 +403,5 @@ __all__ = [
     "WriteRejected",
     "WriteUncertain",
     "branch_acks",
+    "role_offset",
 ]

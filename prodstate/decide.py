@@ -199,11 +199,13 @@ def _as_root(s: Snapshot) -> Decision:
         return Decision(Promote(), f"root with epoch {s.root.epoch}: promoting the local Redis")
     if s.root.replid != r.replid:
         return Decision(PublishReplid(r.replid), f"publishing root replication id {r.replid[:8]}")
-    wanted = 1 if _other_branches(s) else 0
+    wanted, attached = _write_quorum(s)
     if r.min_replicas_to_write != wanted:
+        extra = f" ({attached} non-branch replica(s) attached)" if attached and wanted else ""
         return Decision(
             Serve(wanted),
-            f"root with epoch {s.root.epoch}: accepting writes acknowledged by {wanted} branch(es)",
+            f"root with epoch {s.root.epoch}: accepting writes only while "
+            f"{wanted} replica(s) are attached{extra}",
         )
     prev = s.previous_root
     if prev is not None and prev.address != s.address and prev.redis.is_master:
@@ -289,41 +291,46 @@ def follow_target(s: Snapshot) -> tuple[str, str]:
 
 
 def _follow(s: Snapshot) -> Decision:
+    assert s.root is not None
     target, why = follow_target(s)
     if target == s.address:
         return Decision(Wait(), f"{why}, but that is this node's own address: refusing")
     if s.redis.master == target:
         return Decision(Wait(), why)
+    if target == s.root.address and not s.root.replid:
+        # A replica whose own master is gone refuses PSYNC, and Redis retries only once a
+        # second: following the root before it has promoted would cost up to a second.
+        return Decision(Wait(), f"{why}, once it has promoted (no replication id published)")
     new = s.new_parent
-    if new is not None and new.address == target and _behind(new.redis, s):
-        return Decision(
-            Wait(),
-            f"{why}, but it is behind this node ({new.redis.offset} < {s.redis.offset}): "
-            "waiting for it to catch up, so the move is a partial resync",
-        )
+    if new is not None and new.address == target and target != s.root.address:
+        waiting = _not_ready(new.redis, s)
+        if waiting:
+            return Decision(
+                Wait(), f"{why}, but it {waiting}: waiting, so the move is a partial resync"
+            )
     current = s.redis.master or "none (master)"
     return Decision(Replicate(target), f"{why}; was replicating from {current}")
 
 
-#: Replication ids that name no history: unset, or Redis's all-zero replid2.
-_NO_ID = frozenset({"", "0" * 40})
+def _not_ready(parent: RedisState, s: Snapshot) -> str:
+    """Why a leaf should not move to ``parent`` yet ("" if it may move now).
 
-
-def _behind(parent: RedisState, s: Snapshot) -> bool:
-    """True if ``parent`` streams the same history but has not yet reached this node's offset.
-
-    Redis answers a PSYNC for an offset beyond its own with a full resync; a parent
-    whose link is up catches up within moments, so waiting for it costs little.
+    Redis answers a PSYNC it cannot serve (another replication id, or an offset past its
+    own) with a full resync. A branch that has not yet followed the current root, or is
+    behind this leaf, gets there within moments (its agent reacts without jitter, and a
+    branch whose agent is gone is soon unregistered), so the leaf waits for it. A leaf
+    without the tree's data needs a full resync anyway and never waits; neither does one
+    whose new parent cannot be reached, or whose own link is down (it is going stale).
     """
-    ids = ({parent.replid, parent.replid2} & {s.redis.replid, s.redis.replid2}) - _NO_ID
-    same_history = bool(ids)
-    return (
-        parent.reachable
-        and parent.link_up
-        and same_history
-        and s.redis.role == "slave"
-        and parent.offset < s.redis.offset
-    )
+    assert s.root is not None
+    r = s.redis
+    if not parent.reachable or r.role != "slave" or not r.link_up or not s.lineage.knows(r):
+        return ""
+    if parent.master != s.root.address or not parent.link_up or parent.sync_in_progress:
+        return f"is not yet in sync with root {s.root.node_id}"
+    if parent.offset < s.redis.offset:
+        return f"is behind this node ({parent.offset} < {s.redis.offset})"
+    return ""
 
 
 # --- helpers -----------------------------------------------------------------------------
@@ -338,6 +345,20 @@ def _can_serve_leaves(s: Snapshot) -> bool:
     """A parent for leaves: a replica in sync with the tree's history."""
     r = s.redis
     return r.role == "slave" and s.lineage.knows(r) and not r.sync_in_progress
+
+
+def _write_quorum(s: Snapshot) -> tuple[int, int]:
+    """The root's ``min-replicas-to-write``, and how many non-branch replicas it counts.
+
+    While other branches exist, a write needs one attached branch. Redis counts every
+    replica, and leaves may hang on the root for a moment (its own leaves, when a branch
+    is promoted), so each attached non-branch replica raises the count by one.
+    """
+    if not _other_branches(s):
+        return 0, 0
+    branch_addresses = {m.address for m in s.branches if m.node_id != s.node_id}
+    attached = sum(1 for a in s.redis.replicas if a not in branch_addresses)
+    return 1 + attached, attached
 
 
 def _other_branches(s: Snapshot, exclude: str | None = None) -> list[Member]:

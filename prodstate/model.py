@@ -228,6 +228,8 @@ class RedisState:
     connected_replicas: int = 0
     min_replicas_to_write: int = 0
     loading: bool = False
+    #: Addresses of the connected replicas, as they announce themselves.
+    replicas: tuple[str, ...] = ()
 
     @property
     def is_master(self) -> bool:

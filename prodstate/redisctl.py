@@ -61,7 +61,17 @@ def read_state(conn: redis.Redis) -> RedisState:
         connected_replicas=int(repl.get("connected_slaves", 0)),
         min_replicas_to_write=int(config.get("min-replicas-to-write", 0)),
         loading=bool(persistence.get("loading", 0)),
+        replicas=_replicas(repl),
     )
+
+
+def _replicas(repl: dict) -> tuple[str, ...]:
+    """``slaveN`` entries of INFO replication as announced ``host:port`` addresses."""
+    found = []
+    for key, value in repl.items():
+        if key.startswith("slave") and isinstance(value, dict) and "ip" in value:
+            found.append(format_address(str(value["ip"]), int(value.get("port", 0))))
+    return tuple(sorted(found))
 
 
 class RedisControl:

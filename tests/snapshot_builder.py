@@ -116,6 +116,9 @@ redis_states = st.builds(
     sync_in_progress=st.sampled_from([False, False, False, True]),
     min_replicas_to_write=st.sampled_from([0, 1, 2, FENCE_MIN_REPLICAS]),
     loading=st.sampled_from([False, False, False, True]),
+    replicas=st.lists(st.sampled_from([*map(addr, POOL), "leaf.example.net:6379"]), max_size=3)
+    .map(sorted)
+    .map(tuple),
 )
 pool_ids = st.sampled_from(POOL)
 rarely = mostly.map(lambda b: not b)

@@ -6,38 +6,59 @@ import pytest
 from click.testing import CliRunner
 
 from prodstate.cli import cli
-from prodstate.client import Client, ProdstateError, WriteRejected, branch_acks, replica_entries
+from prodstate.client import (
+    Client,
+    ProdstateError,
+    WriteRejected,
+    branch_acks,
+    non_branch_replicas,
+    role_offset,
+)
 
 BRANCHES = frozenset({"10.0.0.1:6379", "10.0.0.2:6379", "[::1]:6380"})
 
 
-def slave(ip: str, port: int, offset: int) -> dict:
-    return {"ip": ip, "port": port, "state": "online", "offset": offset, "lag": 0}
+def role(*replicas: tuple[str, int, int], offset: int = 1000) -> list:
+    """A master's ROLE reply as redis-py decodes it."""
+    return ["master", offset, [[ip, str(port), str(off)] for ip, port, off in replicas]]
 
 
 def test_only_branches_at_or_past_the_write_count():
-    replicas = [
-        slave("10.0.0.1", 6379, 500),  # branch, caught up
-        slave("10.0.0.2", 6379, 499),  # branch, behind
-        slave("10.0.0.9", 6379, 900),  # a leaf on the root: cannot become root
-    ]
-    assert branch_acks(500, replicas, BRANCHES) == 1
-    assert branch_acks(499, replicas, BRANCHES) == 2
-    assert branch_acks(501, replicas, BRANCHES) == 0
+    reply = role(
+        ("10.0.0.1", 6379, 500),  # branch, caught up
+        ("10.0.0.2", 6379, 499),  # branch, behind
+        ("10.0.0.9", 6379, 900),  # a leaf on the root: cannot become root
+    )
+    assert branch_acks(500, reply, BRANCHES) == 1
+    assert branch_acks(499, reply, BRANCHES) == 2
+    assert branch_acks(501, reply, BRANCHES) == 0
 
 
 def test_ipv6_branches_match_their_bracketed_address():
-    assert branch_acks(10, [slave("::1", 6380, 10)], BRANCHES) == 1
+    assert branch_acks(10, role(("::1", 6380, 10)), BRANCHES) == 1
 
 
 def test_a_branch_listed_twice_counts_once():
-    replicas = [slave("10.0.0.1", 6379, 10), slave("10.0.0.1", 6379, 10)]
-    assert branch_acks(10, replicas, BRANCHES) == 1
+    assert branch_acks(10, role(("10.0.0.1", 6379, 10), ("10.0.0.1", 6379, 10)), BRANCHES) == 1
 
 
-def test_replica_entries_come_from_slave_keys_only():
-    info = {"role": "master", "connected_slaves": 1, "slave0": slave("10.0.0.1", 6379, 1)}
-    assert replica_entries(info) == [slave("10.0.0.1", 6379, 1)]
+@pytest.mark.parametrize(
+    "reply", [None, "OK", ["slave", "h", 1, "connected", 5], ["master", 5, [["x"]]], []]
+)
+def test_malformed_role_replies_count_no_one(reply):
+    assert branch_acks(0, reply, BRANCHES) == 0
+
+
+def test_non_branch_replicas_are_the_leaves_on_the_root():
+    reply = role(("10.0.0.1", 6379, 5), ("10.0.0.9", 6379, 5), ("10.0.0.8", 6379, 5))
+    assert non_branch_replicas(reply, BRANCHES) == 2
+    assert non_branch_replicas(None, BRANCHES) == 0
+
+
+def test_role_offset():
+    assert role_offset(role(offset=42)) == 42
+    with pytest.raises(ValueError, match="not a master"):
+        role_offset(["slave", "10.0.0.1", 6379, "connected", 5])
 
 
 @pytest.mark.parametrize(

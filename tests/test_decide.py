@@ -110,9 +110,14 @@ def test_leaf_restarted_as_master_is_pointed_at_its_branch():
     assert act(s) == Replicate(addr(choose_parent(ME, ["b2", "b3"])))
 
 
+def on_root(**kw) -> RedisState:
+    """A branch's Redis in sync with the root."""
+    return replica(**{"master": ROOT_ADDR, **kw})
+
+
 def test_leaf_waits_for_a_new_parent_that_is_behind_it():
     parent = choose_parent(ME, ["b2", "b3"])
-    lagging = peer(parent, replica(offset=900))
+    lagging = peer(parent, on_root(offset=900))
     s = snap(tier=Tier.LEAF, redis=replica(offset=1000), new_parent=lagging)
     d = decide(s)
     assert d.action == Wait()
@@ -122,15 +127,29 @@ def test_leaf_waits_for_a_new_parent_that_is_behind_it():
 @pytest.mark.parametrize(
     "state",
     [
-        replica(offset=1000),  # caught up
-        replica(offset=900, link_up=False),  # stuck: waiting would never end
-        replica(offset=900, replid=NEW_REPLID, replid2=ZEROS),  # another history
-        RedisState(reachable=False),
+        on_root(master=addr("b9")),  # still on a deposed root: another replication id
+        on_root(link_up=False),
+        on_root(sync_in_progress=True),
     ],
 )
-def test_leaf_moves_when_waiting_would_not_help(state):
+def test_leaf_waits_for_a_new_parent_not_yet_in_sync_with_the_root(state):
     parent = choose_parent(ME, ["b2", "b3"])
-    s = snap(tier=Tier.LEAF, redis=replica(offset=1000), new_parent=peer(parent, state))
+    d = decide(snap(tier=Tier.LEAF, new_parent=peer(parent, state)))
+    assert d.action == Wait() and "not yet in sync with root" in d.reason
+
+
+@pytest.mark.parametrize(
+    ("state", "own"),
+    [
+        (on_root(offset=1000), replica(offset=1000)),  # caught up
+        (on_root(offset=1200), replica(offset=1000)),  # ahead
+        (RedisState(reachable=False), replica(offset=1000)),  # cannot be asked
+        (on_root(offset=900), replica(offset=1000, link_up=False)),  # this leaf goes stale
+    ],
+)
+def test_leaf_moves_when_its_new_parent_is_ready_or_waiting_would_not_help(state, own):
+    parent = choose_parent(ME, ["b2", "b3"])
+    s = snap(tier=Tier.LEAF, redis=own, new_parent=peer(parent, state))
     assert act(s) == Replicate(addr(parent))
 
 
@@ -293,6 +312,30 @@ def test_lone_root_serves_without_replicas(branches):
     fenced = master(min_replicas_to_write=FENCE_MIN_REPLICAS)
     assert act(root_snap(branches=branches, redis=fenced)) == Serve(0)
     assert act(root_snap(branches=branches, redis=master(min_replicas_to_write=1))) == Serve(0)
+
+
+def test_branch_waits_for_the_new_root_to_promote_before_following_it():
+    claimed = RootRecord("b2", addr("b2"), 4, "", owner_session=7, run_id="run-9")
+    d = decide(snap(root=claimed, redis=replica(master=ROOT_ADDR, link_up=False)))
+    assert d.action == Wait() and "once it has promoted" in d.reason
+    published = replace(claimed, replid=NEW_REPLID)
+    assert act(snap(root=published, redis=replica(master=ROOT_ADDR))) == Replicate(addr("b2"))
+
+
+def test_root_counts_attached_leaves_so_that_a_write_still_needs_a_branch():
+    # A promoted branch keeps its own leaves for a moment: each raises the quorum by one.
+    leaves = ("leaf-1.example.net:6379", "leaf-2.example.net:6379")
+    attached = master(min_replicas_to_write=1, replicas=(*leaves, addr("b2")))
+    d = decide(root_snap(redis=attached))
+    assert d.action == Serve(3)
+    assert "2 non-branch replica(s) attached" in d.reason
+    settled = master(min_replicas_to_write=1, replicas=(addr("b2"), addr("b3")))
+    assert act(root_snap(redis=settled)) == Wait()
+
+
+def test_lone_root_ignores_attached_leaves():
+    alone = master(min_replicas_to_write=0, replicas=("leaf-1.example.net:6379",))
+    assert act(root_snap(branches=(branch(ME),), redis=alone)) == Wait()
 
 
 def test_root_adopts_a_previous_root_that_is_still_master():
