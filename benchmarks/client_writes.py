@@ -26,19 +26,21 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import redis
-from redis._parsers.helpers import parse_info
+from redis._parsers import _RESP2Parser
+from redis._parsers.socket import SocketBuffer
 
-from prodstate.client import _FENCED_WRITE, Client, branch_acks, replica_entries
+from prodstate.client import _FENCED_WRITE, Client, branch_acks, role_offset
 from prodstate.redisctl import EPOCH_KEY, connect
 from prodstate.testing.cluster import LocalCluster
 from prodstate.testing.process import live_processes
 
-WAIT_MS = 1000  # WAIT timeout of the plain variants (the client's ack_timeout is also 1 s)
+WAIT_MS = 1000  # WAIT timeout of the hand-built variants (the client's first WAIT: 50 ms)
 BASELINE = "SET+WAIT"  # the plain confirmed write the others are compared with
-COMMANDS = ("set", "eval", "wait", "info")  # server-side costs reported from INFO commandstats
+COMMANDS = ("set", "eval", "wait", "role")  # server-side costs reported from INFO commandstats
 
 
 # --- figures ----------------------------------------------------------------------------------
@@ -55,7 +57,7 @@ class Variant:
     latencies: list[float] = field(default_factory=list)  # seconds, one per write
     round_seconds: list[float] = field(default_factory=list)  # wall time of each round
     cpu_seconds: float = 0.0  # this process's CPU time while writing (all rounds)
-    extra_confirms: int = 0  # prodstate writes that needed a second WAIT round trip
+    extra_confirms: int = 0  # prodstate writes that needed a further WAIT+ROLE round trip
 
     @property
     def writes(self) -> int:
@@ -111,15 +113,6 @@ def make_variants(
     def client_pipeline(key: str) -> None:
         pipe = root.pipeline(transaction=False)
         pipe.eval(_FENCED_WRITE, 1, EPOCH_KEY, str(epoch), "SET", key, value)
-        pipe.info("replication")
-        pipe.execute_command("WAIT", 1, WAIT_MS)
-        pipe.info("replication")
-        if pipe.execute()[2] < 1:
-            raise NotAcked(key)
-
-    def role_pipeline(key: str) -> None:
-        pipe = root.pipeline(transaction=False)
-        pipe.eval(_FENCED_WRITE, 1, EPOCH_KEY, str(epoch), "SET", key, value)
         pipe.execute_command("ROLE")
         pipe.execute_command("WAIT", 1, WAIT_MS)
         pipe.execute_command("ROLE")
@@ -134,46 +127,29 @@ def make_variants(
         if pipe.execute()[1] < 1:
             raise NotAcked(key)
 
+    def client_set0(key: str) -> None:
+        client0.set(key, value)
+
+    def client_set1(key: str) -> None:
+        client1.set(key, value)
+
+    by_hand = "the client's pipeline by hand (WAIT 1 1000, not 50 ms), no checks in Python"
+    one_role = "no ROLE before WAIT (the write's offset would be read after it): one ROLE fewer"
+    client = "Client.set, acks=1: EVAL+ROLE+WAIT 1 50+ROLE, role_offset + branch_acks"
     return [
         Variant("SET", 1, "plain SET, no WAIT (the floor)", plain_set),
         Variant(BASELINE, 1, "plain SET + WAIT 1 1000, pipelined", set_wait),
         Variant("SET;WAIT", 2, "plain SET, then WAIT 1 1000", set_then_wait),
-        Variant("EVAL+WAIT", 1, "fenced EVAL + WAIT, pipelined", eval_wait),
-        Variant(
-            "EVAL+INFO+WAIT+INFO",
-            1,
-            "the client's pipeline sent by hand (redis-py parses both INFO), no client logic",
-            client_pipeline,
-        ),
-        Variant(
-            "EVAL+ROLE+WAIT+ROLE",
-            1,
-            "the same with ROLE (offsets as a RESP array) instead of INFO replication",
-            role_pipeline,
-        ),
-        Variant(
-            "EVAL+WAIT+ROLE",
-            1,
-            "one ROLE after WAIT (master and replica offsets in one reply): a proposal",
-            wait_role,
-        ),
-        Variant(
-            "prodstate acks=0",
-            1,
-            "Client.set, acks=0: the fenced EVAL alone",
-            lambda key: client0.set(key, value),
-        ),
-        Variant(
-            "prodstate acks=1",
-            1,
-            "Client.set, acks=1: EVAL+INFO+WAIT+INFO, confirmed by a branch",
-            lambda key: client1.set(key, value),
-        ),
+        Variant("EVAL+WAIT", 1, "fenced EVAL + WAIT 1 1000, pipelined", eval_wait),
+        Variant("EVAL+ROLE+WAIT+ROLE", 1, by_hand, client_pipeline),
+        Variant("EVAL+WAIT+ROLE", 1, one_role, wait_role),
+        Variant("prodstate acks=0", 1, "Client.set, acks=0: the fenced EVAL alone", client_set0),
+        Variant("prodstate acks=1", 1, client, client_set1),
     ]
 
 
 def count_extra_confirms(client: Client, variant: Variant) -> None:
-    """Count the writes whose first WAIT was answered by a leaf, not a branch (a 2nd trip)."""
+    """Count the writes the first trip did not confirm (each costs a WAIT+ROLE trip or more)."""
     confirm = client._confirm
 
     def counted(*args: Any, **kwargs: Any) -> Any:
@@ -213,27 +189,38 @@ def commandstats(conn: redis.Redis) -> dict[str, tuple[int, int]]:
     }
 
 
+def resp(value: Any) -> bytes:
+    """``value`` (a decoded reply of strings, integers and lists) encoded as RESP2."""
+    if isinstance(value, list):
+        return b"*%d\r\n" % len(value) + b"".join(resp(item) for item in value)
+    if isinstance(value, int):
+        return b":%d\r\n" % value
+    data = str(value).encode()
+    return b"$%d\r\n%s\r\n" % (len(data), data)
+
+
 def parse_cost(conn: redis.Redis, repeat: int = 20000) -> tuple[int, float]:
-    """Size of the root's raw INFO replication reply, and redis-py's parse_info time on it (s)."""
-    connection = conn.connection_pool.get_connection()
-    try:
-        connection.send_command("INFO", "replication")
-        text = connection.read_response()  # the raw text, before the INFO response callback
-    finally:
-        conn.connection_pool.release(connection)
+    """Size of the root's ROLE reply, and redis-py's RESP2 parser's time to read it (s)."""
+    role = conn.execute_command("ROLE")
+    raw = resp(role)
+    parser = _RESP2Parser(socket_read_size=65536)
+    replay = SimpleNamespace(recv=lambda size: raw)  # a socket answering every read with raw
+    parser._buffer = SocketBuffer(replay, 65536, None)  # type: ignore[arg-type]
+    parser.encoder = conn.connection_pool.get_encoder()
+    if parser.read_response() != role:
+        raise RuntimeError(f"the ROLE reply did not survive re-encoding: {role!r}")
     start = time.perf_counter()
     for _ in range(repeat):
-        parse_info(text)
-    return len(text), (time.perf_counter() - start) / repeat
+        parser.read_response()
+    return len(raw), (time.perf_counter() - start) / repeat
 
 
 def logic_cost(conn: redis.Redis, branches: frozenset[str], repeat: int = 20000) -> float:
-    """The client's own confirmation check on a parsed INFO replication (s per write)."""
-    info = conn.info("replication")
-    offset = int(info["master_repl_offset"])
+    """The client's own check of a write on parsed ROLE replies: role_offset + branch_acks (s)."""
+    role = conn.execute_command("ROLE")
     start = time.perf_counter()
     for _ in range(repeat):
-        branch_acks(offset, replica_entries(info), branches)
+        branch_acks(role_offset(role), role, branches)
     return (time.perf_counter() - start) / repeat
 
 
@@ -252,7 +239,7 @@ def measure(
     try:
         variants = make_variants(conn, client0, client1, epoch, value)
         count_extra_confirms(client1, variants[-1])
-        replicas = conn.info("replication")
+        attached = len(conn.execute_command("ROLE")[2])
         on_root = sorted(n for n, a in report.masters.items() if a == address)
         log(f"root {root_name} (epoch {epoch}) at {address}, replicas: {', '.join(on_root)}")
 
@@ -287,14 +274,14 @@ def measure(
         "root": root_name,
         "epoch": epoch,
         "root_replicas": on_root,
-        "connected_replicas": replicas.get("connected_slaves"),
+        "connected_replicas": attached,
         "variants": variants,
         "load_before": load_before,
         "load_start": load_start,
         "load_end": load_end,
         "server_calls_usec": server,
-        "info_reply_bytes": size,
-        "parse_info_seconds": parse,
+        "role_reply_bytes": size,
+        "parse_role_seconds": parse,
         "branch_acks_seconds": logic,
     }
 
@@ -329,51 +316,36 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.3f}"
 
 
-HEADER = [
-    "variant",
-    "trips",
-    "writes/s",
-    "rounds min..max",
-    "x plain",
-    "p50 ms",
-    "p99 ms",
-    "max ms",
-    "p50 x plain",
-    "p99 x plain",
-    "client cpu us/write",
-]
+def row(v: Variant, plain: Variant) -> dict[str, str]:
+    """The table's cells for ``v``, by column heading."""
+    rates, p50, p99 = v.round_rates(), v.quantile(0.5), v.quantile(0.99)
+    return {
+        "variant": v.name,
+        "trips": str(v.trips),
+        "writes/s": f"{v.rate():.0f}",
+        "rounds min..max": f"{min(rates):.0f}..{max(rates):.0f}",
+        "x plain": f"{v.rate() / plain.rate():.2f}",
+        "p50 ms": ms(p50),
+        "p99 ms": ms(p99),
+        "max ms": ms(max(v.latencies)),
+        "p50 x plain": f"{p50 / plain.quantile(0.5):.2f}",
+        "p99 x plain": f"{p99 / plain.quantile(0.99):.2f}",
+        "client cpu us/write": f"{v.cpu_seconds / v.writes * 1e6:.0f}",
+    }
 
 
 def report(args: argparse.Namespace, result: dict[str, Any]) -> str:
     variants: list[Variant] = result["variants"]
     plain = next(v for v in variants if v.name == BASELINE)
-    rows = [HEADER]
-    for v in variants:
-        rates = v.round_rates()
-        rows.append(
-            [
-                v.name,
-                str(v.trips),
-                f"{v.rate():.0f}",
-                f"{min(rates):.0f}..{max(rates):.0f}",
-                f"{v.rate() / plain.rate():.2f}",
-                ms(v.quantile(0.5)),
-                ms(v.quantile(0.99)),
-                ms(max(v.latencies)),
-                f"{v.quantile(0.5) / plain.quantile(0.5):.2f}",
-                f"{v.quantile(0.99) / plain.quantile(0.99):.2f}",
-                f"{v.cpu_seconds / v.writes * 1e6:.0f}",
-            ]
-        )
+    cells = [row(v, plain) for v in variants]
+    rows = [list(cells[0]), *(list(c.values()) for c in cells)]
     ps = next(v for v in variants if v.name == "prodstate acks=1")
     server = result["server_calls_usec"]
     per_call = ", ".join(
         f"{name} {usec / calls:.1f}" for name, (calls, usec) in server.items() if calls
     )
     load_before, load_start, load_end = (
-        result["load_before"],
-        result["load_start"],
-        result["load_end"],
+        result[k] for k in ("load_before", "load_start", "load_end")
     )
     lines = [
         f"prodstate client write benchmark: branches={args.branches} leaves={args.leaves} "
@@ -396,54 +368,28 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> str:
         lines.append(f"   {v.name}: {v.what}")
     lines += [
         "",
-        f"prodstate acks=1: writes whose first WAIT was answered by a leaf, needing a second "
-        f"WAIT+INFO trip: {ps.extra_confirms}/{ps.writes}",
+        f"prodstate acks=1: writes the first trip did not confirm (no branch at the write's "
+        f"offset in the ROLE after WAIT), needing further WAIT+ROLE trips: "
+        f"{ps.extra_confirms}/{ps.writes}",
         f"server usec per call during the rounds (INFO commandstats, SET includes the SET inside "
-        f"EVAL, INFO includes the agents' polls): {per_call}",
-        f"client-side per write: redis-py parse_info of the {result['info_reply_bytes']}-byte "
-        f"INFO replication reply {result['parse_info_seconds'] * 1e6:.1f} us (x2 per write), "
-        f"branch_acks check {result['branch_acks_seconds'] * 1e6:.1f} us",
+        f"EVAL): {per_call}",
+        f"client-side per write: redis-py's RESP2 parser on the {result['role_reply_bytes']}-byte "
+        f"ROLE reply {result['parse_role_seconds'] * 1e6:.1f} us (x2 per write), "
+        f"role_offset + branch_acks check {result['branch_acks_seconds'] * 1e6:.1f} us",
     ]
     return "\n".join(lines)
 
 
 def as_json(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "config": {
-            "branches": args.branches,
-            "leaves": args.leaves,
-            "session_timeout": args.session_timeout,
-            "rounds": args.rounds,
-            "writes": args.writes,
-            "warmup": args.warmup,
-            "value_size": args.value_size,
-            "wait_ms": WAIT_MS,
-            "cpus": os.cpu_count(),
-            "load_before_cluster": result["load_before"],
-            "load_start": result["load_start"],
-            "load_end": result["load_end"],
-            "redis_py": redis.__version__,
-            "command": [sys.executable, *sys.argv],
-        },
-        "root": result["root"],
-        "root_replicas": result["root_replicas"],
-        "server_calls_usec": result["server_calls_usec"],
-        "info_reply_bytes": result["info_reply_bytes"],
-        "parse_info_seconds": result["parse_info_seconds"],
-        "branch_acks_seconds": result["branch_acks_seconds"],
-        "variants": [
-            {
-                "name": v.name,
-                "trips": v.trips,
-                "what": v.what,
-                "round_seconds": v.round_seconds,
-                "cpu_seconds": v.cpu_seconds,
-                "extra_confirms": v.extra_confirms,
-                "latencies_seconds": [round(t, 7) for t in v.latencies],
-            }
-            for v in result["variants"]
-        ],
-    }
+    config = {k: v for k, v in vars(args).items() if k not in ("dir", "json")}
+    config.update(wait_ms=WAIT_MS, cpus=os.cpu_count(), redis_py=redis.__version__)
+    config["command"] = [sys.executable, *sys.argv]
+    fields = ("name", "trips", "what", "round_seconds", "cpu_seconds", "extra_confirms")
+    variants = []
+    for v in result["variants"]:
+        variants.append({f: getattr(v, f) for f in fields})
+        variants[-1]["latencies_seconds"] = [round(t, 7) for t in v.latencies]
+    return {"config": config, **result, "variants": variants}
 
 
 def log(message: str) -> None:

@@ -36,6 +36,7 @@ import redis
 from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException, NoNodeError
 
+from prodstate.client import Client
 from prodstate.model import DataError, RootRecord, parse_address
 from prodstate.testing.cluster import LocalCluster
 from prodstate.testing.process import live_processes
@@ -139,10 +140,8 @@ def error_kind(exc: BaseException) -> str:
 def seed(cluster: LocalCluster, tag: str) -> dict[str, str]:
     """Write SEED_KEYS keys at the root, confirmed, and wait until every node holds them."""
     values = {f"seed:{i}": f"{tag}-{i}" for i in range(SEED_KEYS)}
-    root = cluster.root_name()
-    assert root is not None
-    with cluster.redis[root].client(socket_timeout=2) as conn:
-        conn.mset(values)
+    with Client(cluster.zk_hosts, cluster.cluster, timeout=30) as client:
+        client.write("MSET", *(item for pair in values.items() for item in pair))
     cluster.confirmed_write("seed:done", tag)
     cluster.wait_everywhere("seed:done", tag)
     return values

@@ -223,11 +223,14 @@ class Agent:
         periodic = self.view is None or now - self.view.read_at >= self.config.refresh_interval
         if not (due or periodic) or self.zk.state is not ZkState.CONNECTED:
             return
+        # Cleared before reading: a watch that fires during the read schedules another one.
+        self._refresh_at = None
         try:
             self.view = self.zk.read_view(self.config.node_id, self.config.tier)
-            self._refresh_at = None
         except StoreUnavailable as exc:
             log.debug("could not read ZooKeeper", extra={"error": str(exc)})
+            if self._refresh_at is None:
+                self._refresh_at = now
 
     def _with_peers(self, s: Snapshot) -> Snapshot:
         """Read the Redis of the nodes a decision may depend on.
