@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import socket
 
@@ -9,7 +10,7 @@ import click
 
 from prodstate.agent import Agent, AgentConfig
 from prodstate.logs import setup_logging
-from prodstate.model import Tier
+from prodstate.model import Tier, format_address
 from prodstate.options import check_address, check_cluster, check_node_id, config_option, option
 
 
@@ -68,11 +69,16 @@ def agent(
     )
     runner = Agent(config)
     try:
-        runner.serve_metrics()
+        bound = runner.serve_metrics()
     except OSError as exc:
         raise click.ClickException(
             f"cannot serve metrics on {metrics_host}:{metrics_port}: {exc.strerror or exc}"
         ) from None
+    if bound is not None:
+        logging.getLogger("prodstate.agent").info(
+            "serving /metrics and /healthz",
+            extra={"node_id": node_id, "metrics_address": format_address(metrics_host, bound)},
+        )
 
     def _stop(signum: int, frame: object) -> None:
         runner.stop()

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from prodstate.testing.ports import free_port
 from prodstate.testing.process import ManagedProcess
 from prodstate.testing.redis_server import RedisServer
+from prodstate.testing.wait import wait_until
 
 
 class AgentProcess(ManagedProcess):
     """``python -m prodstate agent`` for one node, started through the real command line.
 
-    Each agent serves its metrics and ``/healthz`` on a free loopback port (``metrics_url``).
+    Each agent serves its metrics and ``/healthz`` on a loopback port the kernel picks
+    (``--metrics-port 0``, so no other process can take it first); ``metrics_url`` reads
+    it from the agent's log.
     """
 
     def __init__(
@@ -34,7 +37,6 @@ class AgentProcess(ManagedProcess):
         self.node_id = node_id
         self.tier = tier
         self.redis = redis
-        self.metrics_port = free_port()
         argv = [
             sys.executable,
             "-m",
@@ -57,7 +59,7 @@ class AgentProcess(ManagedProcess):
             "--jitter",
             str(jitter),
             "--metrics-port",
-            str(self.metrics_port),
+            "0",
             "--metrics-host",
             "127.0.0.1",
             *extra_args,
@@ -66,5 +68,18 @@ class AgentProcess(ManagedProcess):
 
     @property
     def metrics_url(self) -> str:
-        """Base URL of this agent's HTTP endpoint: append ``/metrics`` or ``/healthz``."""
-        return f"http://127.0.0.1:{self.metrics_port}"
+        """Base URL of this agent's HTTP endpoint (append ``/metrics`` or ``/healthz``);
+        waits for the running agent to log the address it bound."""
+        return "http://" + wait_until(self._metrics_address, timeout=15, what="metrics address")
+
+    def _metrics_address(self) -> str | None:
+        """The address in the latest "serving /metrics" log line, if any."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return None
+        found = _METRICS_ADDRESS.findall(text[text.rfind("--- start ") :])
+        return found[-1] if found else None
+
+
+_METRICS_ADDRESS = re.compile(r"metrics_address=(\S+)")
