@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -35,6 +36,12 @@ def test_free_ports_are_distinct_and_bindable():
     for port in ports[:3]:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", port))
+
+
+def test_free_ports_are_below_the_ephemeral_range():
+    # Outgoing connections take their local ports from that range: they must not steal ours.
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    assert all(port < low for port in free_ports(50))
 
 
 def test_redis_config_has_persistence_off_by_default(tmp_path):

@@ -201,7 +201,11 @@ class LocalCluster:
                 )
 
     def __enter__(self) -> LocalCluster:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()  # what did start must not outlive a failed start
+            raise
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
