@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from prodstate.testing import RedisServer, ZooKeeperEnsemble, free_ports, wait_until
+from prodstate.testing import RedisServer, ZooKeeperEnsemble, free_port, free_ports, wait_until
 from prodstate.testing.zk_server import zookeeper_classpath
 
 
@@ -36,6 +36,11 @@ def test_free_ports_are_distinct_and_bindable():
     for port in ports[:3]:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", port))
+
+
+def test_a_port_is_handed_out_once_per_process():
+    ports = [free_port() for _ in range(300)] + free_ports(100)
+    assert len(set(ports)) == 400
 
 
 def test_free_ports_are_below_the_ephemeral_range():

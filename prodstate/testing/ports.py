@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import random
 import socket
+import threading
 from pathlib import Path
 
 _RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 _LOWEST = 10000
+#: Ports this process has handed out: a server built but not yet started holds none, so
+#: without this two servers of one cluster could be given the same port.
+_handed_out: set[int] = set()
+_lock = threading.Lock()
 
 
 def _candidates() -> range:
@@ -26,32 +31,39 @@ def _candidates() -> range:
 
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """Return ``count`` distinct ports that were free on ``host`` a moment ago.
-
-    The sockets are held open together so the same port is not returned twice; another
-    process may still take one before the caller binds it, which the harness reports as
-    a failed start.
-    """
+    """Return ``count`` ports that were free on ``host`` a moment ago, never one this
+    process has been given before; another process may still take one before the caller
+    binds it, which the harness reports as a failed start."""
     sockets: list[socket.socket] = []
     ports: list[int] = []
     pool = _candidates()
-    try:
-        for port in random.sample(pool, min(len(pool), 50 * count + 100)):
-            if len(ports) == count:
-                break
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            try:
-                sock.bind((host, port))
-            except OSError:
+    with _lock:
+        try:
+            ports = _pick(pool, count, host, sockets)
+        finally:
+            for sock in sockets:
                 sock.close()
-                continue
-            sockets.append(sock)
-            ports.append(port)
-    finally:
-        for sock in sockets:
-            sock.close()
+        _handed_out.update(ports)
     if len(ports) < count:
         raise OSError(f"found only {len(ports)} of {count} free ports on {host}")
+    return ports
+
+
+def _pick(pool: range, count: int, host: str, sockets: list[socket.socket]) -> list[int]:
+    ports: list[int] = []
+    for port in random.sample(pool, min(len(pool), 50 * count + 100)):
+        if len(ports) == count:
+            break
+        if port in _handed_out:
+            continue
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            sock.close()
+            continue
+        sockets.append(sock)
+        ports.append(port)
     return ports
 
 
