@@ -37,7 +37,8 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException, NoNodeError
 
 from prodstate.client import Client
-from prodstate.model import DataError, RootRecord, parse_address
+from prodstate.model import DataError, RootRecord
+from prodstate.redisctl import connect
 from prodstate.testing.cluster import LocalCluster
 from prodstate.testing.process import live_processes
 
@@ -95,15 +96,8 @@ def tick_time_for(session_timeout: float) -> int:
 
 
 def client_for(address: str, timeout: float = 0.3) -> redis.Redis:
-    """A redis-py client with short timeouts, for polling."""
-    host, port = parse_address(address)
-    return redis.Redis(
-        host=host,
-        port=port,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        decode_responses=True,
-    )
+    """A redis-py client with short timeouts and no retries, for polling."""
+    return connect(address, timeout)
 
 
 def read_root(zk: KazooClient, path: str) -> tuple[RootRecord | None, Any]:

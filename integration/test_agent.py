@@ -16,6 +16,18 @@ from prodstate.testing.cluster import LocalCluster
 SESSION = 2.0  # as in conftest.py
 
 
+def assert_old_root_rejoined_without_loss(
+    cluster: LocalCluster, old_root: str, confirmed: list[str]
+) -> None:
+    """A new root serves, the old one replicates from it, and it holds every confirmed key."""
+    report = cluster.wait_for_tree(timeout=30)
+    assert report.root.node_id != old_root
+    assert report.masters[old_root] == cluster.redis[report.root.node_id].address
+    new_root = cluster.redis[report.root.node_id].client()
+    lost = [key for key in confirmed if new_root.get(key) is None]
+    assert not lost, f"acknowledged writes lost: {lost}"
+
+
 def test_tree_forms_and_a_root_write_reaches_every_leaf(cluster):
     report = cluster.inspect()
     assert report.healthy, report.problems
@@ -121,12 +133,7 @@ def test_root_agent_frozen_past_its_session_loses_no_acknowledged_write(cluster)
         i += 1
     cluster.agents[old_root].resume()
 
-    report = cluster.wait_for_tree(timeout=30)
-    assert report.root.node_id != old_root
-    assert report.masters[old_root] == cluster.redis[report.root.node_id].address
-    new_root = cluster.redis[report.root.node_id].client()
-    lost = [key for key in confirmed if new_root.get(key) is None]
-    assert not lost, f"acknowledged writes lost: {lost}"
+    assert_old_root_rejoined_without_loss(cluster, old_root, confirmed)
     assert confirmed, "no write was acknowledged before the failover"
     cluster.confirmed_write("after-freeze", "ok")
     cluster.wait_everywhere("after-freeze", "ok")
@@ -181,11 +188,6 @@ def test_root_cut_off_from_zookeeper_stops_writes_before_a_new_root_is_elected(t
         assert last_accepted < elected_at, "the cut-off root accepted writes after the election"
 
         cluster.heal_zk(old_root)
-        report = cluster.wait_for_tree(timeout=30)
-        assert report.root.node_id != old_root
-        assert report.masters[old_root] == cluster.redis[report.root.node_id].address
-        new_root = cluster.redis[report.root.node_id].client()
-        lost = [key for key in confirmed if new_root.get(key) is None]
-        assert not lost, f"acknowledged writes lost: {lost}"
+        assert_old_root_rejoined_without_loss(cluster, old_root, confirmed)
         cluster.confirmed_write("after-partition", "ok")
         cluster.wait_everywhere("after-partition", "ok")

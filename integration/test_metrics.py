@@ -62,7 +62,8 @@ def test_agents_export_their_role_link_and_sync_counters(tmp_path):
         assert m[("prodstate_tier", (("tier", "leaf"),))] == 1
         assert m[("prodstate_replication_link_up", ())] == 1
         assert m[("prodstate_replication_offset", ())] > 0
-        assert "following " + cluster.redis[branch].address in healthz(cluster, leaf)[1]
+        following = "following " + cluster.redis[branch].address
+        wait_until(lambda: following in healthz(cluster, leaf)[1], timeout=10, what=following)
 
         # The leaf's only branch dies: the leaf moves to the root, which serves it partially.
         partial_before = scrape(cluster, root)[("prodstate_partial_resyncs_total", ())]
