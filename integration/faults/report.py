@@ -1,0 +1,74 @@
+"""Run the fault scenarios outside pytest and print a table.
+
+``python -m integration.faults.report [--runs N] [--scenario NAME ...]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from prodstate.testing.process import stop_all
+
+from .harness import FaultResult
+from .scenarios import SCENARIOS, run_scenario
+
+HEADER = ("scenario", "runs", "confirmed", "lost", "full resyncs", "failover s", "stale leaf s")
+
+
+def _worst(values: list[float | None]) -> str:
+    known = [v for v in values if v is not None]
+    return f"{max(known):.2f}" if known else "-"
+
+
+def row(name: str, results: list[FaultResult]) -> tuple[str, ...]:
+    """One table row: totals over runs, worst failover and staleness."""
+    return (
+        name,
+        str(len(results)),
+        str(sum(r.confirmed for r in results)),
+        str(sum(r.lost for r in results)),
+        str(sum(r.full_resyncs for r in results)),
+        _worst([r.failover_seconds for r in results]),
+        _worst([r.stale_seconds for r in results]),
+    )
+
+
+def table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in [HEADER, *rows]) for i in range(len(HEADER))]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in [HEADER, *rows]
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=1, help="runs of each scenario")
+    parser.add_argument(
+        "--scenario", action="append", choices=list(SCENARIOS), help="repeatable; default all"
+    )
+    args = parser.parse_args(argv)
+    rows, bad = [], 0
+    for name in args.scenario or list(SCENARIOS):
+        results = []
+        for run in range(args.runs):
+            with tempfile.TemporaryDirectory(prefix=f"faults-{name}-") as workdir:
+                try:
+                    result = run_scenario(name, Path(workdir))
+                finally:
+                    stop_all()  # nothing outlives a failed run
+            print(f"run {run + 1}: {result.line()}", file=sys.stderr, flush=True)
+            bad += not result.ok
+            results.append(result)
+        rows.append(row(name, results))
+    print(table(rows))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
