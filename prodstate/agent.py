@@ -31,6 +31,7 @@ from prodstate.decide import (
     StepDown,
     Wait,
     decide,
+    election_candidates,
     follow_target,
 )
 from prodstate.metrics import AgentMetrics, RedisStats, read_heartbeat, read_stats
@@ -244,12 +245,13 @@ class Agent:
             return self._with_new_parent(s)
         previous = ""
         peers: tuple[PeerState, ...] = ()
-        if s.root is None and s.in_election and s.candidates[:1] == (self.config.node_id,):
+        candidates = election_candidates(s)
+        if s.root is None and s.in_election and candidates[:1] == (self.config.node_id,):
             previous = s.lineage.address
             by_id = {m.node_id: m for m in s.branches}
             peers = tuple(
                 PeerState(c, by_id[c].address, _peer_state(by_id[c].address))
-                for c in s.candidates[1:]
+                for c in candidates[1:]
                 if c in by_id
             )
         elif s.root is not None and s.root.node_id == s.node_id and s.root.previous:

@@ -234,10 +234,18 @@ def _membership(s: Snapshot) -> Decision | None:
     return None
 
 
+def election_candidates(s: Snapshot) -> tuple[str, ...]:
+    """Candidates in election order, keeping only registered branches (a stray or forged
+    election znode must not stall the election or lead it)."""
+    members = {m.node_id for m in s.branches} | {s.node_id}
+    return tuple(c for c in s.candidates if c in members)
+
+
 def _election(s: Snapshot) -> Decision:
-    if not s.in_election or not s.candidates:
+    candidates = election_candidates(s)
+    if not s.in_election or not candidates:
         return Decision(Wait(), "no root: waiting to enter the election")
-    leader = s.candidates[0]
+    leader = candidates[0]
     if leader != s.node_id:
         return Decision(Wait(), f"no root: {leader} leads the election")
     prev = s.previous_root

@@ -443,3 +443,11 @@ def test_any_snapshot_gets_one_safe_explained_decision(s):
         skip = {ME, s.root.node_id}
         live = {m.address for m in s.branches if m.available and m.node_id not in skip}
         assert action.address in (live or {s.root.address})
+
+
+def test_a_forged_election_znode_neither_leads_nor_stalls_the_election():
+    forged = election_snap(candidates=("intruder", ME, "b2"))
+    assert isinstance(act(forged), Claim)
+    other = election_snap(candidates=("intruder", "b2", ME))
+    d = decide(other)
+    assert d.action == Wait() and "b2 leads" in d.reason

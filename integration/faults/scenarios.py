@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from prodstate.model import RootRecord
-from prodstate.testing import wait_until
+from prodstate.testing import ZooKeeperEnsemble, wait_until
 from prodstate.testing.cluster import LocalCluster
 
 from .harness import FaultResult, StaleMonitor, Writer, check_after
@@ -101,8 +101,49 @@ def branch_agent_crash(cluster: LocalCluster, writer: Writer) -> None:
     victim = _other_branch(cluster, _root(cluster))
     cluster.agents[victim].kill()
     writer.mark("inject")
-    time.sleep(SESSION * 2)  # its registration expires
+    path = f"/prodstate/{cluster.cluster}/members/branch/{victim}"
+    wait_until(lambda: cluster.zk().exists(path) is None, timeout=30, what="its session gone")
     cluster.agents[victim].start()
+
+
+def zk_leader_kill(cluster: LocalCluster, writer: Writer) -> None:
+    """The ZooKeeper ensemble's leader SIGKILLed; it restarts once a new leader serves."""
+    ensemble = cluster.zookeeper
+    assert isinstance(ensemble, ZooKeeperEnsemble)
+    leader = ensemble.leader()
+    leader.kill()
+    writer.mark("inject")
+    wait_until(
+        lambda: any(s is not leader and s.mode() == "leader" for s in ensemble),
+        timeout=30,
+        what="a new ZooKeeper leader",
+    )
+    leader.start()
+
+
+#: Malformed member and election znodes: garbage, truncated JSON, wrong types, an intruder.
+GARBAGE = {
+    "members/branch/garbage": b"\x00\xff not json",
+    "members/branch/truncated": b'{"node_id": "truncated", "tier": "bra',
+    "members/leaf/wrongtypes": b'{"node_id": 7, "tier": ["leaf"], "address": true}',
+    "members/branch/impostor": b'{"node_id": "someone-else", "tier": "branch",'
+    b' "address": "127.0.0.1:1"}',
+    "election/n_-000000000": b"intruder",  # sorts before every real candidate
+}
+
+
+def malformed_znodes(cluster: LocalCluster, writer: Writer) -> None:
+    """Garbage written into prodstate's znodes, then the root machine crashes: the election
+    and the tree must ignore the garbage (no crash loop, no REPLICAOF to it)."""
+    zk = cluster.zk()
+    base = f"/prodstate/{cluster.cluster}"
+    for path, data in GARBAGE.items():
+        zk.create(f"{base}/{path}", data, makepath=True)
+    writer.mark("inject")
+    root_machine_crash(cluster, writer)
+    for name, server in cluster.redis.items():
+        if server.running and server.info("replication").get("master_port") == 1:
+            raise AssertionError(f"{name} was pointed at the impostor's address")
 
 
 SCENARIOS: dict[str, Callable[[LocalCluster, Writer], None]] = {
@@ -113,10 +154,12 @@ SCENARIOS: dict[str, Callable[[LocalCluster, Writer], None]] = {
     "branch_kill": branch_kill,
     "leaf_redis_crash": leaf_redis_crash,
     "branch_agent_crash": branch_agent_crash,
+    "zk_leader_kill": zk_leader_kill,
+    "malformed_znodes": malformed_znodes,
 }
 
 #: Full resyncs a scenario must cause: one per Redis that comes back empty, else none.
-FULL_RESYNCS = {"root_machine_crash": 1, "leaf_redis_crash": 1}
+FULL_RESYNCS = {"root_machine_crash": 1, "leaf_redis_crash": 1, "malformed_znodes": 1}
 
 
 def run_scenario(name: str, workdir: Path, writes: int = WRITES) -> FaultResult:
