@@ -65,11 +65,7 @@ def test_root_agent_crash_with_its_redis_alive_fails_over_without_full_resyncs(c
 
     cluster.agents[old.node_id].kill()  # its Redis goes on serving until the new root fences it
 
-    def new_root() -> bool:
-        root = cluster.inspect().root
-        return root is not None and root.epoch > old.epoch
-
-    wait_until(new_root, timeout=30, what="a new root after the old one's session expired")
+    cluster.wait_for_new_root(old.epoch)  # once the old root's session has expired
     cluster.agents[old.node_id].start()
     report = cluster.wait_for_tree(timeout=30)
     assert report.root.epoch == old.epoch + 1

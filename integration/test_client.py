@@ -97,11 +97,7 @@ def test_a_client_holding_a_stale_root_is_refused(small):
         old_view = client.watch.view
 
         small.agents[old.node_id].kill()  # its Redis lives on, until the new root fences it
-        new = wait_until(
-            lambda: (r := small.inspect().root) is not None and r.epoch > old.epoch and r,
-            timeout=30,
-            what="a new root",
-        )
+        new = small.wait_for_new_root(old.epoch)
         small.agents[old.node_id].start()
         small.wait_for_tree(timeout=30)  # the new root serves, the old one is its replica
         client.set("served", "1", timeout=20)
@@ -153,13 +149,7 @@ def test_no_confirmed_write_is_lost_across_three_root_failovers(tmp_path):
                 roots.append(victim.node_id)
                 cluster.agents[victim.node_id].kill()
                 cluster.redis[victim.node_id].kill()
-                wait_until(
-                    lambda v=victim: (
-                        (r := cluster.inspect().root) is not None and r.epoch > v.epoch
-                    ),
-                    timeout=30,
-                    what="a new root",
-                )
+                cluster.wait_for_new_root(victim.epoch)
                 cluster.redis[victim.node_id].start()  # the machine comes back, empty
                 cluster.agents[victim.node_id].start()
             floor = len(outcomes["confirmed"]) + 300

@@ -24,12 +24,8 @@ def _root(cluster: LocalCluster) -> RootRecord:
     return report.root
 
 
-def _new_root(cluster: LocalCluster, old: RootRecord, timeout: float = 30) -> RootRecord:
-    return wait_until(
-        lambda: (r := cluster.inspect().root) is not None and r.epoch > old.epoch and r,
-        timeout=timeout,
-        what="a new root",
-    )
+def _new_root(cluster: LocalCluster, old: RootRecord) -> RootRecord:
+    return cluster.wait_for_new_root(old.epoch)
 
 
 def _other_branch(cluster: LocalCluster, root: RootRecord) -> str:

@@ -9,10 +9,11 @@ from pathlib import Path
 import redis
 from kazoo.client import KazooClient
 
+from prodstate.model import RootRecord
 from prodstate.testing.agent_process import AgentProcess
 from prodstate.testing.proxy import TcpProxy
 from prodstate.testing.redis_server import RedisServer
-from prodstate.testing.tree import TreeReport, inspect_tree
+from prodstate.testing.tree import TreeReport, inspect_tree, read_root
 from prodstate.testing.wait import wait_until
 from prodstate.testing.zk_server import ZooKeeperEnsemble, ZooKeeperServer
 
@@ -157,6 +158,18 @@ class LocalCluster:
         except TimeoutError as exc:
             detail = last[0].problems if last else "no report"
             raise TimeoutError(f"{exc}: {detail}") from None
+
+    def wait_for_new_root(self, after_epoch: int, timeout: float = 30.0) -> RootRecord:
+        """Wait until a root with an epoch above ``after_epoch`` is published (ZooKeeper only:
+        no Redis is read); that root's record."""
+
+        def newer() -> RootRecord | None:
+            zk = self.zk()
+            zk.sync(f"/prodstate/{self.cluster}")
+            root = read_root(zk, self.cluster)
+            return root if root is not None and root.epoch > after_epoch else None
+
+        return wait_until(newer, timeout=timeout, what=f"a root with epoch > {after_epoch}")
 
     def root_name(self) -> str | None:
         """Node id of the current root."""
