@@ -20,8 +20,8 @@ case "$command" in
         ;;
     test)
         scripts/bootstrap.sh
-        .venv/bin/ruff check prodstate tests integration
-        .venv/bin/ruff format --check --quiet prodstate tests integration
+        .venv/bin/ruff check prodstate tests integration benchmarks
+        .venv/bin/ruff format --check --quiet prodstate tests integration benchmarks
         exec .venv/bin/python -m pytest "$@"
         ;;
     *)

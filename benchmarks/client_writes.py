@@ -14,29 +14,25 @@ of them alike. Run ``python benchmarks/client_writes.py --help`` for the options
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shlex
-import shutil
-import signal
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import redis
+from benchkit import Workdir, log, ms, table, terminate_as_interrupt
 from redis._parsers import _RESP2Parser
 from redis._parsers.socket import SocketBuffer
 
 from prodstate.client import _FENCED_WRITE, Client, branch_acks, role_offset
 from prodstate.redisctl import EPOCH_KEY, connect
 from prodstate.testing.cluster import LocalCluster
-from prodstate.testing.process import live_processes
 
 WAIT_MS = 1000  # WAIT timeout of the hand-built variants (the client's first WAIT: 50 ms)
 BASELINE = "SET+WAIT"  # the plain confirmed write the others are compared with
@@ -289,33 +285,6 @@ def measure(
 # --- running and reporting ----------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM and SIGHUP like Ctrl-C, so the cluster is stopped on the way out."""
-
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-
-def table(rows: list[list[str]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.3f}"
-
-
 def row(v: Variant, plain: Variant) -> dict[str, str]:
     """The table's cells for ``v``, by column heading."""
     rates, p50, p99 = v.round_rates(), v.quantile(0.5), v.quantile(0.99)
@@ -392,10 +361,6 @@ def as_json(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
     return {"config": config, **result, "variants": variants}
 
 
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Measure confirmed client writes against plain SET + WAIT (see README.rst).",
@@ -426,15 +391,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    workdir = args.dir or Path(tempfile.mkdtemp(prefix="prodstate-bench-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    failed = False
     load_before = os.getloadavg()
     try:
-        with terminate_as_interrupt():
+        with Workdir(args.dir) as workdir, terminate_as_interrupt():
             log("starting a cluster")
             with LocalCluster(
-                workdir / "writes",
+                workdir.path / "writes",
                 branches=args.branches,
                 leaves=args.leaves,
                 session_timeout=args.session_timeout,
@@ -444,19 +406,8 @@ def main(argv: list[str] | None = None) -> int:
         log("interrupted: cluster stopped")
         return 130
     except Exception as exc:
-        failed = True
         log(f"FAILED: {type(exc).__name__}: {exc}".splitlines()[0])
         return 1
-    finally:
-        left = live_processes()
-        if left:  # LocalCluster stops its own; this only guards against a harness bug
-            log(f"stopping leftover processes: {left}")
-            for proc in left:
-                proc.stop(timeout=5)
-        if args.dir is None and failed:
-            log(f"the run failed: its logs are kept in {workdir}")
-        elif args.dir is None:
-            shutil.rmtree(workdir, ignore_errors=True)
     print(report(args, result))
     if args.json:
         args.json.write_text(json.dumps(as_json(args, result), indent=2) + "\n")

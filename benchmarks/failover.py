@@ -15,24 +15,22 @@ polling every ~10 ms. Run ``python benchmarks/failover.py --help`` for the optio
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
 import shlex
-import shutil
 import signal
 import statistics
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import redis
+from benchkit import Workdir, fmt, log, median_of, table, terminate_as_interrupt
 from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException, NoNodeError
 
@@ -40,7 +38,6 @@ from prodstate.client import Client
 from prodstate.model import DataError, RootRecord
 from prodstate.redisctl import connect
 from prodstate.testing.cluster import LocalCluster
-from prodstate.testing.process import live_processes
 
 POLL = 0.01  # seconds between polls; no loop below sleeps longer than this
 WAIT_MS = 100  # WAIT timeout for the acknowledged write (returns as soon as a replica acks)
@@ -346,21 +343,6 @@ def measure_branch_loss(cluster: LocalCluster, run: int, timeout: float) -> Bran
 # --- running and reporting ----------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM and SIGHUP like Ctrl-C, so the clusters are stopped on the way out."""
-
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-
 def run_all(args: argparse.Namespace, workdir: Path) -> tuple[list[RootRun], list[BranchRun], bool]:
     """Every run of the chosen measurements; the last item says whether any run failed."""
     tick = tick_time_for(args.session_timeout)
@@ -411,23 +393,6 @@ def summary(result: RootRun | BranchRun) -> str:
         f"{fmt(max(result.repointed.values(), default=None))}; "
         f"root write errors {result.root_write_errors}; "
         f"full resyncs {sum(result.full_resyncs.values())}"
-    )
-
-
-def fmt(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds:.3f}"
-
-
-def median_of(values: list[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return statistics.median(present) if present else None
-
-
-def table(rows: list[list[str]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
     )
 
 
@@ -508,10 +473,6 @@ def report(
     return "\n".join(lines), all_met
 
 
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Measure root failover and branch loss on local clusters (see README.rst).",
@@ -547,25 +508,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    workdir = args.dir or Path(tempfile.mkdtemp(prefix="prodstate-bench-"))
-    workdir.mkdir(parents=True, exist_ok=True)
-    failed = False
     try:
-        with terminate_as_interrupt():
-            roots, branches, failed = run_all(args, workdir)
+        with Workdir(args.dir) as workdir, terminate_as_interrupt():
+            roots, branches, failed = run_all(args, workdir.path)
+            workdir.failed = failed
     except KeyboardInterrupt:
         log("interrupted: clusters stopped")
         return 130
-    finally:
-        left = live_processes()
-        if left:  # LocalCluster stops its own; this only guards against a harness bug
-            log(f"stopping leftover processes: {left}")
-            for proc in left:
-                proc.stop(timeout=5)
-        if args.dir is None and failed:
-            log(f"a run failed: its logs are kept in {workdir}")
-        elif args.dir is None:
-            shutil.rmtree(workdir, ignore_errors=True)
     text, met = report(args, roots, branches)
     print(text)
     if args.json:
