@@ -216,6 +216,7 @@ class Agent:
             root_confirmed_at=confirmed_at,
             lineage=view.lineage if view else Lineage(),
             registered=view.registered if view else None,
+            lineage_readable=view.lineage_readable if view else True,
         )
         return self._with_peers(snapshot)
 

@@ -226,7 +226,7 @@ def _membership(s: Snapshot) -> Decision | None:
         state = "available to leaves" if member.available else "not available to leaves"
         return Decision(Register(member), f"registering as {s.tier} ({state})")
     if s.tier is Tier.BRANCH:
-        eligible = s.lineage.knows(s.redis) and not s.redis.sync_in_progress
+        eligible = s.lineage_readable and s.lineage.knows(s.redis) and not s.redis.sync_in_progress
         if eligible and not s.in_election:
             return Decision(JoinElection(), "holding the tree's data: joining the root election")
         if not eligible and s.in_election:
@@ -279,6 +279,8 @@ def _election(s: Snapshot) -> Decision:
             f"branch {ahead.node_id} is ahead ({ahead.redis.offset} > {s.redis.offset}): "
             "yielding the election",
         )
+    if not s.lineage_readable:
+        return Decision(Wait(), "epoch znode unreadable: not claiming root until it is repaired")
     return Decision(
         Claim(s.lineage.epoch + 1),
         f"won the election at offset {s.redis.offset}, no live branch ahead: "

@@ -278,3 +278,6 @@ class Snapshot:
     previous_root: PeerState | None = None
     #: The parent this node is about to move to, read before the move (leaves only).
     new_parent: PeerState | None = None
+    #: False when the epoch znode could not be parsed: the lineage above is then empty and
+    #: must not be taken for a cluster that never had a root.
+    lineage_readable: bool = True

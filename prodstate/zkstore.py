@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import (
@@ -55,6 +55,7 @@ class View:
     registered: Member | None
     in_election: bool
     read_at: float
+    lineage_readable: bool = True
 
 
 class ZkStore:
@@ -78,6 +79,9 @@ class ZkStore:
         self.session_id = 0
         self._election_node: str | None = None
         self._new_session = True
+        #: The root and epoch records this session last wrote, to repair them if overwritten.
+        self._own_root: RootRecord | None = None
+        self._own_lineage: Lineage | None = None
         self.client = KazooClient(
             hosts=hosts,
             timeout=session_timeout,
@@ -112,6 +116,7 @@ class ZkStore:
                 self.suspended_since = self.suspended_since or now
                 self._election_node = None
                 self._new_session = True
+                self._own_root = self._own_lineage = None
         self._wake()
 
     @property
@@ -168,8 +173,9 @@ class ZkStore:
         candidates: list[str] = []
         if tier is Tier.BRANCH:
             candidates = self._read_candidates()
-        root = self._read_root()
-        lineage, lineage_version = self._read_lineage()
+        root = self._read_root(session_id)
+        owns_root = root is not None and root.owner_session == session_id
+        lineage, lineage_version, readable = self._read_lineage(owns_root)
         return View(
             branches=tuple(branches),
             candidates=tuple(candidates),
@@ -179,6 +185,7 @@ class ZkStore:
             registered=registered,
             in_election=self._election_node is not None,
             read_at=time.monotonic(),
+            lineage_readable=readable,
         )
 
     def _read_member(self, path: str) -> Member | None:
@@ -222,7 +229,7 @@ class ZkStore:
                 candidates.append(node)
         return candidates
 
-    def _read_root(self) -> RootRecord | None:
+    def _read_root(self, session_id: int = 0) -> RootRecord | None:
         try:
             raw, stat = self._call(self.client.get_async, f"{self.base}/root", self._watch)
         except NoNodeError:
@@ -231,16 +238,39 @@ class ZkStore:
         try:
             return RootRecord.from_json(raw, owner_session=stat.ephemeralOwner)
         except DataError as exc:
-            log.warning("ignoring malformed root znode", extra={"error": str(exc)})
-            return None
+            own = self._own_root
+            if own is None or not session_id or stat.ephemeralOwner != session_id:
+                log.warning("ignoring malformed root znode", extra={"error": str(exc)})
+                return None
+            log.warning(
+                "repairing the malformed root znode this session owns",
+                extra={"error": str(exc), "epoch": own.epoch},
+            )
+            self._call(self.client.set_async, f"{self.base}/root", own.to_json(), stat.version)
+            return replace(own, owner_session=session_id)
 
-    def _read_lineage(self) -> tuple[Lineage, int]:
+    def _read_lineage(self, owns_root: bool = False) -> tuple[Lineage, int, bool]:
+        """The lineage, its znode version, and whether the znode was readable (a malformed one
+        reads as empty, which must not be mistaken for a cluster that never had a root)."""
         raw, stat = self._call(self.client.get_async, f"{self.base}/epoch", self._watch)
         try:
-            return Lineage.from_json(raw), stat.version
+            return Lineage.from_json(raw), stat.version, True
         except DataError as exc:
-            log.warning("ignoring malformed epoch znode", extra={"error": str(exc)})
-            return Lineage(), stat.version
+            own = self._own_lineage
+            if not owns_root or own is None:
+                log.warning(
+                    "malformed epoch znode: no root can be claimed until it is repaired",
+                    extra={"error": str(exc)},
+                )
+                return Lineage(), stat.version, False
+            log.warning(
+                "repairing the malformed epoch znode from this root's own record",
+                extra={"error": str(exc), "epoch": own.epoch},
+            )
+            stat = self._call(
+                self.client.set_async, f"{self.base}/epoch", own.to_json(), stat.version
+            )
+            return own, stat.version, True
 
     # --- writes ----------------------------------------------------------------------------
 
@@ -292,6 +322,7 @@ class ZkStore:
         if failed:
             log.info("root claim lost the race", extra={"results": [repr(r) for r in results]})
             return False
+        self._own_root, self._own_lineage = record, lineage
         return True
 
     def publish_replid(self, record: RootRecord, lineage: Lineage, lineage_version: int) -> bool:
@@ -305,12 +336,14 @@ class ZkStore:
         tx.set_data(path, record.to_json(), version=stat.version)
         tx.set_data(f"{self.base}/epoch", lineage.to_json(), version=lineage_version)
         results = self._call(tx.commit_async)
-        return not any(isinstance(r, Exception) for r in results)
+        if any(isinstance(r, Exception) for r in results):
+            return False
+        self._own_root, self._own_lineage = record, lineage
+        return True
 
     def confirm_root(self) -> RootRecord | None:
         """Read the root znode afresh (one request), for a root checking it still holds it."""
-        self.connected_session()
-        return self._read_root()
+        return self._read_root(self.connected_session())
 
     def release_root(self) -> None:
         """Delete the root znode if this session owns it."""
@@ -322,3 +355,4 @@ class ZkStore:
                 self._call(self.client.delete_async, path, version=stat.version)
         except NoNodeError:
             pass
+        self._own_root = self._own_lineage = None

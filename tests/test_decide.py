@@ -451,3 +451,13 @@ def test_a_forged_election_znode_neither_leads_nor_stalls_the_election():
     other = election_snap(candidates=("intruder", "b2", ME))
     d = decide(other)
     assert d.action == Wait() and "b2 leads" in d.reason
+
+
+def test_an_unreadable_epoch_znode_is_not_taken_for_a_new_cluster():
+    """A garbled epoch znode reads as an empty lineage, which would otherwise let any branch
+    claim epoch 1: the epoch would go backwards."""
+    garbled = {"lineage": Lineage(), "lineage_readable": False}
+    assert act(election_snap(**garbled)) == LeaveElection()
+    outside = election_snap(in_election=False, **garbled)
+    assert not isinstance(act(outside), JoinElection | Claim)
+    assert act(election_snap(lineage=Lineage())) == Claim(1)  # a genuinely new cluster

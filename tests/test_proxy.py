@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from prodstate.model import format_address
-from prodstate.testing.proxy import TcpProxy
+from prodstate.testing.proxy import TO_CLIENT, TO_SERVER, TcpProxy
 from prodstate.testing.wait import wait_until
 
 
@@ -94,3 +95,58 @@ def test_reset_closes_open_connections(echo):
         assert sock.recv(10) == b""
         with connect(proxy) as again:
             assert roundtrip(again, b"y") == b"y"
+
+
+def connect_from(proxy: TcpProxy, source: str, timeout: float = 2.0) -> socket.socket:
+    host, _, port = proxy.address.rpartition(":")
+    return socket.create_connection((host, int(port)), timeout=timeout, source_address=(source, 0))
+
+
+def test_cut_by_source_holds_only_that_sources_connections(echo):
+    with (
+        TcpProxy(echo) as proxy,
+        connect_from(proxy, "127.0.1.7", timeout=0.3) as cut,
+        connect(proxy) as other,
+    ):
+        assert roundtrip(cut, b"a") == b"a"
+        proxy.cut(source="127.0.1.7")
+        cut.sendall(b"held")
+        assert roundtrip(other, b"flows") == b"flows"
+        with pytest.raises(TimeoutError):
+            cut.recv(100)
+        with connect_from(proxy, "127.0.1.7", timeout=0.3) as new:
+            new.sendall(b"new")
+            with pytest.raises(TimeoutError):
+                new.recv(100)
+            proxy.heal(source="127.0.1.7")
+            new.settimeout(2)
+            assert new.recv(100) == b"new"
+        cut.settimeout(2)
+        assert cut.recv(100) == b"held"
+
+
+def timed_roundtrip(sock: socket.socket, payload: bytes) -> float:
+    started = time.monotonic()
+    assert roundtrip(sock, payload) == payload
+    return time.monotonic() - started
+
+
+@pytest.mark.parametrize("direction", [TO_SERVER, TO_CLIENT])
+def test_delay_holds_one_direction_in_order(echo, direction):
+    with TcpProxy(echo) as proxy, connect(proxy) as sock:
+        baseline = timed_roundtrip(sock, b"x")
+        proxy.delay(0.3, 0.05, direction=direction)
+        payload = b"".join(b"%04d" % i for i in range(2000))
+        for _ in range(3):
+            elapsed = timed_roundtrip(sock, payload)  # also checks the order is kept
+            assert 0.25 <= elapsed < 0.25 + 1.0 + baseline
+        proxy.undelay()
+        assert timed_roundtrip(sock, b"y") < 0.25
+
+
+def test_delay_by_source_leaves_other_clients_alone(echo):
+    with TcpProxy(echo) as proxy:
+        proxy.delay(0.4, direction=TO_SERVER, source="127.0.1.8")
+        with connect_from(proxy, "127.0.1.8") as slow, connect(proxy) as fast:
+            assert timed_roundtrip(slow, b"s") >= 0.4
+            assert timed_roundtrip(fast, b"f") < 0.4

@@ -266,19 +266,10 @@ def _dataset_diff(cluster: LocalCluster, root: str, prefix: str) -> dict[str, st
     return diff
 
 
-def _full_resyncs(cluster: LocalCluster, before: dict[str, int]) -> int:
-    """Full resyncs served since ``before`` (a restarted Redis counts from zero again)."""
-    total = 0
-    for name, now in cluster.full_syncs().items():
-        was = before.get(name, 0)
-        total += now - was if now >= was else now
-    return total
-
-
 def check_after(
     cluster: LocalCluster,
     writer: Writer,
-    before_full_syncs: dict[str, int],
+    log_marks: dict[str, int],
     scenario: str = "",
     heal_timeout: float = 60.0,
     stale_seconds: float | None = None,
@@ -329,7 +320,7 @@ def check_after(
         failed=writer.count(FAILED),
         unknown=writer.count(UNKNOWN),
         lost=len(lost_keys),
-        full_resyncs=_full_resyncs(cluster, before_full_syncs),
+        full_resyncs=sum(cluster.full_syncs_logged(log_marks).values()),
         failover_seconds=writer.failover_seconds(),
         roots_seen=sorted({*known, report.root.epoch}),
         epochs_monotonic=monotonic,

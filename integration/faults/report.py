@@ -13,9 +13,17 @@ from pathlib import Path
 from prodstate.testing.process import stop_all
 
 from .harness import FaultResult
-from .scenarios import SCENARIOS, run_scenario
+from .scenarios import FULL_RESYNCS, SCENARIOS, run_scenario
 
-HEADER = ("scenario", "runs", "confirmed", "lost", "full resyncs", "failover s", "stale leaf s")
+HEADER = (
+    "scenario",
+    "runs",
+    "confirmed",
+    "lost",
+    "full resyncs (expected)",
+    "failover s",
+    "stale leaf s",
+)
 
 
 def _worst(values: list[float | None]) -> str:
@@ -30,7 +38,7 @@ def row(name: str, results: list[FaultResult]) -> tuple[str, ...]:
         str(len(results)),
         str(sum(r.confirmed for r in results)),
         str(sum(r.lost for r in results)),
-        str(sum(r.full_resyncs for r in results)),
+        f"{sum(r.full_resyncs for r in results)} ({len(results) * FULL_RESYNCS.get(name, 0)})",
         _worst([r.failover_seconds for r in results]),
         _worst([r.stale_seconds for r in results]),
     )
@@ -63,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                 finally:
                     stop_all()  # nothing outlives a failed run
             print(f"run {run + 1}: {result.line()}", file=sys.stderr, flush=True)
-            bad += not result.ok
+            bad += not result.ok or result.full_resyncs != FULL_RESYNCS.get(name, 0)
             results.append(result)
         rows.append(row(name, results))
     print(table(rows))

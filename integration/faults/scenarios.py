@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from prodstate.model import RootRecord
+from prodstate.client import Client
+from prodstate.model import DataError, Lineage, RootRecord
 from prodstate.testing import ZooKeeperEnsemble, wait_until
 from prodstate.testing.cluster import LocalCluster
 
@@ -14,6 +16,12 @@ from .harness import FaultResult, StaleMonitor, Writer, check_after
 
 #: Session timeout of the agents in these scenarios, seconds.
 SESSION = 2.0
+#: How long every ZooKeeper server stays down in zk_all_down, seconds.
+ZK_OUTAGE = 30.0
+#: repl-backlog-size (MB) and repl-timeout (s) in the leaf partition scenarios: small enough
+#: for a partition to outlast them in a test.
+BACKLOG_MB = 1
+REPL_TIMEOUT = 4
 #: Confirmed writes wanted before the fault and again after the tree healed.
 WRITES = 200
 
@@ -30,6 +38,26 @@ def _new_root(cluster: LocalCluster, old: RootRecord) -> RootRecord:
 
 def _other_branch(cluster: LocalCluster, root: RootRecord) -> str:
     return next(b for b in cluster.names("branch") if b != root.node_id)
+
+
+def _advertised(cluster: LocalCluster, name: str) -> str:
+    proxy = cluster.redis_proxies.get(name)
+    return proxy.address if proxy else cluster.redis[name].address
+
+
+def _children(cluster: LocalCluster, name: str) -> list[str]:
+    """Running leaves whose Redis replicates from node ``name``."""
+    address = _advertised(cluster, name)
+    return [
+        leaf
+        for leaf in cluster.names("leaf")
+        if cluster.redis[leaf].running and _master_of(cluster, leaf) == address
+    ]
+
+
+def _master_of(cluster: LocalCluster, name: str) -> str | None:
+    info = cluster.redis[name].info("replication")
+    return f"{info['master_host']}:{info['master_port']}" if "master_host" in info else None
 
 
 def root_machine_crash(cluster: LocalCluster, writer: Writer) -> None:
@@ -70,7 +98,7 @@ def root_agent_stop(cluster: LocalCluster, writer: Writer) -> None:
     writer.mark("inject")
     try:
         _new_root(cluster, old)
-        time.sleep(SESSION)
+        writer.wait_for_more(WRITES // 2)  # the new root serves while the old one is frozen
     finally:
         cluster.agents[old.node_id].resume()
 
@@ -88,8 +116,28 @@ def leaf_redis_crash(cluster: LocalCluster, writer: Writer) -> None:
     victim = cluster.names("leaf")[0]
     cluster.redis[victim].kill()
     writer.mark("inject")
-    time.sleep(1.0)
+    writer.wait_for_more(WRITES // 4)  # writes go on while the leaf's Redis is down
     cluster.redis[victim].start()
+
+
+def branch_redis_crash(cluster: LocalCluster, writer: Writer) -> None:
+    """A non-root branch's Redis SIGKILLed, its agent alive: its leaves move; the Redis
+    restarts empty, resyncs, and the leaves it wins by rendezvous move back."""
+    victim = _other_branch(cluster, _root(cluster))
+    cluster.redis[victim].kill()
+    writer.mark("inject")
+    wait_until(lambda: not _children(cluster, victim), timeout=30, what=f"{victim}'s leaves moved")
+    cluster.redis[victim].start()
+
+
+def root_redis_crash(cluster: LocalCluster, writer: Writer) -> None:
+    """The root's Redis SIGKILLed, its agent alive: the agent steps down, another branch is
+    elected; the Redis restarts empty and rejoins as a replica."""
+    old = _root(cluster)
+    cluster.redis[old.node_id].kill()
+    writer.mark("inject")
+    _new_root(cluster, old)
+    cluster.redis[old.node_id].start()
 
 
 def branch_agent_crash(cluster: LocalCluster, writer: Writer) -> None:
@@ -117,6 +165,84 @@ def zk_leader_kill(cluster: LocalCluster, writer: Writer) -> None:
     leader.start()
 
 
+def zk_all_down(cluster: LocalCluster, writer: Writer) -> None:
+    """Every ZooKeeper server stopped for ZK_OUTAGE seconds, then started again."""
+    ensemble = cluster.zookeeper
+    assert isinstance(ensemble, ZooKeeperEnsemble)
+    for server in ensemble:
+        server.stop()
+    writer.mark("inject")
+    time.sleep(ZK_OUTAGE)  # the outage's length is the fault itself, not a wait for a state
+    ensemble.start()
+
+
+def _leaf_with_parent(cluster: LocalCluster) -> tuple[str, str]:
+    """A leaf and the branch it replicates from."""
+    by_address = {_advertised(cluster, b): b for b in cluster.names("branch")}
+    for leaf in cluster.names("leaf"):
+        parent = by_address.get(_master_of(cluster, leaf) or "")
+        if parent is not None:
+            return leaf, parent
+    raise AssertionError("no leaf replicates from a branch")
+
+
+def leaf_partition_short(cluster: LocalCluster, writer: Writer) -> None:
+    """A leaf machine cut off from everything (ZooKeeper and Redis) for less than its session
+    timeout while writes go on; healed, it catches up from where it was."""
+    leaf, _ = _leaf_with_parent(cluster)
+    cluster.partition(leaf)
+    writer.mark("inject")
+    try:
+        writer.wait_for_more(WRITES // 4)
+    finally:
+        cluster.heal_partition(leaf)
+
+
+def leaf_partition_long(cluster: LocalCluster, writer: Writer) -> None:
+    """A leaf machine cut off past its session and past its parent's repl-timeout while more
+    than the backlog is written; healed, it must take a full resync and miss nothing."""
+    leaf, parent = _leaf_with_parent(cluster)
+    address = _advertised(cluster, leaf)
+    cluster.partition(leaf)
+    writer.mark("inject")
+    try:
+        bulk = "x" * 64 * 1024
+        with Client(cluster.zk_hosts, cluster.cluster, timeout=15) as client:
+            for i in range(BACKLOG_MB * 16 * 3 // 2):  # 1.5 backlogs of 64 KiB values
+                client.set(f"bulk:{i}", bulk)
+        wait_until(
+            lambda: address not in _replicas_of(cluster, parent),
+            timeout=30,
+            what=f"{parent} to drop the partitioned {leaf}",
+        )
+    finally:
+        cluster.heal_partition(leaf)
+
+
+def _replicas_of(cluster: LocalCluster, name: str) -> set[str]:
+    info = cluster.redis[name].info("replication")
+    return {
+        f"{v['ip']}:{v['port']}"
+        for k, v in info.items()
+        if k.startswith("slave") and isinstance(v, dict)
+    }
+
+
+def branch_delay(cluster: LocalCluster, writer: Writer) -> None:
+    """Everything the root machine sends delayed 200 +- 50 ms (netem-style, in order) for
+    several session timeouts: writes slow down but nobody fails over."""
+    old = _root(cluster)
+    cluster.slow_down(old.node_id, 0.2, 0.05)
+    writer.mark("inject")
+    try:
+        writer.wait_for_more(WRITES // 10, timeout=90)
+        time.sleep(4 * SESSION)  # the delay's length is the fault itself: sessions must hold
+        root = cluster.wait_for_tree(timeout=30).root
+        assert root is not None and root.epoch == old.epoch, f"latency caused a failover: {root}"
+    finally:
+        cluster.restore_speed(old.node_id)
+
+
 #: Malformed member and election znodes: garbage, truncated JSON, wrong types, an intruder.
 GARBAGE = {
     "members/branch/garbage": b"\x00\xff not json",
@@ -126,6 +252,51 @@ GARBAGE = {
     b' "address": "127.0.0.1:1"}',
     "election/n_-000000000": b"intruder",  # sorts before every real candidate
 }
+
+
+def malformed_root_epoch(cluster: LocalCluster, writer: Writer) -> None:
+    """Garbage written over the live root and epoch znodes: the root repairs both, nobody
+    claims or follows anything else; then the root machine crashes and the failover goes on
+    from the repaired epoch."""
+    old = _root(cluster)
+    zk = cluster.zk()
+    base = f"/prodstate/{cluster.cluster}"
+    zk.set(f"{base}/root", b"\x00\xff not json")
+    zk.set(f"{base}/epoch", b'{"epoch": "seven", "node_id": ')
+    writer.mark("inject")
+    wait_until(
+        lambda: cluster.inspect().root == old and _epoch_of(zk, base) == old.epoch,
+        timeout=30,
+        what="the root to repair its znodes",
+        ignore=(DataError,),  # the garbage, until it is repaired
+    )
+    writer.wait_for_more(WRITES // 4)
+    root_machine_crash(cluster, writer)
+    assert _epoch_of(zk, base) == old.epoch + 1
+
+
+def _epoch_of(zk: object, base: str) -> int | None:
+    raw, _ = zk.get(f"{base}/epoch")  # type: ignore[attr-defined]
+    try:
+        return Lineage.from_json(raw).epoch
+    except DataError:
+        return None
+
+
+def rolling_restart(cluster: LocalCluster, writer: Writer) -> None:
+    """Every branch in turn, the root last: agent and Redis stopped (SIGTERM: Redis saves its
+    dataset), started again, and the tree healed before the next."""
+    root = _root(cluster)
+    order = [b for b in cluster.names("branch") if b != root.node_id] + [root.node_id]
+    for name in order:
+        if name == root.node_id:
+            writer.mark("inject")  # the failover figure: from the root's restart
+        cluster.agents[name].stop()
+        cluster.redis[name].stop()
+        cluster.redis[name].start()
+        cluster.agents[name].start()
+        cluster.wait_for_tree(timeout=60)
+        writer.wait_for_more(WRITES // 4)
 
 
 def malformed_znodes(cluster: LocalCluster, writer: Writer) -> None:
@@ -152,20 +323,61 @@ SCENARIOS: dict[str, Callable[[LocalCluster, Writer], None]] = {
     "branch_agent_crash": branch_agent_crash,
     "zk_leader_kill": zk_leader_kill,
     "malformed_znodes": malformed_znodes,
+    "branch_redis_crash": branch_redis_crash,
+    "root_redis_crash": root_redis_crash,
+    "leaf_partition_short": leaf_partition_short,
+    "leaf_partition_long": leaf_partition_long,
+    "zk_all_down": zk_all_down,
+    "branch_delay": branch_delay,
+    "malformed_root_epoch": malformed_root_epoch,
+    "rolling_restart": rolling_restart,
+}
+
+#: Scenarios left out of the default test run (CI): each takes a minute or more. Run them
+#: with ``pytest -m slow integration/faults`` or ``python -m integration.faults.report``.
+SLOW = frozenset({"zk_all_down", "leaf_partition_long", "branch_delay", "rolling_restart"})
+
+#: Cluster options beyond the defaults, by scenario.
+CLUSTER_OPTIONS: dict[str, dict[str, Any]] = {
+    "leaf_partition_short": {"redis_proxies": True},
+    "leaf_partition_long": {
+        "redis_proxies": True,
+        "agent_args": ["--backlog-size", f"{BACKLOG_MB}mb"],
+        "redis_config": {"repl-timeout": str(REPL_TIMEOUT)},
+    },
+    "branch_delay": {"redis_proxies": True},
+    "rolling_restart": {"redis_config": {"save": '"3600 1"'}},
 }
 
 #: Full resyncs a scenario must cause: one per Redis that comes back empty, else none.
-FULL_RESYNCS = {"root_machine_crash": 1, "leaf_redis_crash": 1, "malformed_znodes": 1}
+FULL_RESYNCS = {
+    "root_machine_crash": 1,
+    "leaf_redis_crash": 1,
+    "malformed_znodes": 1,
+    "branch_redis_crash": 1,
+    "root_redis_crash": 1,
+    "leaf_partition_long": 1,
+    "malformed_root_epoch": 1,
+    # Each restarted Redis comes back as a master with a new replication id (the agent does
+    # not CONFIG REWRITE a "replicaof" line into redis.conf), so each needs one full resync.
+    "rolling_restart": 3,
+}
 
 
 def run_scenario(name: str, workdir: Path, writes: int = WRITES) -> FaultResult:
     """A fresh cluster (3 ZooKeepers, 3 branches, 6 leaves), writes, the fault, the checks."""
     inject = SCENARIOS[name]
     with LocalCluster(
-        workdir, branches=3, leaves=6, zk_size=3, session_timeout=SESSION, zk_proxies=True
+        workdir,
+        branches=3,
+        leaves=6,
+        zk_size=3,
+        session_timeout=SESSION,
+        zk_proxies=True,
+        **CLUSTER_OPTIONS.get(name, {}),
     ) as cluster:
         cluster.wait_for_tree(timeout=90)
-        before = cluster.full_syncs()
+        marks = cluster.log_marks()
         writer = Writer(cluster, prefix=name)
         with writer, StaleMonitor(cluster, writer) as monitor:
             writer.wait_for_more(writes)
@@ -174,4 +386,4 @@ def run_scenario(name: str, workdir: Path, writes: int = WRITES) -> FaultResult:
             writer.wait_for_more(writes)
         if writer.error is not None:
             raise RuntimeError(f"writer died: {writer.error!r}")
-        return check_after(cluster, writer, before, scenario=name, stale_seconds=monitor.worst)
+        return check_after(cluster, writer, marks, scenario=name, stale_seconds=monitor.worst)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from .scenarios import FULL_RESYNCS, SCENARIOS, run_scenario
+from .scenarios import FULL_RESYNCS, SCENARIOS, SLOW, run_scenario
 
 
-@pytest.mark.parametrize("scenario", list(SCENARIOS))
+@pytest.mark.parametrize(
+    "scenario", [pytest.param(s, marks=[pytest.mark.slow] if s in SLOW else []) for s in SCENARIOS]
+)
 def test_fault(scenario, tmp_path):
     result = run_scenario(scenario, tmp_path)
     print(result.line())

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import redis
 from kazoo.client import KazooClient
+from kazoo.exceptions import KazooException
+from kazoo.retry import KazooRetry
 
-from prodstate.model import RootRecord
+from prodstate.model import DataError, RootRecord
 from prodstate.testing.agent_process import AgentProcess
-from prodstate.testing.proxy import TcpProxy
+from prodstate.testing.proxy import TO_CLIENT, TO_SERVER, TcpProxy
 from prodstate.testing.redis_server import RedisServer
 from prodstate.testing.tree import TreeReport, inspect_tree, read_root
 from prodstate.testing.wait import wait_until
@@ -34,8 +37,13 @@ class LocalCluster:
         agents: bool = True,
         agent_args: Sequence[str] = (),
         zk_proxies: bool = False,
+        redis_proxies: bool = False,
+        redis_config: dict[str, str] | None = None,
     ) -> None:
-        """``zk_proxies`` puts a cuttable proxy between each agent and each ZooKeeper server."""
+        """``zk_proxies`` puts a cuttable proxy between each agent and each ZooKeeper server;
+        ``redis_proxies`` puts one in front of each Redis (the address its agent advertises)
+        and gives each Redis its own source address, so that one machine can be partitioned
+        or slowed (``partition``, ``slow_down``). ``redis_config`` goes into every redis.conf."""
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="prodstate-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.cluster = cluster
@@ -43,6 +51,10 @@ class LocalCluster:
         self.agent_args = list(agent_args)
         self.use_zk_proxies = zk_proxies
         self.zk_proxies: dict[str, list[TcpProxy]] = {}
+        self.use_redis_proxies = redis_proxies
+        self.redis_proxies: dict[str, TcpProxy] = {}
+        self.source_ips: dict[str, str] = {}
+        self.redis_config = dict(redis_config or {})
         self.zookeeper: ZooKeeperServer | ZooKeeperEnsemble
         if zk_size == 1:
             self.zookeeper = ZooKeeperServer(self.workdir, tick_time=tick_time)
@@ -65,7 +77,15 @@ class LocalCluster:
     def add_node(self, name: str, tier: str, start: bool = True, agent: bool = True) -> None:
         """Add a Redis (and its agent) named ``name``; start them if ``start``."""
         self.tiers[name] = tier
-        self.redis[name] = RedisServer(self.workdir, name=f"redis-{name}")
+        config = dict(self.redis_config)
+        if self.use_redis_proxies:
+            self.source_ips[name] = node_source_ip(len(self.source_ips))
+            config["bind-source-addr"] = self.source_ips[name]
+        self.redis[name] = RedisServer(self.workdir, name=f"redis-{name}", config=config)
+        extra_args = list(self.agent_args)
+        if self.use_redis_proxies:
+            self.redis_proxies[name] = TcpProxy(self.redis[name].address).start()
+            extra_args += ["--advertise", self.redis_proxies[name].address]
         if agent:
             zk_hosts = self.zk_hosts
             if self.use_zk_proxies:
@@ -80,7 +100,7 @@ class LocalCluster:
                 cluster=self.cluster,
                 redis=self.redis[name],
                 session_timeout=self.session_timeout,
-                extra_args=self.agent_args,
+                extra_args=extra_args,
             )
         if start:
             self.redis[name].start()
@@ -115,6 +135,8 @@ class LocalCluster:
         for proxies in self.zk_proxies.values():
             for proxy in proxies:
                 proxy.stop()
+        for proxy in self.redis_proxies.values():
+            proxy.stop()
         self.zookeeper.stop()
 
     def cut_zk(self, name: str) -> None:
@@ -127,10 +149,46 @@ class LocalCluster:
         for proxy in self.zk_proxies[name]:
             proxy.heal()
 
+    def partition(self, name: str) -> None:
+        """Cut machine ``name`` off the network: its agent from ZooKeeper, its Redis from every
+        other Redis both ways (needs both kinds of proxies). Local readers still reach it."""
+        self.cut_zk(name)
+        self.redis_proxies[name].cut()
+        for other, proxy in self.redis_proxies.items():
+            if other != name:
+                proxy.cut(source=self.source_ips[name])
+
+    def heal_partition(self, name: str) -> None:
+        """End the partition made by ``partition``."""
+        for other, proxy in self.redis_proxies.items():
+            if other == name:
+                proxy.heal()
+            else:
+                proxy.heal(source=self.source_ips[name])
+        self.heal_zk(name)
+
+    def slow_down(self, name: str, mean: float, jitter: float = 0.0) -> None:
+        """Delay every byte machine ``name`` sends by ``mean`` +- ``jitter`` seconds, like
+        ``tc netem delay`` on its interface: to ZooKeeper, to its replicas and clients, to
+        its master (needs both kinds of proxies)."""
+        for proxy in self.zk_proxies[name]:
+            proxy.delay(mean, jitter, direction=TO_SERVER)
+        for other, proxy in self.redis_proxies.items():
+            if other == name:
+                proxy.delay(mean, jitter, direction=TO_CLIENT)
+            else:
+                proxy.delay(mean, jitter, direction=TO_SERVER, source=self.source_ips[name])
+
+    def restore_speed(self, name: str) -> None:
+        """End the delay made by ``slow_down`` (on every proxy: one slowed node at a time)."""
+        for proxy in [*self.zk_proxies[name], *self.redis_proxies.values()]:
+            proxy.undelay()
+
     def zk(self) -> KazooClient:
         """A kazoo client for inspecting the cluster (one, reused)."""
         if self._zk_client is None:
-            self._zk_client = KazooClient(hosts=self.zk_hosts)
+            retry = KazooRetry(max_tries=-1, delay=0.1, max_delay=1.0)  # back soon after outages
+            self._zk_client = KazooClient(hosts=self.zk_hosts, connection_retry=retry)
             self._zk_client.start(timeout=15)
         return self._zk_client
 
@@ -154,7 +212,12 @@ class LocalCluster:
             return report if report.healthy else None
 
         try:
-            return wait_until(healthy, timeout=timeout, what="a complete tree")
+            return wait_until(
+                healthy,
+                timeout=timeout,
+                what="a complete tree",
+                ignore=(KazooException, DataError),  # e.g. a session ended by an outage
+            )
         except TimeoutError as exc:
             detail = last[0].problems if last else "no report"
             raise TimeoutError(f"{exc}: {detail}") from None
@@ -184,6 +247,28 @@ class LocalCluster:
         """Full resyncs served since ``before``, by node (nodes that served none left out)."""
         now = self.full_syncs()
         return {n: c - before.get(n, 0) for n, c in now.items() if c != before.get(n, 0)}
+
+    def log_marks(self) -> dict[str, int]:
+        """The size of every Redis's log now, to count what it logs from here on."""
+        return {
+            n: s.log_path.stat().st_size if s.log_path.exists() else 0
+            for n, s in self.redis.items()
+        }
+
+    def full_syncs_logged(self, since: dict[str, int]) -> dict[str, int]:
+        """Full resyncs each Redis served since ``log_marks()`` returned ``since``, counted in
+        its log, so that those served before a restart count too (INFO's sync_full restarts
+        from zero with the server)."""
+        counts = {}
+        for name, server in self.redis.items():
+            if not server.log_path.exists():
+                continue
+            with open(server.log_path, "rb") as log:
+                log.seek(since.get(name, 0))
+                found = len(_FULL_SYNC_DONE.findall(log.read()))
+            if found:
+                counts[name] = found
+        return counts
 
     def confirmed_write(self, key: str, value: str, timeout: float = 20) -> str:
         """SET at the current root confirmed by WAIT for one branch, retried through failover.
@@ -222,3 +307,14 @@ class LocalCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+#: What a master logs once per replica it has sent a full copy of its dataset to.
+_FULL_SYNC_DONE = re.compile(rb"Synchronization with replica \S+ succeeded")
+
+
+def node_source_ip(index: int) -> str:
+    """The loopback address node number ``index`` sends from (127.0.1.1, 127.0.1.2, ...)."""
+    if not 0 <= index < 254 * 254:
+        raise ValueError(f"no source address for node {index}")
+    return f"127.0.{1 + index // 254}.{1 + index % 254}"

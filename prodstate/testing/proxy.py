@@ -1,21 +1,41 @@
-"""A TCP proxy on loopback that a test can cut, to partition one process from a server.
+"""A TCP proxy on loopback that a test can cut or slow, to partition or delay one process.
 
 ``cut()`` is a black hole, like a network partition: connections stay open but
 nothing crosses in either direction, and new connections are accepted and held
 without reaching the server. ``heal()`` lets traffic flow again; ``reset()``
 closes every connection at once (a crash of the path rather than a partition).
+``cut(source=IP)`` does the same to the connections coming from one source
+address only, and ``delay()`` holds the bytes going one way for a random time
+around a mean, in order, like ``tc netem delay`` on the sender's interface.
 """
 
 from __future__ import annotations
 
 import contextlib
+import random
 import selectors
 import socket
 import threading
+import time
+from collections import deque
+from dataclasses import dataclass
 
 from prodstate.model import format_address, parse_address
 
 _CHUNK = 65536
+#: Directions of delay(): bytes the client sends, or bytes the server sends back.
+TO_SERVER, TO_CLIENT = "to_server", "to_client"
+
+
+@dataclass(frozen=True)
+class Delay:
+    """Hold bytes ``mean`` +- ``jitter`` seconds (uniform), never reordering them."""
+
+    mean: float
+    jitter: float = 0.0
+
+    def sample(self) -> float:
+        return max(0.0, random.uniform(self.mean - self.jitter, self.mean + self.jitter))
 
 
 class TcpProxy:
@@ -28,9 +48,14 @@ class TcpProxy:
         self.address = format_address(host, self._listener.getsockname()[1])
         self._selector = selectors.DefaultSelector()
         self._peers: dict[socket.socket, socket.socket] = {}
-        self._pending: list[socket.socket] = []
+        self._clients: set[socket.socket] = set()  # the accepted side of each pair
+        self._source: dict[socket.socket, str] = {}  # both sides -> the client's address
+        self._pending: list[tuple[socket.socket, str]] = []
+        self._queues: dict[socket.socket, deque[tuple[float, bytes]]] = {}  # by receiver
         self._lock = threading.Lock()
         self._cut = False
+        self._cut_sources: set[str] = set()
+        self._delays: dict[tuple[str, str | None], Delay] = {}
         self._running = False
         self._wakeup_r, self._wakeup_w = socket.socketpair()
         self._thread = threading.Thread(target=self._loop, name=f"proxy-{self.address}")
@@ -55,14 +80,41 @@ class TcpProxy:
         self._thread.start()
         return self
 
-    def cut(self) -> None:
-        """Stop forwarding in both directions; hold new connections (a partition)."""
-        self._cut = True
+    def cut(self, source: str | None = None) -> None:
+        """Stop forwarding in both directions and hold new connections (a partition): every
+        connection, or only those from client address ``source``."""
+        if source is None:
+            self._cut = True
+        else:
+            self._cut_sources.add(source)
         self._poke()
 
-    def heal(self) -> None:
-        """Forward again, including connections accepted while cut."""
-        self._cut = False
+    def heal(self, source: str | None = None) -> None:
+        """Forward again (connections accepted while cut included): everything, or ``source``."""
+        if source is None:
+            self._cut = False
+            self._cut_sources.clear()
+        else:
+            self._cut_sources.discard(source)
+        self._poke()
+
+    def delay(
+        self,
+        mean: float,
+        jitter: float = 0.0,
+        direction: str = TO_CLIENT,
+        source: str | None = None,
+    ) -> None:
+        """Hold the bytes going ``direction`` for ``mean`` +- ``jitter`` seconds, on every
+        connection or on those from client address ``source``."""
+        if direction not in (TO_SERVER, TO_CLIENT):
+            raise ValueError(f"direction must be {TO_SERVER!r} or {TO_CLIENT!r}")
+        self._delays[(direction, source)] = Delay(mean, jitter)
+        self._poke()
+
+    def undelay(self) -> None:
+        """Forward without delay again (bytes already held still arrive in order)."""
+        self._delays.clear()
         self._poke()
 
     def reset(self) -> None:
@@ -96,7 +148,7 @@ class TcpProxy:
     def _loop(self) -> None:
         while self._running:
             self._sync_registrations()
-            for key, _ in self._selector.select(timeout=0.5):
+            for key, _ in self._selector.select(timeout=self._next_due()):
                 if key.data == "accept":
                     self._accept()
                 elif key.data == "wakeup":
@@ -105,19 +157,32 @@ class TcpProxy:
                             self._close_all()
                 else:
                     self._forward(key.fileobj)  # type: ignore[arg-type]
+            self._send_due()
+
+    def _is_cut(self, source: str) -> bool:
+        return self._cut or source in self._cut_sources
+
+    def _delay_for(self, receiver: socket.socket) -> Delay | None:
+        direction = TO_CLIENT if receiver in self._clients else TO_SERVER
+        source = self._source.get(receiver)
+        return self._delays.get((direction, source)) or self._delays.get((direction, None))
 
     def _accept(self) -> None:
         try:
-            client, _ = self._listener.accept()
+            client, peer = self._listener.accept()
         except BlockingIOError:
             return
         with self._lock:
-            self._pending.append(client)
+            self._pending.append((client, peer[0]))
 
     def _connect_pending(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, []
-        for client in pending:
+        held = []
+        for client, source in pending:
+            if self._is_cut(source):
+                held.append((client, source))
+                continue
             try:
                 upstream = socket.create_connection(self.target, timeout=2)
             except OSError:
@@ -128,18 +193,22 @@ class TcpProxy:
             with self._lock:
                 self._peers[client] = upstream
                 self._peers[upstream] = client
+                self._clients.add(client)
+                self._source[client] = self._source[upstream] = source
+        with self._lock:
+            self._pending.extend(held)
 
     def _sync_registrations(self) -> None:
-        """Watch every connection while forwarding; none while cut."""
-        if not self._cut:
-            self._connect_pending()
+        """Watch every connection that is forwarding; none that is cut."""
+        self._connect_pending()
         with self._lock:
             socks = list(self._peers)
         for sock in socks:
             registered = sock in self._selector.get_map()
-            if self._cut and registered:
+            cut = self._is_cut(self._source.get(sock, ""))
+            if cut and registered:
                 self._selector.unregister(sock)
-            elif not self._cut and not registered:
+            elif not cut and not registered:
                 self._selector.register(sock, selectors.EVENT_READ, "data")
 
     def _forward(self, sock: socket.socket) -> None:
@@ -148,20 +217,53 @@ class TcpProxy:
             return
         try:
             data = sock.recv(_CHUNK)
-            if data:
-                peer.settimeout(2)
-                peer.sendall(data)
-                peer.setblocking(False)
-                return
         except OSError:
-            pass
-        self._close_pair(sock)
+            data = b""
+        if not data:
+            self._close_pair(sock)
+            return
+        delay = self._delay_for(peer)
+        queue = self._queues.get(peer)
+        if delay is None and not queue:
+            self._send(peer, data)
+            return
+        due = time.monotonic() + (delay.sample() if delay else 0.0)
+        queue = self._queues.setdefault(peer, deque())
+        if queue:
+            due = max(due, queue[-1][0])  # in order, like netem without reordering
+        queue.append((due, data))
+
+    def _next_due(self) -> float:
+        dues = [q[0][0] for q in self._queues.values() if q]
+        return 0.5 if not dues else max(0.0, min(0.5, min(dues) - time.monotonic()))
+
+    def _send_due(self) -> None:
+        now = time.monotonic()
+        for receiver, queue in list(self._queues.items()):
+            if self._is_cut(self._source.get(receiver, "")):
+                continue
+            while queue and queue[0][0] <= now and receiver in self._peers:
+                self._send(receiver, queue.popleft()[1])
+            if not queue or receiver not in self._peers:
+                self._queues.pop(receiver, None)
+
+    def _send(self, receiver: socket.socket, data: bytes) -> None:
+        try:
+            receiver.settimeout(2)
+            receiver.sendall(data)
+            receiver.setblocking(False)
+        except OSError:
+            self._close_pair(receiver)
 
     def _close_pair(self, sock: socket.socket) -> None:
         with self._lock:
             peer = self._peers.pop(sock, None)
             if peer is not None:
                 self._peers.pop(peer, None)
+            for s in (sock, peer):
+                self._clients.discard(s)  # type: ignore[arg-type]
+                self._source.pop(s, None)  # type: ignore[arg-type]
+                self._queues.pop(s, None)  # type: ignore[arg-type]
         for s in (sock, peer):
             if s is None:
                 continue
@@ -171,9 +273,12 @@ class TcpProxy:
 
     def _close_all(self) -> None:
         with self._lock:
-            socks = list(self._peers) + self._pending
+            socks = list(self._peers) + [c for c, _ in self._pending]
             self._peers.clear()
             self._pending = []
+            self._clients.clear()
+            self._source.clear()
+            self._queues.clear()
         for sock in socks:
             with contextlib.suppress(KeyError, ValueError):
                 self._selector.unregister(sock)
