@@ -9,6 +9,7 @@ from prodstate.agent_cli import agent
 from prodstate.check import check
 from prodstate.client_cli import get, root, set_command, write
 from prodstate.dev import dev
+from prodstate.statedb.deploy_cli import deploy, deploys
 from prodstate.statedb.lock_cli import lock
 from prodstate.status_cli import status
 
@@ -28,6 +29,8 @@ cli.add_command(get)
 cli.add_command(write)
 cli.add_command(root)
 cli.add_command(lock)
+cli.add_command(deploy)
+cli.add_command(deploys)
 
 
 def main() -> None:
