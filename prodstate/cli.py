@@ -11,6 +11,8 @@ from prodstate.client_cli import get, root, set_command, write
 from prodstate.dev import dev
 from prodstate.statedb.deploy_cli import deploy, deploys
 from prodstate.statedb.lock_cli import lock
+from prodstate.statedb.machine_cli import machine
+from prodstate.statedb.service_cli import service
 from prodstate.status_cli import status
 
 
@@ -31,6 +33,8 @@ cli.add_command(root)
 cli.add_command(lock)
 cli.add_command(deploy)
 cli.add_command(deploys)
+cli.add_command(machine)
+cli.add_command(service)
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     """A formed tree: branch1, branch2 and leaf1."""
     workdir = tmp_path_factory.mktemp("statedb")
     with LocalCluster(workdir, branches=2, leaves=1, cluster="infra") as cluster:
-        cluster.wait_for_tree(timeout=60)
+        cluster.wait_for_tree(timeout=120)
         yield cluster
 
 

@@ -76,6 +76,7 @@ def test_a_failed_deploy_keeps_the_previous_version_and_its_exit_status(infra, r
     assert len(_deploys(run, "--service", "api", "--since", "1h")) == 2
     missing = run("deploy", "--service", "api", "--version", "v3", "--", "no-such-command-x")
     assert missing.returncode == 127 and "cannot run no-such-command-x" in missing.stderr
+    wait_until(lambda: len(_deploys(run, "--service", "api")) == 3, what="the third deploy")
     table = run("deploys", "--service", "api", "--limit", "1")
     assert "failed (127)" in table.stdout and "v3" in table.stdout
 
