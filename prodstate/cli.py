@@ -10,6 +10,7 @@ from prodstate.check import check
 from prodstate.client_cli import get, root, set_command, write
 from prodstate.dev import dev
 from prodstate.statedb.deploy_cli import deploy, deploys
+from prodstate.statedb.errors_cli import error, errors
 from prodstate.statedb.lock_cli import lock
 from prodstate.statedb.machine_cli import machine
 from prodstate.statedb.service_cli import service
@@ -35,6 +36,8 @@ cli.add_command(deploy)
 cli.add_command(deploys)
 cli.add_command(machine)
 cli.add_command(service)
+cli.add_command(error)
+cli.add_command(errors)
 
 
 def main() -> None:

@@ -1,5 +1,5 @@
-"""One small real cluster (ZooKeeper, 2 branches, 1 leaf, agents) shared by a test module,
-and a helper that runs ``prodstate`` commands against it as separate processes."""
+"""One small real cluster (ZooKeeper, 2 branches, 1 leaf, agents) shared by the
+state-database tests, and a helper that runs ``prodstate`` commands against it."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from prodstate.testing.cluster import LocalCluster
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     """A formed tree: branch1, branch2 and leaf1."""
     workdir = tmp_path_factory.mktemp("statedb")
