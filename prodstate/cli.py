@@ -14,6 +14,7 @@ from prodstate.statedb.errors_cli import error, errors
 from prodstate.statedb.lock_cli import lock
 from prodstate.statedb.machine_cli import machine
 from prodstate.statedb.service_cli import service
+from prodstate.statedb.web import web
 from prodstate.status_cli import status
 
 
@@ -38,6 +39,7 @@ cli.add_command(machine)
 cli.add_command(service)
 cli.add_command(error)
 cli.add_command(errors)
+cli.add_command(web)
 
 
 def main() -> None:

@@ -24,8 +24,7 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
         yield cluster
 
 
-@pytest.fixture
-def run(infra: LocalCluster) -> Run:
+def make_runner(infra: LocalCluster) -> Run:
     """``run("lock", "acquire", ...)``: the real command, its ZooKeeper and Redis set in the
     environment (the leaf's Redis is the local one); returns the finished process."""
 
@@ -43,3 +42,9 @@ def run(infra: LocalCluster) -> Run:
         return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=environ)
 
     return run_command
+
+
+@pytest.fixture
+def run(infra: LocalCluster) -> Run:
+    """The prodstate commands against the shared cluster (see make_runner)."""
+    return make_runner(infra)

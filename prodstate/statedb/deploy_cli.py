@@ -12,6 +12,7 @@ import click
 from kazoo.client import KazooClient
 from kazoo.exceptions import LockTimeout
 
+from prodstate.client import Client
 from prodstate.client_cli import zk_options
 from prodstate.statedb.cli_common import (
     EXIT_REFUSED,
@@ -189,7 +190,8 @@ def deploys(
         until=None if until is None else checked(until, parse_when),
         text=text,
     )
-    found = read_deploys(redis, query)[:limit]
+    with reader(redis) as client:
+        found = read_deploys(client, query)[:limit]
     if as_json:
         echo_json([d.as_dict() for d in found])
         return
@@ -211,9 +213,7 @@ def deploys(
             click.echo(f"\n--- {d.id} {d.service} {d.version}\n{d.output}")
 
 
-def read_deploys(address: str, query: DeploySearch) -> list[Deploy]:
+def read_deploys(client: Client, query: DeploySearch) -> list[Deploy]:
     """The deploys matching ``query`` in the local Redis's log."""
     high, low = query.stream_range()
-    with reader(address) as client:
-        entries = client.read("XREVRANGE", DEPLOYS, high, low)
-    return search(entries, query)
+    return search(client.read("XREVRANGE", DEPLOYS, high, low), query)
