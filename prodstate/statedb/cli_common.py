@@ -68,7 +68,7 @@ def json_option(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @contextmanager
-def zookeeper(hosts: str, timeout: float = 10.0) -> Iterator[KazooClient]:
+def zookeeper(hosts: str, timeout: float = 5.0) -> Iterator[KazooClient]:
     """A started kazoo client; exit 2 with a message when ZooKeeper cannot be reached."""
     try:
         zk = KazooClient(hosts=hosts, timeout=timeout, logger=_kazoo_log)
