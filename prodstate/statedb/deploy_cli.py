@@ -36,7 +36,14 @@ from prodstate.statedb.deploys import (
     search,
     start_entry,
 )
-from prodstate.statedb.keys import DEPLOYS, check_name, check_version, fmt_time, parse_when
+from prodstate.statedb.keys import (
+    DEPLOY_OUTPUT,
+    DEPLOYS,
+    check_name,
+    check_version,
+    fmt_time,
+    parse_when,
+)
 from prodstate.statedb.lock_cli import default_holder
 from prodstate.statedb.locks import LockStore
 
@@ -216,4 +223,5 @@ def deploys(
 def read_deploys(client: Client, query: DeploySearch) -> list[Deploy]:
     """The deploys matching ``query`` in the local Redis's log."""
     high, low = query.stream_range()
-    return search(client.read("XREVRANGE", DEPLOYS, high, low), query)
+    entries = client.read("XREVRANGE", DEPLOYS, high, low)
+    return search(entries, query, client.read("XREVRANGE", DEPLOY_OUTPUT, high, low))

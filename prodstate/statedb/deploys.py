@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prodstate.statedb.keys import (
+    DEPLOY_OUTPUT,
+    DEPLOY_OUTPUT_MAX,
     DEPLOYS,
     DEPLOYS_MAX,
     SERVICES,
@@ -90,7 +92,8 @@ def start_entry(
 def finish_commands(
     deploy: Deploy, exit_code: int, output: str, finished_at: float
 ) -> list[tuple[Any, ...]]:
-    """The writes that record a deploy's outcome (and, on success, the service's version)."""
+    """The writes that record a deploy's outcome, its output tail (kept for fewer deploys
+    than the log), and on success the service's current version."""
     outcome = "succeeded" if exit_code == 0 else "failed"
     fields = {
         "id": deploy.id,
@@ -102,9 +105,12 @@ def finish_commands(
         "host": deploy.host,
         "outcome": outcome,
         "exit_code": exit_code,
-        "output": output[-TAIL_MAX:],
     }
-    commands: list[tuple[Any, ...]] = [capped_xadd(DEPLOYS, DEPLOYS_MAX, fields)]
+    tail = {"id": deploy.id, "output": output[-TAIL_MAX:]}
+    commands: list[tuple[Any, ...]] = [
+        capped_xadd(DEPLOYS, DEPLOYS_MAX, fields),
+        capped_xadd(DEPLOY_OUTPUT, DEPLOY_OUTPUT_MAX, tail),
+    ]
     if exit_code == 0:
         current = {
             "version": deploy.version,
@@ -117,11 +123,16 @@ def finish_commands(
     return commands
 
 
-def merge_entries(entries: Iterable[tuple[str, dict[str, str]]]) -> list[Deploy]:
-    """Deploys from stream entries (any order), newest start first.
+def merge_entries(
+    entries: Iterable[tuple[str, dict[str, str]]],
+    outputs: Iterable[tuple[str, dict[str, str]]] = (),
+) -> list[Deploy]:
+    """Deploys from log entries (any order) and output entries, newest start first.
 
-    A deploy whose start entry was trimmed away is rebuilt from its outcome entry.
+    A deploy whose start entry was trimmed away is rebuilt from its outcome entry; one
+    whose output entry was trimmed away has no output.
     """
+    tails = {f.get("id", ""): f.get("output", "") for _, f in outputs}
     deploys: dict[str, Deploy] = {}
     for entry_id, fields in sorted(entries, key=lambda e: _id_key(e[0])):
         key = fields.get("id") or entry_id
@@ -142,7 +153,7 @@ def merge_entries(entries: Iterable[tuple[str, dict[str, str]]]) -> list[Deploy]
         if fields.get("phase") == "finished":
             deploy.outcome = fields.get("outcome", "failed")
             deploy.finished_at = at
-            deploy.output = fields.get("output", "")
+            deploy.output = tails.get(key, "")
             try:
                 deploy.exit_code = int(fields.get("exit_code", ""))
             except ValueError:
@@ -192,6 +203,10 @@ class DeploySearch:
         return high, low
 
 
-def search(entries: Iterable[tuple[str, dict[str, str]]], query: DeploySearch) -> list[Deploy]:
-    """The deploys in ``entries`` that match ``query``, newest first."""
-    return [d for d in merge_entries(entries) if query.matches(d)]
+def search(
+    entries: Iterable[tuple[str, dict[str, str]]],
+    query: DeploySearch,
+    outputs: Iterable[tuple[str, dict[str, str]]] = (),
+) -> list[Deploy]:
+    """The deploys in ``entries`` (with ``outputs``) that match ``query``, newest first."""
+    return [d for d in merge_entries(entries, outputs) if query.matches(d)]

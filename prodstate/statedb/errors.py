@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from prodstate.statedb.keys import (
+    ERROR_MESSAGE_MAX,
     ERROR_SERVICES,
     ERRORS_MAX,
     capped_xadd,
@@ -25,7 +26,9 @@ def report_commands(service: str, host: str, message: str, now: float) -> list[t
     if not message.strip():
         raise ValueError("an error needs a message")
     return [
-        capped_xadd(errors(service), ERRORS_MAX, {"host": host, "message": clip(message)}),
+        capped_xadd(
+            errors(service), ERRORS_MAX, {"host": host, "message": clip(message, ERROR_MESSAGE_MAX)}
+        ),
         ("ZADD", ERROR_SERVICES, int(now * 1000), service),
     ]
 

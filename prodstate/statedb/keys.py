@@ -17,6 +17,8 @@ SERVICES = "infra:services"
 SERVICE_EVENTS = "infra:service-events"
 #: stream of deploy starts and outcomes, capped.
 DEPLOYS = "infra:deploys"
+#: stream of the output tails of finished deploys {id, output}, capped shorter than the log.
+DEPLOY_OUTPUT = "infra:deploy-output"
 #: hash: lock name -> JSON lock record, the mirror of ZooKeeper's locks.
 LOCKS = "infra:locks"
 #: sorted set: service -> time (ms) of its latest error.
@@ -25,10 +27,13 @@ ERROR_SERVICES = "infra:error-services"
 #: Approximate caps (XADD MAXLEN ~) of the streams.
 SERVICE_EVENTS_MAX = 10_000
 DEPLOYS_MAX = 10_000
-ERRORS_MAX = 1_000
-#: Longest text kept in a record field (messages, reasons), and deploy output tail.
+DEPLOY_OUTPUT_MAX = 1_000
+ERRORS_MAX = 200
+#: Longest text kept in a record field (reasons), in an error message, and in a deploy's
+#: output tail.
 TEXT_MAX = 2_000
-TAIL_MAX = 4_000
+ERROR_MESSAGE_MAX = 1_000
+TAIL_MAX = 2_000
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 VERSION_RE = re.compile(r"[!-~]{1,128}")  # printable ASCII, no spaces

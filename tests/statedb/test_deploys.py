@@ -13,7 +13,7 @@ from prodstate.statedb.deploys import (
     search,
     start_entry,
 )
-from prodstate.statedb.keys import DEPLOYS, SERVICES
+from prodstate.statedb.keys import DEPLOY_OUTPUT, DEPLOYS, SERVICES
 
 T0 = 1_800_000_000
 
@@ -51,30 +51,43 @@ def test_start_and_finish_records():
     start = start_entry("d1", "web", "v2", ["w1", "w2"], "ann", "ops1", "make deploy")
     assert start[:6] == ("XADD", DEPLOYS, "MAXLEN", "~", 10_000, "*")
     assert _fields(start)["targets"] == "w1 w2" and _fields(start)["phase"] == "started"
-    ok = finish_commands(_deploy(), 0, "done", T0 + 5)
-    assert _fields(ok[0])["outcome"] == "succeeded"
-    assert ok[1][:3] == ("HSET", SERVICES, "web")
-    assert json.loads(ok[1][3])["version"] == "v2"
+    ok = finish_commands(_deploy(), 0, "x" * 3000 + "done", T0 + 5)
+    assert _fields(ok[0])["outcome"] == "succeeded" and "output" not in _fields(ok[0])
+    assert ok[1][:6] == ("XADD", DEPLOY_OUTPUT, "MAXLEN", "~", 1_000, "*")
+    assert _fields(ok[1])["id"] == "d1" and _fields(ok[1])["output"] == "x" * 1996 + "done"
+    assert ok[2][:3] == ("HSET", SERVICES, "web")
+    assert json.loads(ok[2][3])["version"] == "v2"
     failed = finish_commands(_deploy(), 2, "boom", T0 + 5)
-    assert len(failed) == 1  # a failed deploy leaves the current version alone
+    assert len(failed) == 2  # a failed deploy leaves the current version alone
     assert _fields(failed[0])["outcome"] == "failed" and _fields(failed[0])["exit_code"] == "2"
 
 
-def _entries():
-    def entry(ms, cmd):
-        return (f"{ms}-0", _fields(cmd))
+def _entry(ms, cmd):
+    return (f"{ms}-0", _fields(cmd))
 
-    a, b = _deploy(id="a"), _deploy(id="b", service="api", version="v9", targets=["a1"])
+
+A = _deploy(id="a")
+B = _deploy(id="b", service="api", version="v9", targets=["a1"])
+
+
+def _entries():
     return [
-        entry(T0 * 1000, start_entry("a", "web", "v2", ["w1", "w2"], "ann", "ops1", "make")),
-        entry(T0 * 1000 + 10, start_entry("b", "api", "v9", ["a1"], "bob", "ops2", "fab")),
-        entry(T0 * 1000 + 20, finish_commands(a, 0, "all good", T0)[0]),
-        entry(T0 * 1000 + 3_600_000, finish_commands(b, 1, "error: x", T0)[0]),
+        _entry(T0 * 1000, start_entry("a", "web", "v2", ["w1", "w2"], "ann", "ops1", "make")),
+        _entry(T0 * 1000 + 10, start_entry("b", "api", "v9", ["a1"], "bob", "ops2", "fab")),
+        _entry(T0 * 1000 + 20, finish_commands(A, 0, "all good", T0)[0]),
+        _entry(T0 * 1000 + 3_600_000, finish_commands(B, 1, "error: x", T0)[0]),
+    ]
+
+
+def _outputs():
+    return [
+        _entry(T0 * 1000 + 20, finish_commands(A, 0, "all good", T0)[1]),
+        _entry(T0 * 1000 + 3_600_000, finish_commands(B, 1, "error: x", T0)[1]),
     ]
 
 
 def test_entries_merge_into_deploys_newest_first():
-    merged = merge_entries(reversed(_entries()))  # XREVRANGE order
+    merged = merge_entries(reversed(_entries()), _outputs())  # XREVRANGE order
     assert [d.id for d in merged] == ["b", "a"]
     b, a = merged
     assert (a.outcome, a.exit_code, a.output) == ("succeeded", 0, "all good")
@@ -86,6 +99,7 @@ def test_entries_merge_into_deploys_newest_first():
 def test_a_deploy_whose_start_was_trimmed_is_rebuilt_from_its_outcome():
     (merged,) = merge_entries(_entries()[3:])
     assert (merged.id, merged.service, merged.outcome) == ("b", "api", "failed")
+    assert merged.output == ""  # its output was trimmed too
 
 
 def test_running_deploys_have_no_outcome_yet():
@@ -97,7 +111,7 @@ def test_search_by_each_criterion():
     entries = _entries()
 
     def ids(**kw):
-        return [d.id for d in search(entries, DeploySearch(**kw))]
+        return [d.id for d in search(entries, DeploySearch(**kw), _outputs())]
 
     assert ids() == ["b", "a"]
     assert ids(service="web") == ["a"]

@@ -17,7 +17,7 @@ def test_report_commands_add_to_the_capped_stream_and_mark_the_service():
         "infra:errors:web",
         "MAXLEN",
         "~",
-        1000,
+        200,
         "*",
         "host",
         "h1",
@@ -25,7 +25,7 @@ def test_report_commands_add_to_the_capped_stream_and_mark_the_service():
         "boom",
     )
     assert zadd == ("ZADD", ERROR_SERVICES, int(NOW * 1000), "web")
-    assert len(report_commands("web", "h1", "x" * 10_000, NOW)[0][-1]) == 2000
+    assert len(report_commands("web", "h1", "x" * 10_000, NOW)[0][-1]) == 1000
 
 
 @pytest.mark.parametrize(
