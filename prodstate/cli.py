@@ -9,6 +9,12 @@ from prodstate.agent_cli import agent
 from prodstate.check import check
 from prodstate.client_cli import get, root, set_command, write
 from prodstate.dev import dev
+from prodstate.statedb.deploy_cli import deploy, deploys
+from prodstate.statedb.errors_cli import error, errors
+from prodstate.statedb.lock_cli import lock
+from prodstate.statedb.machine_cli import machine
+from prodstate.statedb.service_cli import service
+from prodstate.statedb.web import web
 from prodstate.status_cli import status
 
 
@@ -26,6 +32,14 @@ cli.add_command(set_command)
 cli.add_command(get)
 cli.add_command(write)
 cli.add_command(root)
+cli.add_command(lock)
+cli.add_command(deploy)
+cli.add_command(deploys)
+cli.add_command(machine)
+cli.add_command(service)
+cli.add_command(error)
+cli.add_command(errors)
+cli.add_command(web)
 
 
 def main() -> None:

@@ -39,6 +39,23 @@ end
 return redis.call(unpack(ARGV, 2))
 """
 
+#: Several commands in one fenced script, so they apply together (no other write between
+#: them). ARGV after the epoch: for each command, its length then its words.
+_FENCED_BATCH = """
+local current = redis.call('GET', KEYS[1])
+if current ~= ARGV[1] then
+  return redis.error_reply('STALEEPOCH this Redis serves epoch ' .. tostring(current) ..
+    ', the write carries epoch ' .. ARGV[1])
+end
+local replies, i = {}, 2
+while i <= #ARGV do
+  local n = tonumber(ARGV[i])
+  replies[#replies + 1] = redis.call(unpack(ARGV, i + 1, i + n))
+  i = i + n + 1
+end
+return replies
+"""
+
 #: Seconds the first WAIT may take; slower acknowledgements are awaited in further rounds.
 _FIRST_WAIT = 0.05
 #: Errors that mean the root did not apply the write: safe to retry elsewhere or later.
@@ -248,10 +265,31 @@ class Client:
         Raises WriteRejected (not applied, permanent), WriteFailed (not applied before
         the deadline) or WriteUncertain (may have been applied, not confirmed).
         """
-        if not command:
-            raise WriteRejected("empty command")
-        if len(command) > 1 and str(command[1]).startswith(RESERVED_PREFIX):
-            raise WriteRejected(f"keys under {RESERVED_PREFIX!r} belong to prodstate itself")
+        _check_command(command)
+        return self._write(_FENCED_WRITE, command, acks, timeout)
+
+    def write_batch(
+        self,
+        commands: list[tuple[Any, ...]],
+        acks: int | None = None,
+        timeout: float | None = None,
+    ) -> list[Any]:
+        """Run several write commands at the root in one fenced script (applied together,
+        nothing in between), confirmed like :meth:`write`; their replies in order.
+
+        A command that fails at the root stops the script: the ones before it stay applied.
+        """
+        if not commands:
+            raise WriteRejected("empty batch")
+        args: list[Any] = []
+        for command in commands:
+            _check_command(command)
+            args += [len(command), *command]
+        return self._write(_FENCED_BATCH, tuple(args), acks, timeout)
+
+    def _write(
+        self, script: str, args: tuple[Any, ...], acks: int | None, timeout: float | None
+    ) -> Any:
         watch = self._watch()
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         last = "no root is published"
@@ -259,7 +297,7 @@ class Client:
         pause = 0.01
         while True:
             if view.root is not None:
-                outcome = self._attempt(view, command, acks, deadline)
+                outcome = self._attempt(view, args, acks, deadline, script)
                 if not isinstance(outcome, _Refused):
                     return outcome.reply
                 last = outcome.reason
@@ -295,7 +333,12 @@ class Client:
         return 1 if view.branches - {view.root.address} else 0
 
     def _attempt(
-        self, view: RootView, command: tuple[Any, ...], acks: int | None, deadline: float
+        self,
+        view: RootView,
+        args: tuple[Any, ...],
+        acks: int | None,
+        deadline: float,
+        script: str = _FENCED_WRITE,
     ) -> _Confirmed | _Refused:
         root = view.root
         assert root is not None
@@ -304,7 +347,7 @@ class Client:
         # One round trip in the common case: the write, the offset it reached (ROLE), WAIT,
         # and the offsets the replicas acknowledged (ROLE again: structured, cheap to parse).
         pipe = conn.pipeline(transaction=False)
-        pipe.eval(_FENCED_WRITE, 1, EPOCH_KEY, str(root.epoch), *command)
+        pipe.eval(script, 1, EPOCH_KEY, str(root.epoch), *args)
         if wanted:
             pipe.execute_command("ROLE")
             # Short: if the write is refused, this WAIT still runs (and waits for nothing).
@@ -385,6 +428,14 @@ class _Confirmed:
 class _Refused:
     def __init__(self, reason: str) -> None:
         self.reason = reason
+
+
+def _check_command(command: tuple[Any, ...]) -> None:
+    """WriteRejected for an empty command or one that names a reserved key."""
+    if not command:
+        raise WriteRejected("empty command")
+    if len(command) > 1 and str(command[1]).startswith(RESERVED_PREFIX):
+        raise WriteRejected(f"keys under {RESERVED_PREFIX!r} belong to prodstate itself")
 
 
 def _never_sent(exc: redis.RedisError) -> bool:

@@ -37,9 +37,14 @@ class _RecordingClient(Client):
     confirmed_epoch: int | None = None
 
     def _attempt(
-        self, view: RootView, command: tuple[Any, ...], acks: int | None, deadline: float
+        self,
+        view: RootView,
+        command: tuple[Any, ...],
+        acks: int | None,
+        deadline: float,
+        *rest: Any,
     ) -> Any:
-        outcome = super()._attempt(view, command, acks, deadline)
+        outcome = super()._attempt(view, command, acks, deadline, *rest)
         if not isinstance(outcome, _Refused) and view.root is not None:
             self.confirmed_epoch = view.root.epoch
         return outcome

@@ -1,0 +1,137 @@
+"""What the state-database commands share: connections, durable writes, output, errors.
+
+Exit status, as for the data commands: 0 done; 1 refused or not applied (a lock held,
+no such record); 2 usage error or a service unreachable; 3 written but not confirmed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn
+
+import click
+import redis
+from kazoo.client import KazooClient
+from kazoo.exceptions import KazooException
+from kazoo.handlers.threading import KazooTimeoutError
+
+from prodstate.client import Client, WriteFailed, WriteRejected, WriteUncertain
+from prodstate.options import check_address, option
+
+EXIT_REFUSED, EXIT_ERROR, EXIT_UNCERTAIN = 1, 2, 3
+
+#: Errors of ZooKeeper requests (connection lost, timed out, refused).
+ZK_ERRORS = (KazooException, KazooTimeoutError, OSError)
+
+_kazoo_log = logging.getLogger("prodstate.statedb.kazoo")
+_kazoo_log.addHandler(logging.NullHandler())
+_kazoo_log.propagate = False
+
+
+def fail(message: str, code: int = EXIT_REFUSED) -> NoReturn:
+    """Print ``prodstate: message`` on stderr and exit with ``code``."""
+    click.echo(f"prodstate: {message}", err=True)
+    raise SystemExit(code)
+
+
+def this_host() -> str:
+    """This machine's name as the state database records it (the short hostname)."""
+    return socket.gethostname().split(".")[0]
+
+
+def checked(value: Any, check: Callable[..., Any], *args: Any) -> Any:
+    """``check(value, *args)``, a ValueError from it turned into a usage error (exit 2)."""
+    try:
+        return check(value, *args)
+    except ValueError as exc:
+        fail(str(exc), EXIT_ERROR)
+
+
+def redis_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--redis: the local Redis that reads come from."""
+    return option(
+        "--redis",
+        default="localhost:6379",
+        show_default=True,
+        callback=check_address,
+        help="The local Redis to read from.",
+    )(command)
+
+
+def json_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--json: print the records as JSON instead of a table."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(command)
+
+
+@contextmanager
+def zookeeper(hosts: str, timeout: float = 5.0) -> Iterator[KazooClient]:
+    """A started kazoo client; exit 2 with a message when ZooKeeper cannot be reached."""
+    try:
+        zk = KazooClient(hosts=hosts, timeout=timeout, logger=_kazoo_log)
+    except ValueError as exc:
+        fail(f"bad --zk {hosts!r}: {exc}", EXIT_ERROR)
+    try:
+        zk.start(timeout=timeout)
+    except ZK_ERRORS:
+        zk.close()
+        fail(f"cannot connect to ZooKeeper at {hosts}", EXIT_ERROR)
+    try:
+        yield zk
+    except ZK_ERRORS as exc:
+        fail(f"ZooKeeper at {hosts} failed: {exc or type(exc).__name__}", EXIT_ERROR)
+    finally:
+        zk.stop()
+        zk.close()
+
+
+@contextmanager
+def writer(zk: KazooClient, cluster: str, local: str = "localhost:6379") -> Iterator[Client]:
+    """A Client writing through the root of ``cluster``, sharing the kazoo session ``zk``."""
+    client = Client(zk, cluster, local=local)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@contextmanager
+def reader(address: str) -> Iterator[Client]:
+    """A read-only Client of the local Redis; exit 2 if it cannot be read."""
+    client = Client(None, "-", local=address)
+    try:
+        yield client
+    except redis.RedisError as exc:
+        fail(f"cannot read from Redis at {address}: {exc}", EXIT_ERROR)
+    finally:
+        client.close()
+
+
+def durable(client: Client, commands: list[tuple[Any, ...]], timeout: float = 10.0) -> list[Any]:
+    """Write ``commands`` together through the durable path; exit 1/3 when not confirmed."""
+    try:
+        return client.write_batch(commands, timeout=timeout)
+    except WriteRejected as exc:
+        fail(f"rejected, not recorded: {exc}", EXIT_REFUSED)
+    except WriteUncertain as exc:
+        fail(f"NOT CONFIRMED, may have been recorded: {exc}", EXIT_UNCERTAIN)
+    except WriteFailed as exc:
+        fail(f"not recorded: {exc}", EXIT_REFUSED)
+
+
+def echo_json(value: Any) -> None:
+    """Print ``value`` as indented JSON."""
+    click.echo(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+def echo_table(headers: list[str], rows: list[list[str]]) -> None:
+    """Print rows under headers in aligned columns (the last column unpadded)."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    for row in [headers, *rows]:
+        cells = [c.ljust(w) for c, w in zip(row[:-1], widths, strict=False)]
+        click.echo("  ".join([*cells, row[-1]]).rstrip())

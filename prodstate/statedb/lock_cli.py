@@ -1,0 +1,139 @@
+"""``prodstate lock acquire|release|check|list``: deploy locks held in ZooKeeper."""
+
+from __future__ import annotations
+
+import getpass
+import time
+
+import click
+from kazoo.client import KazooClient
+
+from prodstate.client import ProdstateError
+from prodstate.client_cli import zk_options
+from prodstate.statedb.cli_common import (
+    EXIT_REFUSED,
+    EXIT_UNCERTAIN,
+    checked,
+    echo_json,
+    echo_table,
+    fail,
+    json_option,
+    this_host,
+    writer,
+    zookeeper,
+)
+from prodstate.statedb.keys import fmt_time, parse_span
+from prodstate.statedb.locks import (
+    LockError,
+    LockHeld,
+    LockRecord,
+    LockStore,
+    mirror_command,
+    new_lock,
+)
+
+
+def default_holder() -> str:
+    """``user@host`` of whoever runs the command."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{this_host()}"
+
+
+def _mirror(zk: KazooClient, cluster: str, lock: LockRecord | None, name: str) -> None:
+    """Mirror the lock's state into the dataset; the ZooKeeper znode stays authoritative."""
+    try:
+        with writer(zk, cluster) as client:
+            client.write(*mirror_command(lock, name), timeout=10)
+    except ProdstateError as exc:
+        fail(
+            f"done in ZooKeeper, but the mirror in the dataset is not updated: {exc}",
+            EXIT_UNCERTAIN,
+        )
+
+
+@click.group()
+def lock() -> None:
+    """Deploy locks: tooling refuses an action while its lock is held."""
+
+
+@lock.command()
+@zk_options
+@click.argument("name")
+@click.option("--reason", required=True, help="Why the lock is held (shown to whoever is refused).")
+@click.option("--ttl", help="Expire after this long (90s, 30m, 2h, 1d) [never].")
+@click.option("--holder", default=default_holder, show_default="user@host", help="Who holds it.")
+def acquire(zk: str, cluster: str, name: str, reason: str, ttl: str | None, holder: str) -> None:
+    """Take lock NAME until released (or until --ttl); exit 1 if someone holds it."""
+    seconds = None if ttl is None else checked(ttl, parse_span)
+    now = time.time()
+    record = checked(name, lambda n: new_lock(n, holder, reason, now, seconds))
+    with zookeeper(zk) as client:
+        try:
+            LockStore(client, cluster).acquire(record)
+        except LockHeld as exc:
+            fail(f"cannot lock: {exc}", EXIT_REFUSED)
+        except LockError as exc:
+            fail(str(exc), EXIT_REFUSED)
+        _mirror(client, cluster, record, name)
+    click.echo(f"locked: {record.describe(now)}")
+
+
+@lock.command()
+@zk_options
+@click.argument("name")
+@click.option("--holder", default=default_holder, show_default="user@host", help="Who releases it.")
+@click.option("--force", is_flag=True, help="Release a lock someone else holds.")
+def release(zk: str, cluster: str, name: str, holder: str, force: bool) -> None:
+    """Release lock NAME (only its holder may, unless --force or expired)."""
+    with zookeeper(zk) as client:
+        store = LockStore(client, cluster)
+        checked(name, store.path)
+        try:
+            record = store.release(name, holder, force)
+        except LockError as exc:
+            fail(str(exc), EXIT_REFUSED)
+        _mirror(client, cluster, None, name)
+    click.echo(f"released {name} (was held by {record.holder}: {record.reason})")
+
+
+@lock.command()
+@zk_options
+@click.argument("names", nargs=-1, required=True)
+def check(zk: str, cluster: str, names: tuple[str, ...]) -> None:
+    """Exit 0 if every lock NAME is free; exit 1 saying who holds one and why."""
+    with zookeeper(zk) as client:
+        store = LockStore(client, cluster)
+        for name in names:
+            checked(name, store.path)
+        now = time.time()
+        held = [r for r in (store.holder(n, now) for n in names) if r is not None]
+    if held:
+        fail("LOCKED: " + "; ".join(r.describe(now) for r in held), EXIT_REFUSED)
+    click.echo(f"free: {', '.join(names)}")
+
+
+@lock.command(name="list")
+@zk_options
+@json_option
+def list_locks(zk: str, cluster: str, as_json: bool) -> None:
+    """Every lock in ZooKeeper, expired ones marked."""
+    with zookeeper(zk) as client:
+        records = LockStore(client, cluster).all()
+    now = time.time()
+    if as_json:
+        echo_json([{**vars(r), "expired": r.expired(now)} for r in records])
+        return
+    rows = [
+        [
+            r.name,
+            r.holder,
+            fmt_time(r.acquired_at),
+            "expired" if r.expired(now) else fmt_time(r.expires_at),
+            r.reason,
+        ]
+        for r in records
+    ]
+    echo_table(["NAME", "HOLDER", "SINCE (UTC)", "EXPIRES", "REASON"], rows)

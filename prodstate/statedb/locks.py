@@ -1,0 +1,201 @@
+"""Deploy locks in ZooKeeper: a persistent znode per lock, created atomically, removed by a
+version-checked delete, with an expiry that readers honour and that a new holder breaks
+with a compare-and-set; and the session-bound mutex that keeps two deploys of a service
+from overlapping.
+
+The decisions (expiry, who may release, how a lock is described) are pure functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
+from kazoo.recipe.lock import Lock
+
+from prodstate.statedb.keys import LOCKS, check_name, clip, dumps, fmt_time
+
+
+@dataclass(frozen=True)
+class LockRecord:
+    """Who holds lock ``name``, why, since when and until when (None: until released)."""
+
+    name: str
+    holder: str
+    reason: str
+    acquired_at: float
+    expires_at: float | None = None
+
+    def expired(self, now: float) -> bool:
+        """True once the lock's time is up."""
+        return self.expires_at is not None and now >= self.expires_at
+
+    def to_json(self) -> str:
+        """The record as compact JSON (what the znode and the mirror hold)."""
+        return dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, name: str, raw: bytes | str) -> LockRecord:
+        """Parse a lock record; ValueError if it is not one."""
+        try:
+            doc = json.loads(raw)
+            expires = doc.get("expires_at")
+            return cls(
+                name=name,
+                holder=str(doc["holder"]),
+                reason=str(doc["reason"]),
+                acquired_at=float(doc["acquired_at"]),
+                expires_at=None if expires is None else float(expires),
+            )
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise ValueError(f"lock {name}: malformed record ({exc})") from None
+
+    def describe(self, now: float) -> str:
+        """``NAME is held by H since T (expires at E): REASON``."""
+        until = "until released"
+        if self.expires_at is not None:
+            state = "expired" if self.expired(now) else "expires"
+            until = f"{state} {fmt_time(self.expires_at)} UTC"
+        return (
+            f"{self.name} is held by {self.holder} since {fmt_time(self.acquired_at)} UTC "
+            f"({until}): {self.reason}"
+        )
+
+
+def new_lock(
+    name: str, holder: str, reason: str, now: float, ttl: float | None = None
+) -> LockRecord:
+    """A checked record for a new lock; ValueError for a bad name, empty reason or holder."""
+    check_name(name, "lock")
+    if not reason.strip():
+        raise ValueError("a lock needs a reason (--reason)")
+    if not holder.strip():
+        raise ValueError("a lock needs a holder")
+    if ttl is not None and ttl <= 0:
+        raise ValueError("the TTL must be more than zero")
+    expires = None if ttl is None else now + ttl
+    return LockRecord(name, clip(holder, 200), clip(reason), now, expires)
+
+
+def release_refusal(lock: LockRecord, holder: str, force: bool, now: float) -> str | None:
+    """Why ``holder`` may not release ``lock`` (None: it may): only its holder may, unless
+    forced or expired."""
+    if force or lock.holder == holder or lock.expired(now):
+        return None
+    return f"{lock.describe(now)}; only {lock.holder} may release it (or use --force)"
+
+
+def mirror_command(lock: LockRecord | None, name: str) -> tuple[Any, ...]:
+    """The write that mirrors a lock's state into the dataset (HSET, or HDEL once free)."""
+    if lock is None:
+        return ("HDEL", LOCKS, name)
+    return ("HSET", LOCKS, name, lock.to_json())
+
+
+class LockHeld(Exception):
+    """The lock is held by someone else (``record``)."""
+
+    def __init__(self, record: LockRecord, now: float) -> None:
+        super().__init__(record.describe(now))
+        self.record = record
+
+
+class LockError(Exception):
+    """A lock operation that cannot be done (not held, not yours, changed meanwhile)."""
+
+
+class LockStore:
+    """The locks of one cluster in ZooKeeper (``/prodstate/<cluster>/statedb/locks/<name>``)."""
+
+    def __init__(self, zk: KazooClient, cluster: str) -> None:
+        self.zk = zk
+        self.base = f"/prodstate/{cluster}/statedb"
+
+    def path(self, name: str) -> str:
+        """The znode of lock ``name``."""
+        return f"{self.base}/locks/{check_name(name, 'lock')}"
+
+    def read(self, name: str) -> tuple[LockRecord, int] | None:
+        """The lock's record and znode version, expired or not; None if there is none.
+
+        A malformed record is shown as held by ``?``, so it is never silently ignored.
+        """
+        try:
+            raw, stat = self.zk.get(self.path(name))
+        except NoNodeError:
+            return None
+        try:
+            record = LockRecord.from_json(name, raw)
+        except ValueError as exc:
+            record = LockRecord(name, "?", f"unreadable lock record: {exc}", stat.ctime / 1000)
+        return record, stat.version
+
+    def holder(self, name: str, now: float | None = None) -> LockRecord | None:
+        """The lock in force on ``name`` (None when free or expired)."""
+        now = time.time() if now is None else now
+        found = self.read(name)
+        if found is None or found[0].expired(now):
+            return None
+        return found[0]
+
+    def acquire(self, lock: LockRecord, now: float | None = None) -> LockRecord:
+        """Create the lock atomically; break an expired one by a version-checked delete.
+
+        LockHeld when someone holds it (so two contenders never both win).
+        """
+        path = self.path(lock.name)
+        for _ in range(5):
+            try:
+                self.zk.create(path, lock.to_json().encode(), makepath=True)
+                return lock
+            except NodeExistsError:
+                pass
+            found = self.read(lock.name)
+            if found is None:
+                continue  # released meanwhile: try again
+            current, version = found
+            moment = time.time() if now is None else now
+            if not current.expired(moment):
+                raise LockHeld(current, moment)
+            # Someone else may break or renew it first: then look again.
+            with contextlib.suppress(BadVersionError, NoNodeError):
+                self.zk.delete(path, version=version)
+        raise LockError(f"lock {lock.name} kept changing; try again")
+
+    def release(
+        self, name: str, holder: str, force: bool = False, now: float | None = None
+    ) -> LockRecord:
+        """Delete the lock if ``holder`` may (see release_refusal); the record released."""
+        now = time.time() if now is None else now
+        found = self.read(name)
+        if found is None:
+            raise LockError(f"{name} is not locked")
+        current, version = found
+        refusal = release_refusal(current, holder, force, now)
+        if refusal is not None:
+            raise LockError(refusal)
+        try:
+            self.zk.delete(self.path(name), version=version)
+        except BadVersionError:
+            raise LockError(f"lock {name} changed meanwhile; look again") from None
+        except NoNodeError:
+            raise LockError(f"{name} is not locked") from None
+        return current
+
+    def all(self) -> list[LockRecord]:
+        """Every lock znode's record (expired ones included), by name."""
+        try:
+            names = self.zk.get_children(f"{self.base}/locks")
+        except NoNodeError:
+            return []
+        found = [self.read(name) for name in sorted(names)]
+        return [f[0] for f in found if f is not None]
+
+    def deploy_mutex(self, service: str, identifier: str) -> Lock:
+        """kazoo's Lock (session-bound) held by a deploy of ``service`` while it runs."""
+        return self.zk.Lock(f"{self.base}/deploying/{check_name(service, 'service')}", identifier)

@@ -1,0 +1,64 @@
+"""Machines and their facts in the dataset (``infra:machines``), and how fresh they are."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from prodstate.statedb.keys import MACHINES, check_name, dumps, loads
+
+#: A machine that has not reported for this long is shown as stale.
+STALE_AFTER = 86_400.0
+
+
+def record_command(facts: dict[str, Any]) -> tuple[Any, ...]:
+    """The write that records a machine's facts (its field replaced as a whole)."""
+    return ("HSET", MACHINES, check_name(facts["host"], "host"), dumps(facts))
+
+
+@dataclass(frozen=True)
+class Machine:
+    """A machine's facts, the age of its last report and whether that is too old."""
+
+    host: str
+    facts: dict[str, Any]
+    age: float | None
+    stale: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        """The facts plus ``age`` and ``stale``."""
+        return {**self.facts, "host": self.host, "age": self.age, "stale": self.stale}
+
+
+def machines(raw: dict[str, str], now: float, stale_after: float = STALE_AFTER) -> list[Machine]:
+    """The machines in ``infra:machines`` (HGETALL) by host; a report older than
+    ``stale_after`` seconds, or without a time, marks a machine stale."""
+    found = []
+    for host in sorted(raw):
+        facts = loads(raw[host])
+        reported = facts.get("reported_at")
+        age = max(0.0, now - reported) if isinstance(reported, int | float) else None
+        found.append(Machine(host, facts, age, age is None or age > stale_after))
+    return found
+
+
+def human_bytes(count: Any) -> str:
+    """``16.0G``-style size (``-`` if unknown)."""
+    if not isinstance(count, int | float) or count < 0:
+        return "-"
+    value = float(count)
+    for unit in ("B", "K", "M", "G", "T", "P"):
+        if value < 1024 or unit == "P":
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+        value /= 1024
+    return "-"
+
+
+def human_age(age: float | None) -> str:
+    """``45s``, ``12m``, ``3h``, ``5d`` (``never`` when unknown)."""
+    if age is None:
+        return "never"
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "m")):
+        if age >= size:
+            return f"{int(age // size)}{unit}"
+    return f"{int(age)}s"
