@@ -16,6 +16,7 @@ have been applied is never silently retried: it raises WriteUncertain.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -74,6 +75,14 @@ class NoRoot(ProdstateError):
     """No root is published (reads: ``Client.root()``)."""
 
 
+def _role_replicas(role: Any) -> list[tuple[Any, Any, Any]]:
+    """The ``[ip, port, offset]`` entries of a master's ``ROLE`` reply; malformed ones left out."""
+    if not isinstance(role, list | tuple) or len(role) != 3:
+        return []
+    replicas = role[2] if isinstance(role[2], list | tuple) else []
+    return [tuple(e) for e in replicas if isinstance(e, list | tuple) and len(e) == 3]
+
+
 def branch_acks(write_offset: int, role: Any, branches: frozenset[str]) -> int:
     """How many branches report a replication offset at or past ``write_offset``.
 
@@ -82,12 +91,10 @@ def branch_acks(write_offset: int, role: Any, branches: frozenset[str]) -> int:
     because only branches can become root. A malformed reply counts no one.
     """
     acked = set()
-    replicas = role[2] if isinstance(role, list | tuple) and len(role) == 3 else []
-    for entry in replicas:
+    for ip, port, offset in _role_replicas(role):
         try:
-            ip, port, offset = entry
             reached = int(offset) >= write_offset
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             continue
         for name in (f"{ip}:{port}", f"[{ip}]:{port}"):
             if reached and name in branches:
@@ -97,13 +104,10 @@ def branch_acks(write_offset: int, role: Any, branches: frozenset[str]) -> int:
 
 def non_branch_replicas(role: Any, branches: frozenset[str]) -> int:
     """How many replicas in a ``ROLE`` reply are not branches."""
-    replicas = role[2] if isinstance(role, list | tuple) and len(role) == 3 else []
     names = set()
-    for entry in replicas:
-        if isinstance(entry, list | tuple) and len(entry) == 3:
-            ip, port, _ = entry
-            if f"{ip}:{port}" not in branches and f"[{ip}]:{port}" not in branches:
-                names.add(f"{ip}:{port}")
+    for ip, port, _ in _role_replicas(role):
+        if f"{ip}:{port}" not in branches and f"[{ip}]:{port}" not in branches:
+            names.add(f"{ip}:{port}")
     return len(names)
 
 
@@ -111,7 +115,10 @@ def role_offset(role: Any) -> int:
     """The master's replication offset in a ``ROLE`` reply; ValueError if malformed."""
     if not isinstance(role, list | tuple) or len(role) != 3 or role[0] != "master":
         raise ValueError(f"not a master's ROLE reply: {role!r}")
-    return int(role[1])
+    try:
+        return int(role[1])
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"not a master's ROLE reply: {role!r}") from None
 
 
 class Client:
@@ -191,6 +198,8 @@ class Client:
             value = float(heartbeat)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             return None
+        if not math.isfinite(value):
+            return None  # "nan" would compare as fresh, "inf" as from the future
         return max(0.0, (time.time() if now is None else now) - value)
 
     def get(self, key: str, max_staleness: float | None = None) -> str | None:
@@ -299,6 +308,9 @@ class Client:
     ) -> _Confirmed | _Refused:
         root = view.root
         assert root is not None
+        if view.branches and root.address not in view.branches:
+            # Only a registered branch can win the election: anything else is forged or stale.
+            return _Refused(f"root {root.address} is not a registered branch")
         wanted = self._wanted_acks(view, acks)
         conn = self._root_conn(root.address)
         # One round trip in the common case: the write, the offset it reached (ROLE), WAIT,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -9,6 +12,7 @@ from redis.retry import Retry
 from prodstate.model import (
     FENCE_MIN_REPLICAS,
     UNREACHABLE,
+    DataError,
     RedisState,
     format_address,
     parse_address,
@@ -16,6 +20,8 @@ from prodstate.model import (
 
 HEARTBEAT_KEY = "prodstate:time"
 EPOCH_KEY = "prodstate:epoch"
+
+log = logging.getLogger(__name__)
 
 
 def connect(address: str, timeout: float = 1.0) -> redis.Redis:
@@ -32,7 +38,11 @@ def connect(address: str, timeout: float = 1.0) -> redis.Redis:
 
 
 def read_state(conn: redis.Redis) -> RedisState:
-    """``INFO`` and ``CONFIG GET`` as a RedisState; UNREACHABLE if Redis does not answer."""
+    """``INFO`` and ``CONFIG GET`` as a RedisState; UNREACHABLE if Redis does not answer.
+
+    A reply that does not parse (a Redis that is not one, or lies) is logged and counts
+    as unreachable: nothing is decided from it.
+    """
     try:
         pipe = conn.pipeline(transaction=False)
         pipe.info("server")
@@ -44,33 +54,73 @@ def read_state(conn: redis.Redis) -> RedisState:
         return RedisState(reachable=True, loading=True)
     except (redis.RedisError, OSError):
         return UNREACHABLE
-    role = repl.get("role", "")
+    try:
+        return parse_state(server, repl, persistence, config)
+    except DataError as exc:
+        log.warning("ignoring a malformed INFO reply", extra={"error": str(exc)})
+        return UNREACHABLE
+
+
+def _int(section: Any, key: str) -> int:
+    """An integer field of an INFO section (absent: 0); DataError if it is anything else."""
+    value = section.get(key, 0)
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise DataError(f"INFO field {key!r} is not an integer: {value!r}")
+    try:
+        return int(value)
+    except ValueError:
+        raise DataError(f"INFO field {key!r} is not an integer: {value!r}") from None
+
+
+def _text(section: Any, key: str) -> str:
+    value = section.get(key, "")
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise DataError(f"INFO field {key!r} is not text: {value!r}")
+    return str(value)
+
+
+def parse_state(server: Any, repl: Any, persistence: Any, config: Any) -> RedisState:
+    """The parsed ``INFO server``, ``replication``, ``persistence`` and ``CONFIG GET`` replies
+    (as redis-py returns them) as a RedisState; DataError if any is malformed."""
+    if not all(isinstance(part, dict) for part in (server, repl, persistence, config)):
+        raise DataError("INFO or CONFIG GET reply is not a mapping")
+    role = _text(repl, "role")
     master = ""
     if role == "slave":
-        master = format_address(str(repl.get("master_host", "")), int(repl.get("master_port", 0)))
+        port = _int(repl, "master_port")
+        if not 0 < port < 65536:
+            raise DataError(f"INFO master_port {port} is out of range")
+        master = format_address(_text(repl, "master_host"), port)
     return RedisState(
         reachable=True,
         role=role,
-        run_id=server.get("run_id", ""),
-        replid=repl.get("master_replid", ""),
-        replid2=repl.get("master_replid2", ""),
-        offset=int(repl.get("master_repl_offset", 0)),
+        run_id=_text(server, "run_id"),
+        replid=_text(repl, "master_replid"),
+        replid2=_text(repl, "master_replid2"),
+        offset=_int(repl, "master_repl_offset"),
         master=master,
         link_up=repl.get("master_link_status") == "up",
-        sync_in_progress=bool(repl.get("master_sync_in_progress", 0)),
-        connected_replicas=int(repl.get("connected_slaves", 0)),
-        min_replicas_to_write=int(config.get("min-replicas-to-write", 0)),
-        loading=bool(persistence.get("loading", 0)),
+        sync_in_progress=bool(_int(repl, "master_sync_in_progress")),
+        connected_replicas=_int(repl, "connected_slaves"),
+        min_replicas_to_write=_int(config, "min-replicas-to-write"),
+        loading=bool(_int(persistence, "loading")),
         replicas=_replicas(repl),
     )
 
 
 def _replicas(repl: dict) -> tuple[str, ...]:
-    """``slaveN`` entries of INFO replication as announced ``host:port`` addresses."""
+    """``slaveN`` entries of INFO replication as announced ``host:port`` addresses
+    (entries that do not name a valid address are left out)."""
     found = []
     for key, value in repl.items():
-        if key.startswith("slave") and isinstance(value, dict) and "ip" in value:
-            found.append(format_address(str(value["ip"]), int(value.get("port", 0))))
+        if not (isinstance(key, str) and key.startswith("slave") and isinstance(value, dict)):
+            continue
+        try:
+            port = _int(value, "port")
+        except DataError:
+            continue
+        if "ip" in value and 0 < port < 65536 and isinstance(value["ip"], str | int):
+            found.append(format_address(str(value["ip"]), port))
     return tuple(sorted(found))
 
 

@@ -34,7 +34,15 @@ from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import WatchedEvent
 from kazoo.retry import KazooRetry
 
-from prodstate.model import DataError, Lineage, Member, RootRecord, Tier, ZkState
+from prodstate.model import (
+    DataError,
+    Lineage,
+    Member,
+    RootRecord,
+    Tier,
+    ZkState,
+    candidate_from_znode,
+)
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +86,8 @@ class ZkStore:
         self.session_id = 0
         self._election_node: str | None = None
         self._new_session = True
+        #: The last epoch znode that parsed: stands in for a malformed one.
+        self._good_lineage: Lineage | None = None
         self.client = KazooClient(
             hosts=hosts,
             timeout=session_timeout,
@@ -202,7 +212,8 @@ class ZkStore:
             return None
         try:
             return Member.from_json(raw)
-        except DataError:
+        except DataError as exc:
+            log.warning("own member znode is malformed", extra={"path": path, "error": str(exc)})
             return None
 
     def _read_candidates(self) -> list[str]:
@@ -217,7 +228,11 @@ class ZkStore:
                 raw, _ = self._call(self.client.get_async, f"{path}/{child}")
             except NoNodeError:
                 continue
-            node = raw.decode(errors="replace")
+            try:
+                node = candidate_from_znode(raw)
+            except DataError as exc:
+                log.warning("ignoring election znode", extra={"node": child, "error": str(exc)})
+                continue
             if node not in candidates:
                 candidates.append(node)
         return candidates
@@ -237,10 +252,16 @@ class ZkStore:
     def _read_lineage(self) -> tuple[Lineage, int]:
         raw, stat = self._call(self.client.get_async, f"{self.base}/epoch", self._watch)
         try:
-            return Lineage.from_json(raw), stat.version
+            lineage = Lineage.from_json(raw)
         except DataError as exc:
-            log.warning("ignoring malformed epoch znode", extra={"error": str(exc)})
-            return Lineage(), stat.version
+            # Never read as "no root ever elected": that would let any Redis, even an
+            # empty one, become root. Keep the last good record (a claim repairs the znode).
+            if self._good_lineage is None:
+                raise StoreUnavailable(f"malformed epoch znode, none good known: {exc}") from None
+            log.warning("malformed epoch znode: using the last good one", extra={"error": str(exc)})
+            return self._good_lineage, stat.version
+        self._good_lineage = lineage
+        return lineage, stat.version
 
     # --- writes ----------------------------------------------------------------------------
 
