@@ -24,9 +24,11 @@ import redis
 from kazoo.client import KazooClient
 from kazoo.handlers.threading import KazooTimeoutError
 
+from prodstate.credentials import Secret
 from prodstate.model import DataError, RootRecord
 from prodstate.redisctl import EPOCH_KEY, HEARTBEAT_KEY, connect
 from prodstate.rootwatch import RootView, RootWatch
+from prodstate.tlsconfig import TlsFiles
 
 #: Keys the system writes itself; clients may read them but never write them.
 RESERVED_PREFIX = "prodstate:"
@@ -134,11 +136,17 @@ class Client:
         timeout: float = 10.0,
         ack_timeout: float = 1.0,
         zk_timeout: float = 10.0,
+        writer: Secret | None = None,
+        reader: Secret | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
         """``acks``: branches that must confirm each write (default 1 while any branch other
         than the root is registered, else 0); ``timeout``: deadline of a write, failover
-        included; ``zk=None`` makes a read-only client."""
+        included; ``zk=None`` makes a read-only client. ``writer`` and ``reader``: the Redis
+        identities for writes at the root and reads of the local Redis; ``tls``: connect to
+        Redis over TLS. ZooKeeper is only read: no credentials are needed for it."""
         self.cluster = cluster
+        self._writer, self._tls = writer, tls
         self.acks = acks
         self.timeout = timeout
         self.ack_timeout = ack_timeout
@@ -154,7 +162,7 @@ class Client:
         else:
             self.zk = zk
         self.watch = RootWatch(self.zk, cluster).start() if self.zk is not None else None
-        self.local = connect(local, timeout=2.0)
+        self.local = connect(local, timeout=2.0, user=reader, tls=tls)
         self._roots: dict[str, redis.Redis] = {}
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -291,7 +299,9 @@ class Client:
         conn = self._roots.get(address)
         if conn is None:
             # Never retried by redis-py itself: a resent write could be applied twice.
-            conn = connect(address, timeout=self.ack_timeout + 2.0)
+            conn = connect(
+                address, timeout=self.ack_timeout + 2.0, user=self._writer, tls=self._tls
+            )
             self._roots[address] = conn
         return conn
 
@@ -324,6 +334,8 @@ class Client:
             pipe.execute_command("ROLE")
         try:
             results = pipe.execute(raise_on_error=False)
+        except redis.AuthenticationError as exc:  # at connect: nothing was sent
+            raise WriteRejected(f"root {root.address} refused the credentials: {exc}") from None
         except redis.ConnectionError as exc:
             if _never_sent(exc):
                 return _Refused(f"root {root.address} unreachable: {exc}")

@@ -49,7 +49,8 @@ def load_config_file(ctx: click.Context, param: click.Parameter, path: str | Non
             param,
         )
     # Click converts text for every option type; numbers as TOML numbers may not convert.
-    settings = {k: v if isinstance(v, bool) else str(v) for k, v in settings.items()}
+    flags = {p.name for p in ctx.command.params if getattr(p, "is_flag", False)}
+    settings = {k: v if k in flags and isinstance(v, bool) else str(v) for k, v in settings.items()}
     ctx.default_map = {**(ctx.default_map or {}), **settings}
 
 

@@ -9,6 +9,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from prodstate.credentials import Secret
 from prodstate.model import (
     FENCE_MIN_REPLICAS,
     UNREACHABLE,
@@ -17,6 +18,7 @@ from prodstate.model import (
     format_address,
     parse_address,
 )
+from prodstate.tlsconfig import TlsFiles
 
 HEARTBEAT_KEY = "prodstate:time"
 EPOCH_KEY = "prodstate:epoch"
@@ -24,8 +26,15 @@ EPOCH_KEY = "prodstate:epoch"
 log = logging.getLogger(__name__)
 
 
-def connect(address: str, timeout: float = 1.0) -> redis.Redis:
-    """A redis-py client for ``host:port`` with short timeouts, never retrying by itself."""
+def connect(
+    address: str,
+    timeout: float = 1.0,
+    *,
+    user: Secret | None = None,
+    tls: TlsFiles | None = None,
+) -> redis.Redis:
+    """A redis-py client for ``host:port`` with short timeouts, never retrying by itself;
+    as ``user`` (AUTH) and over TLS when given."""
     host, port = parse_address(address)
     return redis.Redis(
         host=host,
@@ -34,6 +43,9 @@ def connect(address: str, timeout: float = 1.0) -> redis.Redis:
         socket_connect_timeout=timeout,
         decode_responses=True,
         retry=Retry(NoBackoff(), 0),
+        username=user.user if user else None,
+        password=user.password if user else None,
+        **(tls.redis_kwargs() if tls else {}),
     )
 
 
@@ -127,9 +139,16 @@ def _replicas(repl: dict) -> tuple[str, ...]:
 class RedisControl:
     """The local Redis an agent manages (or a peer's, for reads and fencing)."""
 
-    def __init__(self, address: str, timeout: float = 1.0) -> None:
+    def __init__(
+        self,
+        address: str,
+        timeout: float = 1.0,
+        *,
+        user: Secret | None = None,
+        tls: TlsFiles | None = None,
+    ) -> None:
         self.address = address
-        self.conn = connect(address, timeout)
+        self.conn = connect(address, timeout, user=user, tls=tls)
 
     def state(self) -> RedisState:
         """Current state, or UNREACHABLE."""
@@ -141,6 +160,10 @@ class RedisControl:
         for key, value in settings.items():
             if str(current.get(key)) != str(value):
                 self.conn.config_set(key, value)
+
+    def set_user(self, args: list[str]) -> None:
+        """``ACL SETUSER`` with ``args`` (a user name, then its rules)."""
+        self.conn.execute_command("ACL", "SETUSER", *args)
 
     def replicate(self, address: str) -> None:
         """``REPLICAOF`` address."""

@@ -207,7 +207,10 @@ def parses_or_usage_error(command: click.Command, args: list[str], env: dict[str
         assert exc.format_message()
 
 
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=150)
+# No deadline: parsing a command line is fast, but these run beside busy servers.
+@settings(
+    suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=150, deadline=None
+)
 @given(settings_=st.dictionaries(option_names, toml_values, max_size=4))
 def test_any_config_file_loads_or_is_a_usage_error(tmp_path: Path, settings_):
     path = tmp_path / "agent.toml"
@@ -215,7 +218,9 @@ def test_any_config_file_loads_or_is_a_usage_error(tmp_path: Path, settings_):
     parses_or_usage_error(agent, [*REQUIRED, "--config", str(path)], {})
 
 
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=50)
+@settings(
+    suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=50, deadline=None
+)
 @given(raw=st.binary(max_size=200))
 def test_any_config_bytes_load_or_are_a_usage_error(tmp_path: Path, raw):
     path = tmp_path / "agent.toml"
@@ -240,6 +245,7 @@ env_names = st.sampled_from(
 env_text = st.text(string.printable.strip() + " ", max_size=12)
 
 
+@settings(deadline=None)
 @given(st.dictionaries(env_names, env_text, max_size=3))
 def test_any_environment_options_parse_or_are_a_usage_error(env):
     parses_or_usage_error(agent, REQUIRED, env)
@@ -251,6 +257,7 @@ words = st.text(string.printable.strip(), max_size=10) | st.sampled_from(
 
 
 @pytest.mark.parametrize("name", ["set", "write", "get", "root", "check", "status"])
+@settings(deadline=None)
 @given(args=st.lists(words, max_size=6))
 def test_any_command_line_parses_or_is_a_usage_error(name, args):
     parses_or_usage_error(cli.commands[name], args, {})

@@ -11,8 +11,10 @@ from kazoo.client import KazooClient
 
 from prodstate.model import RootRecord
 from prodstate.testing.agent_process import AgentProcess
+from prodstate.testing.ports import free_port
 from prodstate.testing.proxy import TcpProxy
 from prodstate.testing.redis_server import RedisServer
+from prodstate.testing.secure import SecureSetup
 from prodstate.testing.tree import TreeReport, inspect_tree, read_root
 from prodstate.testing.wait import wait_until
 from prodstate.testing.zk_server import ZooKeeperEnsemble, ZooKeeperServer
@@ -34,13 +36,16 @@ class LocalCluster:
         agents: bool = True,
         agent_args: Sequence[str] = (),
         zk_proxies: bool = False,
+        security: SecureSetup | None = None,
     ) -> None:
-        """``zk_proxies`` puts a cuttable proxy between each agent and each ZooKeeper server."""
+        """``zk_proxies`` puts a cuttable proxy between each agent and each ZooKeeper server;
+        ``security`` secures every Redis and agent with its credentials (and TLS)."""
+        self.security = security
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="prodstate-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.cluster = cluster
         self.session_timeout = session_timeout
-        self.agent_args = list(agent_args)
+        self.agent_args = list(agent_args) + (security.agent_args() if security else [])
         self.use_zk_proxies = zk_proxies
         self.zk_proxies: dict[str, list[TcpProxy]] = {}
         self.zookeeper: ZooKeeperServer | ZooKeeperEnsemble
@@ -65,7 +70,17 @@ class LocalCluster:
     def add_node(self, name: str, tier: str, start: bool = True, agent: bool = True) -> None:
         """Add a Redis (and its agent) named ``name``; start them if ``start``."""
         self.tiers[name] = tier
-        self.redis[name] = RedisServer(self.workdir, name=f"redis-{name}")
+        if self.security is None:
+            self.redis[name] = RedisServer(self.workdir, name=f"redis-{name}")
+        else:
+            port = free_port()
+            self.redis[name] = RedisServer(
+                self.workdir,
+                name=f"redis-{name}",
+                port=port,
+                config=self.security.redis_config(port),
+                client_options=self.security.client_options(),
+            )
         if agent:
             zk_hosts = self.zk_hosts
             if self.use_zk_proxies:
@@ -142,6 +157,7 @@ class LocalCluster:
             self.cluster,
             {n: a for n, a in running.items() if self.tiers[n] == "branch"},
             {n: a for n, a in running.items() if self.tiers[n] == "leaf"},
+            self.security.connect_options() if self.security else None,
         )
 
     def wait_for_tree(self, timeout: float = 30.0) -> TreeReport:
