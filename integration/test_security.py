@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -155,3 +157,30 @@ def test_a_cluster_listening_only_on_tls_forms_replicates_and_confirms_a_write(t
             assert client.set("tls:key", "v") == "OK"
             cluster.wait_everywhere("tls:key", "v")
             assert client.get("tls:key", max_staleness=10) == "v"
+
+
+def _prodstate(*args: str) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "prodstate", *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_the_commands_use_the_credentials_file_and_read_zookeeper_without_it(secured):
+    creds = ["--credentials-file", str(secured.security.credentials_file)]
+    where = ["--zk", secured.zk_hosts, "--cluster", secured.cluster]
+    leaf = secured.redis[secured.names("leaf")[0]].address
+
+    written = _prodstate("set", *where, *creds, "cli:key", "v")
+    assert (written.returncode, written.stdout.strip()) == (0, "OK"), written.stderr
+    secured.wait_everywhere("cli:key", "v")
+    read = _prodstate("get", "--redis", leaf, *creds, "cli:key")
+    assert (read.returncode, read.stdout.strip()) == (0, "v"), read.stderr
+    checked = _prodstate("check", "--redis", leaf, *creds)
+    assert checked.returncode == 0 and checked.stdout.startswith("PRODSTATE OK"), checked.stdout
+    status = _prodstate("status", *where, *creds)
+    assert status.returncode == 0 and "healthy" in status.stdout, status.stdout
+
+    root = _prodstate("root", *where)  # ZooKeeper is world-readable
+    assert root.returncode == 0 and f"node={secured.root_name()}" in root.stdout
+    refused = _prodstate("get", "--redis", leaf, "cli:key")
+    assert refused.returncode == 2 and "authenticat" in refused.stderr.lower()
+    assert "Traceback" not in refused.stderr
