@@ -14,7 +14,7 @@ The credentials file (``--credentials-file`` / ``PRODSTATE_CREDENTIALS_FILE``), 
     [redis.replication]          # created by the agent (ACL SETUSER); masteruser/masterauth
     user = "prodstate-repl"
     password = "..."
-    old_passwords = ["..."]      # still accepted while a new password rolls out
+    other_passwords = ["..."]    # also accepted, while a new password rolls out
 
     [redis.writer]               # created by the agent: prodstate.Client writes at the root
     [redis.reader]               # created by the agent: local readers, check, status
@@ -50,8 +50,8 @@ class Secret:
 
     user: str
     password: str = field(repr=False)
-    #: Further passwords Redis still accepts for this user (a rotation in progress).
-    old_passwords: tuple[str, ...] = field(default=(), repr=False)
+    #: Further passwords Redis accepts for this user (a rotation in progress).
+    other_passwords: tuple[str, ...] = field(default=(), repr=False)
 
     def __str__(self) -> str:
         return f"{self.user}:***"
@@ -73,7 +73,7 @@ class Credentials:
         """Every password held (for tests that check they never leak)."""
         found = [self.zookeeper.password] if self.zookeeper else []
         for secret in self.redis.values():
-            found += [secret.password, *secret.old_passwords]
+            found += [secret.password, *secret.other_passwords]
         return found
 
 
@@ -103,7 +103,7 @@ def load_credentials(path: str | None, environ: Mapping[str, str] = os.environ) 
     for role in REDIS_ROLES:
         table = _table(redis_table, role, path, f"redis.{role}")
         env = f"PRODSTATE_REDIS_{role.upper()}"
-        secret = _secret(table, environ, env, f"redis.{role}", path, ("old_passwords",))
+        secret = _secret(table, environ, env, f"redis.{role}", path, ("other_passwords",))
         if secret is not None:
             users[role] = secret
     return Credentials(zookeeper, tuple(digests), users)
@@ -155,12 +155,14 @@ def _secret(
         raise CredentialsError(f"{where}: user must be a non-empty word")
     if not isinstance(password, str) or not password or " " in password:
         raise CredentialsError(f"{where}: password must be a non-empty string without spaces")
-    old = table.get("old_passwords", [])
-    if not isinstance(old, list) or not all(isinstance(p, str) and p and " " not in p for p in old):
-        raise CredentialsError(f"{where}: old_passwords must be a list of passwords")
+    other = table.get("other_passwords", [])
+    if not isinstance(other, list) or not all(
+        isinstance(p, str) and p and " " not in p for p in other
+    ):
+        raise CredentialsError(f"{where}: other_passwords must be a list of passwords")
     if ":" in user:
         raise CredentialsError(f"{where}: user must not contain ':'")
-    return Secret(user, password, tuple(old))
+    return Secret(user, password, tuple(other))
 
 
 def _is_digest(value: object) -> bool:

@@ -25,7 +25,7 @@ RULES = {
 def setuser_args(role: str, secret: Secret) -> list[str]:
     """``ACL SETUSER`` arguments that make ``secret``'s user exactly what ``role`` needs:
     ``reset`` first, so rules and passwords removed from the credentials go too."""
-    passwords = [f">{p}" for p in (secret.password, *secret.old_passwords)]
+    passwords = [f">{p}" for p in (secret.password, *secret.other_passwords)]
     return [secret.user, "reset", "on", *passwords, *RULES[role]]
 
 

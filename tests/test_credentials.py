@@ -46,7 +46,7 @@ password = "{PASSWORD}a"
 [redis.replication]
 user = "repl"
 password = "{PASSWORD}r"
-old_passwords = ["{PASSWORD}old"]
+other_passwords = ["{PASSWORD}old"]
 
 [redis.writer]
 user = "writer"
@@ -59,7 +59,7 @@ def test_a_full_file_loads(tmp_path):
     assert creds.zookeeper == Secret("agents", PASSWORD)
     assert creds.acl_digests[0].startswith("next:")
     assert set(creds.redis) == {"admin", "replication", "writer"}
-    assert creds.redis_user("replication").old_passwords == (f"{PASSWORD}old",)
+    assert creds.redis_user("replication").other_passwords == (f"{PASSWORD}old",)
     assert creds.redis_user("reader") is None
 
 
@@ -93,7 +93,7 @@ def test_a_file_others_can_read_is_refused(tmp_path, mode):
         ("[redis.root]\nuser = 'a'\npassword = 'p'\n", "root"),
         ("[redis]\nadmin = 3\n", "must be a table"),
         ("[redis.writer]\nuser = 'a'\npassword = 5\n", "password"),
-        ("[redis.writer]\nuser = 'a'\npassword = 'p'\nold_passwords = 'x'\n", "old_passwords"),
+        ("[redis.writer]\nuser = 'a'\npassword = 'p'\nother_passwords = 'x'\n", "other_passwords"),
         ("[vault]\n", "unknown section"),
         ("user = ", "not valid TOML"),
     ],
@@ -111,7 +111,7 @@ def test_a_missing_file_is_a_clear_error(tmp_path):
 toml_words = st.text(string.ascii_letters + string.digits + "_-:", min_size=1, max_size=8)
 toml_values = toml_words.map(repr) | st.integers().map(str) | st.just("[]") | st.just("{}")
 tables = st.sampled_from(["zookeeper", "redis.admin", "redis.reader", "redis", "other"])
-keys = st.sampled_from(["user", "password", "acl_digests", "old_passwords", "admin"]) | toml_words
+keys = st.sampled_from(["user", "password", "acl_digests", "other_passwords", "admin"]) | toml_words
 
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
