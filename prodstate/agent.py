@@ -10,11 +10,14 @@ import contextlib
 import logging
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import redis
 
 from prodstate import __version__
+from prodstate.credentials import NONE as NO_CREDENTIALS
+from prodstate.credentials import Credentials
 from prodstate.decide import (
     AdoptPrevious,
     Claim,
@@ -46,7 +49,9 @@ from prodstate.model import (
     parse_address,
 )
 from prodstate.parent import reaction_delay
+from prodstate.redisacl import managed_users, replication_settings, setuser_args
 from prodstate.redisctl import RedisControl
+from prodstate.tlsconfig import TlsFiles
 from prodstate.zkstore import StoreUnavailable, View, ZkStore
 
 log = logging.getLogger("prodstate.agent")
@@ -71,6 +76,8 @@ class AgentConfig:
     metrics_host: str = "0.0.0.0"
     #: Seconds between reads of the local Redis's sync counters and heartbeat, for metrics.
     metrics_interval: float = 1.0
+    credentials: Credentials = field(default=NO_CREDENTIALS, repr=False)
+    tls: TlsFiles | None = None
 
     def redis_settings(self) -> dict[str, str]:
         """Redis settings the tree needs, applied with CONFIG SET at start.
@@ -79,13 +86,20 @@ class AgentConfig:
         address, which is how clients tell branches' acknowledgements from leaves'.
         """
         host, port = parse_address(self.advertise)
-        return {
+        settings = {
             "repl-backlog-size": self.backlog_size,
             "repl-backlog-ttl": "0",
             "repl-diskless-sync": "yes",
             "replica-announce-ip": host,
             "replica-announce-port": str(port),
         }
+        if self.tls is not None:
+            settings["tls-replication"] = "yes"
+        return settings
+
+    def redis_options(self) -> dict[str, Any]:
+        """How the agent connects to any Redis: as its admin user, over TLS if configured."""
+        return {"user": self.credentials.redis_user("admin"), "tls": self.tls}
 
 
 class Agent:
@@ -95,8 +109,14 @@ class Agent:
         self.config = config
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self.redis = RedisControl(config.redis)
-        self.zk = ZkStore(config.zk, config.cluster, config.session_timeout, self.wake)
+        self.redis = RedisControl(config.redis, **config.redis_options())
+        self.zk = ZkStore(
+            config.zk,
+            config.cluster,
+            config.session_timeout,
+            self.wake,
+            credentials=config.credentials,
+        )
         self.view: View | None = None
         self._refresh_at: float | None = 0.0
         self._last_logged: tuple[str, str] | None = None
@@ -251,7 +271,7 @@ class Agent:
             previous = s.lineage.address
             by_id = {m.node_id: m for m in s.branches}
             peers = tuple(
-                PeerState(c, by_id[c].address, _peer_state(by_id[c].address))
+                PeerState(c, by_id[c].address, self._peer_state(by_id[c].address))
                 for c in candidates[1:]
                 if c in by_id
             )
@@ -259,7 +279,7 @@ class Agent:
             previous = s.root.previous
         if not previous or previous == s.address:
             return replace(s, peers=peers)
-        prev = PeerState(s.lineage.node_id, previous, _peer_state(previous))
+        prev = PeerState(s.lineage.node_id, previous, self._peer_state(previous))
         return replace(s, peers=peers, previous_root=prev)
 
     def _with_new_parent(self, s: Snapshot) -> Snapshot:
@@ -268,7 +288,14 @@ class Agent:
         target, _ = follow_target(s)
         if target in (s.redis.master, s.address):
             return s
-        return replace(s, new_parent=PeerState("", target, _peer_state(target)))
+        return replace(s, new_parent=PeerState("", target, self._peer_state(target)))
+
+    def _peer_state(self, address: str) -> RedisState:
+        peer = RedisControl(address, timeout=0.3, **self.config.redis_options())
+        try:
+            return peer.state()
+        finally:
+            peer.close()
 
     # --- acting ---------------------------------------------------------------------------------
 
@@ -305,7 +332,7 @@ class Agent:
             case Fence():
                 self.redis.fence()
             case FenceRemote(address=address):
-                peer = RedisControl(address, timeout=0.5)
+                peer = RedisControl(address, timeout=0.5, **cfg.redis_options())
                 try:
                     peer.fence()
                 finally:
@@ -331,7 +358,7 @@ class Agent:
                 assert s.root is not None
                 self.redis.serve(k, s.root.epoch)
             case AdoptPrevious(address=address):
-                peer = RedisControl(address, timeout=0.5)
+                peer = RedisControl(address, timeout=0.5, **cfg.redis_options())
                 try:
                     peer.fence()
                     peer.replicate(cfg.advertise)
@@ -356,15 +383,20 @@ class Agent:
             self.redis.heartbeat(time.time())
 
     def _configure(self, state: RedisState) -> None:
+        credentials = self.config.credentials
+        users = managed_users(credentials)
         try:
             self.redis.configure(self.config.redis_settings())
+            for role, secret in users.items():
+                self.redis.set_user(setuser_args(role, secret))
+            self.redis.configure(replication_settings(credentials))  # secret: never logged
         except (redis.RedisError, OSError) as exc:
             log.warning("could not configure Redis", extra={"error": repr(exc)})
             return
-        log.info(
-            "configured local Redis",
-            extra={**self._identity(), "run_id": state.run_id, **self.config.redis_settings()},
-        )
+        extra = {**self._identity(), "run_id": state.run_id, **self.config.redis_settings()}
+        if users:
+            extra["users"] = ",".join(f"{role}={s.user}" for role, s in users.items())
+        log.info("configured local Redis", extra=extra)
         self._configured_run_id = state.run_id
 
     # --- logging -------------------------------------------------------------------------------
@@ -391,11 +423,3 @@ class Agent:
 
 
 _ZK_ACTIONS = (Register, JoinElection, LeaveElection, Claim, PublishReplid, StepDown)
-
-
-def _peer_state(address: str) -> RedisState:
-    peer = RedisControl(address, timeout=0.3)
-    try:
-        return peer.state()
-    finally:
-        peer.close()

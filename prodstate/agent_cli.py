@@ -12,6 +12,7 @@ from prodstate.agent import Agent, AgentConfig
 from prodstate.logs import setup_logging
 from prodstate.model import Tier, format_address
 from prodstate.options import check_address, check_cluster, check_node_id, config_option, option
+from prodstate.security_options import security, security_options
 
 
 @click.command()
@@ -35,7 +36,10 @@ from prodstate.options import check_address, check_cluster, check_node_id, confi
     type=click.Choice(["DEBUG", "INFO", "WARNING"], case_sensitive=False),
 )
 @option("--log-json", is_flag=True, help="Log JSON lines instead of key=value text.")
+@security_options
+@click.pass_context
 def agent(
+    ctx: click.Context,
     zk: str,
     cluster: str,
     tier: str,
@@ -52,6 +56,7 @@ def agent(
     log_json: bool,
 ) -> None:
     """Arrange this machine's Redis into the cluster's tree and keep it there."""
+    secured = security(ctx)
     setup_logging(log_level, log_json)
     config = AgentConfig(
         zk=zk,
@@ -66,6 +71,8 @@ def agent(
         backlog_size=backlog_size,
         metrics_port=metrics_port,
         metrics_host=metrics_host,
+        credentials=secured.credentials,
+        tls=secured.tls,
     )
     runner = Agent(config)
     try:

@@ -18,8 +18,11 @@ from typing import Any
 import click
 from redis import exceptions as redis_errors
 
+from prodstate.credentials import Secret
 from prodstate.options import check_address, option
 from prodstate.redisctl import HEARTBEAT_KEY, connect
+from prodstate.security_options import security, security_options
+from prodstate.tlsconfig import TlsFiles
 
 #: A heartbeat up to this many seconds in the future is ordinary clock skew and goes unmentioned.
 SKEW_ALLOWANCE = 1.0
@@ -126,6 +129,8 @@ def read_heartbeat(
     *,
     timeout: float = TIMEOUT,
     clock: Callable[[], float] = time.time,
+    user: Secret | None = None,
+    tls: TlsFiles | None = None,
 ) -> CheckResult:
     """Read the heartbeat from the Redis at ``address`` and evaluate it; never raises.
 
@@ -133,7 +138,7 @@ def read_heartbeat(
     the reason.
     """
     try:
-        conn = connect(address, timeout)
+        conn = connect(address, timeout, user=user, tls=tls)
     except Exception as exc:
         return _unknown(f"bad Redis address: {exc}")
     try:
@@ -219,6 +224,7 @@ def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
     callback=_finite,
     help="CRITICAL when the heartbeat is more than this many seconds old.",
 )
+@security_options
 @click.pass_context
 def check(ctx: click.Context, redis: str, warning: float, critical: float) -> None:
     """Nagios/Icinga plugin: how old is the root's heartbeat in the local Redis?
@@ -230,6 +236,8 @@ def check(ctx: click.Context, redis: str, warning: float, critical: float) -> No
         raise click.UsageError(
             f"--warning ({warning:g}) must not exceed --critical ({critical:g})", ctx
         )
-    result = read_heartbeat(redis, warning, critical)
+    secured = security(ctx)
+    user = secured.credentials.redis_user("reader")
+    result = read_heartbeat(redis, warning, critical, user=user, tls=secured.tls)
     click.echo(result.line(redis))
     ctx.exit(result.status.exit_code)

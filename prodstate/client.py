@@ -16,6 +16,7 @@ have been applied is never silently retried: it raises WriteUncertain.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -23,9 +24,11 @@ import redis
 from kazoo.client import KazooClient
 from kazoo.handlers.threading import KazooTimeoutError
 
+from prodstate.credentials import Secret
 from prodstate.model import DataError, RootRecord
 from prodstate.redisctl import EPOCH_KEY, HEARTBEAT_KEY, connect
 from prodstate.rootwatch import RootView, RootWatch
+from prodstate.tlsconfig import TlsFiles
 
 #: Keys the system writes itself; clients may read them but never write them.
 RESERVED_PREFIX = "prodstate:"
@@ -91,6 +94,14 @@ class NoRoot(ProdstateError):
     """No root is published (reads: ``Client.root()``)."""
 
 
+def _role_replicas(role: Any) -> list[tuple[Any, Any, Any]]:
+    """The ``[ip, port, offset]`` entries of a master's ``ROLE`` reply; malformed ones left out."""
+    if not isinstance(role, list | tuple) or len(role) != 3:
+        return []
+    replicas = role[2] if isinstance(role[2], list | tuple) else []
+    return [tuple(e) for e in replicas if isinstance(e, list | tuple) and len(e) == 3]
+
+
 def branch_acks(write_offset: int, role: Any, branches: frozenset[str]) -> int:
     """How many branches report a replication offset at or past ``write_offset``.
 
@@ -99,12 +110,10 @@ def branch_acks(write_offset: int, role: Any, branches: frozenset[str]) -> int:
     because only branches can become root. A malformed reply counts no one.
     """
     acked = set()
-    replicas = role[2] if isinstance(role, list | tuple) and len(role) == 3 else []
-    for entry in replicas:
+    for ip, port, offset in _role_replicas(role):
         try:
-            ip, port, offset = entry
             reached = int(offset) >= write_offset
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             continue
         for name in (f"{ip}:{port}", f"[{ip}]:{port}"):
             if reached and name in branches:
@@ -114,13 +123,10 @@ def branch_acks(write_offset: int, role: Any, branches: frozenset[str]) -> int:
 
 def non_branch_replicas(role: Any, branches: frozenset[str]) -> int:
     """How many replicas in a ``ROLE`` reply are not branches."""
-    replicas = role[2] if isinstance(role, list | tuple) and len(role) == 3 else []
     names = set()
-    for entry in replicas:
-        if isinstance(entry, list | tuple) and len(entry) == 3:
-            ip, port, _ = entry
-            if f"{ip}:{port}" not in branches and f"[{ip}]:{port}" not in branches:
-                names.add(f"{ip}:{port}")
+    for ip, port, _ in _role_replicas(role):
+        if f"{ip}:{port}" not in branches and f"[{ip}]:{port}" not in branches:
+            names.add(f"{ip}:{port}")
     return len(names)
 
 
@@ -128,7 +134,10 @@ def role_offset(role: Any) -> int:
     """The master's replication offset in a ``ROLE`` reply; ValueError if malformed."""
     if not isinstance(role, list | tuple) or len(role) != 3 or role[0] != "master":
         raise ValueError(f"not a master's ROLE reply: {role!r}")
-    return int(role[1])
+    try:
+        return int(role[1])
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"not a master's ROLE reply: {role!r}") from None
 
 
 class Client:
@@ -144,11 +153,17 @@ class Client:
         timeout: float = 10.0,
         ack_timeout: float = 1.0,
         zk_timeout: float = 10.0,
+        writer: Secret | None = None,
+        reader: Secret | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
         """``acks``: branches that must confirm each write (default 1 while any branch other
         than the root is registered, else 0); ``timeout``: deadline of a write, failover
-        included; ``zk=None`` makes a read-only client."""
+        included; ``zk=None`` makes a read-only client. ``writer`` and ``reader``: the Redis
+        identities for writes at the root and reads of the local Redis; ``tls``: connect to
+        Redis over TLS. ZooKeeper is only read: no credentials are needed for it."""
         self.cluster = cluster
+        self._writer, self._tls = writer, tls
         self.acks = acks
         self.timeout = timeout
         self.ack_timeout = ack_timeout
@@ -164,7 +179,7 @@ class Client:
         else:
             self.zk = zk
         self.watch = RootWatch(self.zk, cluster).start() if self.zk is not None else None
-        self.local = connect(local, timeout=2.0)
+        self.local = connect(local, timeout=2.0, user=reader, tls=tls)
         self._roots: dict[str, redis.Redis] = {}
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -208,6 +223,8 @@ class Client:
             value = float(heartbeat)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             return None
+        if not math.isfinite(value):
+            return None  # "nan" would compare as fresh, "inf" as from the future
         return max(0.0, (time.time() if now is None else now) - value)
 
     def get(self, key: str, max_staleness: float | None = None) -> str | None:
@@ -320,7 +337,9 @@ class Client:
         conn = self._roots.get(address)
         if conn is None:
             # Never retried by redis-py itself: a resent write could be applied twice.
-            conn = connect(address, timeout=self.ack_timeout + 2.0)
+            conn = connect(
+                address, timeout=self.ack_timeout + 2.0, user=self._writer, tls=self._tls
+            )
             self._roots[address] = conn
         return conn
 
@@ -342,6 +361,9 @@ class Client:
     ) -> _Confirmed | _Refused:
         root = view.root
         assert root is not None
+        if view.branches and root.address not in view.branches:
+            # Only a registered branch can win the election: anything else is forged or stale.
+            return _Refused(f"root {root.address} is not a registered branch")
         wanted = self._wanted_acks(view, acks)
         conn = self._root_conn(root.address)
         # One round trip in the common case: the write, the offset it reached (ROLE), WAIT,
@@ -355,6 +377,8 @@ class Client:
             pipe.execute_command("ROLE")
         try:
             results = pipe.execute(raise_on_error=False)
+        except redis.AuthenticationError as exc:  # at connect: nothing was sent
+            raise WriteRejected(f"root {root.address} refused the credentials: {exc}") from None
         except redis.ConnectionError as exc:
             if _never_sent(exc):
                 return _Refused(f"root {root.address} unreachable: {exc}")

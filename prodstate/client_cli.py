@@ -25,6 +25,7 @@ from prodstate.client import (
     WriteUncertain,
 )
 from prodstate.options import check_address, check_cluster, option
+from prodstate.security_options import security, security_options
 
 EXIT_NOT_APPLIED, EXIT_ERROR, EXIT_UNCERTAIN = 1, 2, 3
 
@@ -60,8 +61,11 @@ def write_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 @contextmanager
 def _client(zk: str | None, cluster: str, **kw: Any) -> Iterator[Client]:
+    secured = security(click.get_current_context())
+    users = secured.credentials
+    kw.update(writer=users.redis_user("writer"), reader=users.redis_user("reader"))
     try:
-        client = Client(zk, cluster, **kw)
+        client = Client(zk, cluster, tls=secured.tls, **kw)
     except ProdstateError as exc:
         _fail(str(exc), EXIT_ERROR)
     try:
@@ -89,6 +93,7 @@ def _show(reply: Any) -> str:
 
 
 @click.command(name="set")
+@security_options
 @zk_options
 @write_options
 @click.argument("key")
@@ -102,6 +107,7 @@ def set_command(
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
+@security_options
 @zk_options
 @write_options
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
@@ -114,6 +120,7 @@ def write(
 
 
 @click.command()
+@security_options
 @option("--redis", default="localhost:6379", show_default=True, callback=check_address)
 @option("--max-staleness", type=click.FloatRange(0), help="Refuse data older than S seconds.")
 @click.argument("key")
@@ -138,6 +145,7 @@ def _local_read(read: Callable[[], Any], address: str) -> Any:
 
 
 @click.command()
+@security_options
 @zk_options
 def root(zk: str, cluster: str) -> None:
     """The current root's address and epoch."""

@@ -15,6 +15,7 @@ from prodstate.model import (
     Member,
     PeerState,
     RedisState,
+    RootRecord,
     Snapshot,
     Tier,
     ZkState,
@@ -138,6 +139,12 @@ def decide(s: Snapshot) -> Decision:
         return Decision(
             Wait(), "the root znode is held by this node's previous session: waiting for it to end"
         )
+    if not root_is_registered(s.root, s.branches):
+        return Decision(
+            Wait(),
+            f"root znode names {s.root.node_id} at {s.root.address}, not a registered branch: "
+            "ignoring it and keeping the current replication",
+        )
     return _follow(s)
 
 
@@ -232,6 +239,12 @@ def _membership(s: Snapshot) -> Decision | None:
         if not eligible and s.in_election:
             return Decision(LeaveElection(), "lacking the tree's data: leaving the root election")
     return None
+
+
+def root_is_registered(root: RootRecord, branches: tuple[Member, ...]) -> bool:
+    """True if ``root`` names a registered branch at its registered address (only a
+    branch that won the election publishes a root; anything else is forged or stale)."""
+    return any(m.node_id == root.node_id and m.address == root.address for m in branches)
 
 
 def election_candidates(s: Snapshot) -> tuple[str, ...]:

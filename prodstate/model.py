@@ -60,6 +60,16 @@ def validate_node_id(node_id: str) -> str:
     return node_id
 
 
+def candidate_from_znode(raw: bytes) -> str:
+    """The node id an election znode holds; DataError if it is not a valid node id."""
+    if len(raw) > MAX_ZNODE_BYTES:
+        raise DataError(f"election znode: {len(raw)} bytes is over the limit")
+    try:
+        return validate_node_id(raw.decode("ascii"))
+    except UnicodeDecodeError:
+        raise DataError(f"election znode: not a node id: {raw[:40]!r}") from None
+
+
 def _load_object(raw: bytes, what: str) -> dict[str, Any]:
     if len(raw) > MAX_ZNODE_BYTES:
         raise DataError(f"{what}: {len(raw)} bytes is over the {MAX_ZNODE_BYTES}-byte limit")

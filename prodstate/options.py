@@ -25,6 +25,8 @@ def load_config_file(ctx: click.Context, param: click.Parameter, path: str | Non
             data = tomllib.load(handle)
     except OSError as exc:
         raise click.BadParameter(f"cannot read {path}: {exc.strerror}", ctx, param) from None
+    except UnicodeDecodeError:
+        raise click.BadParameter(f"{path} is not UTF-8 text", ctx, param) from None
     except tomllib.TOMLDecodeError as exc:
         raise click.BadParameter(f"{path} is not valid TOML: {exc}", ctx, param) from None
     section = data.get(ctx.info_name or "", data) if isinstance(data, dict) else data
@@ -39,6 +41,16 @@ def load_config_file(ctx: click.Context, param: click.Parameter, path: str | Non
             ctx,
             param,
         )
+    wrong = sorted(k for k, v in settings.items() if not isinstance(v, str | int | float | bool))
+    if wrong:
+        raise click.BadParameter(
+            f"{path}: setting(s) {', '.join(wrong)} must be a string, number or boolean",
+            ctx,
+            param,
+        )
+    # Click converts text for every option type; numbers as TOML numbers may not convert.
+    flags = {p.name for p in ctx.command.params if getattr(p, "is_flag", False)}
+    settings = {k: v if k in flags and isinstance(v, bool) else str(v) for k, v in settings.items()}
     ctx.default_map = {**(ctx.default_map or {}), **settings}
 
 

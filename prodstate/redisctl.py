@@ -2,24 +2,39 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from prodstate.credentials import Secret
 from prodstate.model import (
     FENCE_MIN_REPLICAS,
     UNREACHABLE,
+    DataError,
     RedisState,
     format_address,
     parse_address,
 )
+from prodstate.tlsconfig import TlsFiles
 
 HEARTBEAT_KEY = "prodstate:time"
 EPOCH_KEY = "prodstate:epoch"
 
+log = logging.getLogger(__name__)
 
-def connect(address: str, timeout: float = 1.0) -> redis.Redis:
-    """A redis-py client for ``host:port`` with short timeouts, never retrying by itself."""
+
+def connect(
+    address: str,
+    timeout: float = 1.0,
+    *,
+    user: Secret | None = None,
+    tls: TlsFiles | None = None,
+) -> redis.Redis:
+    """A redis-py client for ``host:port`` with short timeouts, never retrying by itself;
+    as ``user`` (AUTH) and over TLS when given."""
     host, port = parse_address(address)
     return redis.Redis(
         host=host,
@@ -28,11 +43,18 @@ def connect(address: str, timeout: float = 1.0) -> redis.Redis:
         socket_connect_timeout=timeout,
         decode_responses=True,
         retry=Retry(NoBackoff(), 0),
+        username=user.user if user else None,
+        password=user.password if user else None,
+        **(tls.redis_kwargs() if tls else {}),
     )
 
 
 def read_state(conn: redis.Redis) -> RedisState:
-    """``INFO`` and ``CONFIG GET`` as a RedisState; UNREACHABLE if Redis does not answer."""
+    """``INFO`` and ``CONFIG GET`` as a RedisState; UNREACHABLE if Redis does not answer.
+
+    A reply that does not parse (a Redis that is not one, or lies) is logged and counts
+    as unreachable: nothing is decided from it.
+    """
     try:
         pipe = conn.pipeline(transaction=False)
         pipe.info("server")
@@ -44,42 +66,89 @@ def read_state(conn: redis.Redis) -> RedisState:
         return RedisState(reachable=True, loading=True)
     except (redis.RedisError, OSError):
         return UNREACHABLE
-    role = repl.get("role", "")
+    try:
+        return parse_state(server, repl, persistence, config)
+    except DataError as exc:
+        log.warning("ignoring a malformed INFO reply", extra={"error": str(exc)})
+        return UNREACHABLE
+
+
+def _int(section: Any, key: str) -> int:
+    """An integer field of an INFO section (absent: 0); DataError if it is anything else."""
+    value = section.get(key, 0)
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise DataError(f"INFO field {key!r} is not an integer: {value!r}")
+    try:
+        return int(value)
+    except ValueError:
+        raise DataError(f"INFO field {key!r} is not an integer: {value!r}") from None
+
+
+def _text(section: Any, key: str) -> str:
+    value = section.get(key, "")
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise DataError(f"INFO field {key!r} is not text: {value!r}")
+    return str(value)
+
+
+def parse_state(server: Any, repl: Any, persistence: Any, config: Any) -> RedisState:
+    """The parsed ``INFO server``, ``replication``, ``persistence`` and ``CONFIG GET`` replies
+    (as redis-py returns them) as a RedisState; DataError if any is malformed."""
+    if not all(isinstance(part, dict) for part in (server, repl, persistence, config)):
+        raise DataError("INFO or CONFIG GET reply is not a mapping")
+    role = _text(repl, "role")
     master = ""
     if role == "slave":
-        master = format_address(str(repl.get("master_host", "")), int(repl.get("master_port", 0)))
+        port = _int(repl, "master_port")
+        if not 0 < port < 65536:
+            raise DataError(f"INFO master_port {port} is out of range")
+        master = format_address(_text(repl, "master_host"), port)
     return RedisState(
         reachable=True,
         role=role,
-        run_id=server.get("run_id", ""),
-        replid=repl.get("master_replid", ""),
-        replid2=repl.get("master_replid2", ""),
-        offset=int(repl.get("master_repl_offset", 0)),
+        run_id=_text(server, "run_id"),
+        replid=_text(repl, "master_replid"),
+        replid2=_text(repl, "master_replid2"),
+        offset=_int(repl, "master_repl_offset"),
         master=master,
         link_up=repl.get("master_link_status") == "up",
-        sync_in_progress=bool(repl.get("master_sync_in_progress", 0)),
-        connected_replicas=int(repl.get("connected_slaves", 0)),
-        min_replicas_to_write=int(config.get("min-replicas-to-write", 0)),
-        loading=bool(persistence.get("loading", 0)),
+        sync_in_progress=bool(_int(repl, "master_sync_in_progress")),
+        connected_replicas=_int(repl, "connected_slaves"),
+        min_replicas_to_write=_int(config, "min-replicas-to-write"),
+        loading=bool(_int(persistence, "loading")),
         replicas=_replicas(repl),
     )
 
 
 def _replicas(repl: dict) -> tuple[str, ...]:
-    """``slaveN`` entries of INFO replication as announced ``host:port`` addresses."""
+    """``slaveN`` entries of INFO replication as announced ``host:port`` addresses
+    (entries that do not name a valid address are left out)."""
     found = []
     for key, value in repl.items():
-        if key.startswith("slave") and isinstance(value, dict) and "ip" in value:
-            found.append(format_address(str(value["ip"]), int(value.get("port", 0))))
+        if not (isinstance(key, str) and key.startswith("slave") and isinstance(value, dict)):
+            continue
+        try:
+            port = _int(value, "port")
+        except DataError:
+            continue
+        if "ip" in value and 0 < port < 65536 and isinstance(value["ip"], str | int):
+            found.append(format_address(str(value["ip"]), port))
     return tuple(sorted(found))
 
 
 class RedisControl:
     """The local Redis an agent manages (or a peer's, for reads and fencing)."""
 
-    def __init__(self, address: str, timeout: float = 1.0) -> None:
+    def __init__(
+        self,
+        address: str,
+        timeout: float = 1.0,
+        *,
+        user: Secret | None = None,
+        tls: TlsFiles | None = None,
+    ) -> None:
         self.address = address
-        self.conn = connect(address, timeout)
+        self.conn = connect(address, timeout, user=user, tls=tls)
 
     def state(self) -> RedisState:
         """Current state, or UNREACHABLE."""
@@ -91,6 +160,10 @@ class RedisControl:
         for key, value in settings.items():
             if str(current.get(key)) != str(value):
                 self.conn.config_set(key, value)
+
+    def set_user(self, args: list[str]) -> None:
+        """``ACL SETUSER`` with ``args`` (a user name, then its rules)."""
+        self.conn.execute_command("ACL", "SETUSER", *args)
 
     def replicate(self, address: str) -> None:
         """``REPLICAOF`` address."""

@@ -17,6 +17,7 @@ from kazoo.handlers.threading import KazooTimeoutError
 from prodstate.model import DataError, Lineage, Member, RedisState, RootRecord, Tier
 from prodstate.options import check_cluster, config_option, env_name, option
 from prodstate.redisctl import HEARTBEAT_KEY, connect, read_state
+from prodstate.security_options import security, security_options
 from prodstate.status import TreeStatus, build_status
 
 #: At most this many Redis reads run at once.
@@ -28,9 +29,11 @@ _kazoo_log.addHandler(logging.NullHandler())
 _kazoo_log.propagate = False
 
 
-def _read_node(address: str, timeout: float) -> tuple[RedisState, float | None]:
+def _read_node(
+    address: str, timeout: float, options: dict[str, Any]
+) -> tuple[RedisState, float | None]:
     """One Redis's state and the age of its heartbeat when read (None if it has none)."""
-    conn = connect(address, timeout=timeout)
+    conn = connect(address, timeout=timeout, **options)
     try:
         state = read_state(conn)
         if not state.reachable or state.loading:
@@ -59,6 +62,7 @@ def collect_status(
     timeout: float = 0.5,
     stale_after: float | None = 10.0,
     zk_timeout: float = 5.0,
+    redis_options: dict[str, Any] | None = None,
 ) -> TreeStatus:
     """Read the znodes of ``cluster``, then every member's Redis in parallel.
 
@@ -107,7 +111,9 @@ def collect_status(
     if root is not None:
         targets.setdefault(root.node_id, root.address)
     with ThreadPoolExecutor(max_workers=max(1, min(MAX_WORKERS, len(targets)))) as pool:
-        futures = {n: pool.submit(_read_node, a, timeout) for n, a in targets.items()}
+        futures = {
+            n: pool.submit(_read_node, a, timeout, redis_options or {}) for n, a in targets.items()
+        }
         results = {n: f.result() for n, f in futures.items()}
     now = time.time()
     states = {n: state for n, (state, _) in results.items()}
@@ -149,6 +155,7 @@ def collect_status(
     type=click.FloatRange(0.1, 300),
     help="Seconds to wait for ZooKeeper (connecting, and each request).",
 )
+@security_options
 @click.pass_context
 def status(
     ctx: click.Context,
@@ -164,6 +171,10 @@ def status(
     Exits 0 when the tree is healthy, 1 when problems were found, 2 when
     ZooKeeper cannot be read (or on a usage error).
     """
+    secured = security(ctx)
+    # CONFIG GET (the fence) needs the admin identity; the reader still shows the rest.
+    users = secured.credentials
+    options = {"user": users.redis_user("admin") or users.redis_user("reader"), "tls": secured.tls}
     try:
         client = KazooClient(hosts=zk, logger=_kazoo_log)
     except ValueError as exc:
@@ -174,7 +185,7 @@ def status(
         click.echo(f"prodstate status: cannot connect to ZooKeeper at {zk}", err=True)
         ctx.exit(2)
     try:
-        report = collect_status(client, cluster, timeout, stale_after, zk_timeout)
+        report = collect_status(client, cluster, timeout, stale_after, zk_timeout, options)
     except (KazooTimeoutError, KazooException, OSError) as exc:
         detail = str(exc) or type(exc).__name__
         click.echo(f"prodstate status: cannot read ZooKeeper at {zk}: {detail}", err=True)

@@ -33,8 +33,20 @@ from kazoo.exceptions import (
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import WatchedEvent
 from kazoo.retry import KazooRetry
+from kazoo.security import ACL, ANYONE_ID_UNSAFE, Permissions
 
-from prodstate.model import DataError, Lineage, Member, RootRecord, Tier, ZkState
+from prodstate.credentials import NONE as NO_CREDENTIALS
+from prodstate.credentials import Credentials
+from prodstate.model import (
+    DataError,
+    Lineage,
+    Member,
+    RootRecord,
+    Tier,
+    ZkState,
+    candidate_from_znode,
+)
+from prodstate.zkacl import auth_data, prodstate_acl, same_acl
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +80,11 @@ class ZkStore:
         session_timeout: float,
         wake: Callable[[], None],
         request_timeout: float | None = None,
+        credentials: Credentials = NO_CREDENTIALS,
     ) -> None:
         self.base = f"/prodstate/{cluster}"
+        #: ACL of every znode this agent creates (None: ZooKeeper's open default).
+        self.acl = prodstate_acl(credentials)
         self.session_timeout = session_timeout
         self.request_timeout = request_timeout or max(0.5, session_timeout / 3)
         self._wake = wake
@@ -86,6 +101,8 @@ class ZkStore:
             hosts=hosts,
             timeout=session_timeout,
             connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=1.0),
+            auth_data=auth_data(credentials) or None,
+            default_acl=self.acl,
         )
         self.client.add_listener(self._on_state)
 
@@ -131,17 +148,38 @@ class ZkStore:
         session_id = self.client.client_id[0] if self.client.client_id else 0
         if self._new_session or session_id != self.session_id:
             self._call(self.client.sync_async, self.base)
+            self._ensure_paths()  # a request that fails here is retried on the next call
             self.session_id = session_id
             self._new_session = False
-            self._ensure_paths()
         return session_id
 
     def _ensure_paths(self) -> None:
+        top = self.base.rsplit("/", 1)[0]
+        if self.acl is not None and self._call(self.client.exists_async, top) is None:
+            # Shared by every cluster: others' agents may create their own base in it.
+            with contextlib.suppress(NodeExistsError):
+                acl = [*self.acl, ACL(Permissions.CREATE, ANYONE_ID_UNSAFE)]
+                self._call(self.client.create_async, top, b"", acl=acl)
         for path in ("members/branch", "members/leaf", "election", "epoch"):
             full = f"{self.base}/{path}"
             if self._call(self.client.exists_async, full) is None:
                 with contextlib.suppress(NodeExistsError):
                     self._call(self.client.create_async, full, b"", makepath=True)
+        if self.acl is not None:
+            for path in ("", "/members", "/members/branch", "/members/leaf", "/election", "/epoch"):
+                self._ensure_acl(self.base + path, self.acl)
+
+    def _ensure_acl(self, path: str, acl: list[ACL]) -> None:
+        """Set ``acl`` on a persistent znode made before credentials (or with older ones)."""
+        current, stat = self._call(self.client.get_acls_async, path)
+        if same_acl(current, acl):
+            return
+        try:
+            self._call(self.client.set_acls_async, path, acl, stat.aversion)
+        except StoreUnavailable as exc:
+            log.warning("cannot set the ACL of a znode", extra={"path": path, "error": str(exc)})
+            return
+        log.info("set the ACL of a znode", extra={"path": path, "acl": _acl_text(acl)})
 
     def _call(self, method: Callable, *args: object, **kwargs: object) -> object:
         """Run a kazoo async call and wait a bounded time for its result."""
@@ -209,7 +247,8 @@ class ZkStore:
             return None
         try:
             return Member.from_json(raw)
-        except DataError:
+        except DataError as exc:
+            log.warning("own member znode is malformed", extra={"path": path, "error": str(exc)})
             return None
 
     def _read_candidates(self) -> list[str]:
@@ -224,7 +263,11 @@ class ZkStore:
                 raw, _ = self._call(self.client.get_async, f"{path}/{child}")
             except NoNodeError:
                 continue
-            node = raw.decode(errors="replace")
+            try:
+                node = candidate_from_znode(raw)
+            except DataError as exc:
+                log.warning("ignoring election znode", extra={"node": child, "error": str(exc)})
+                continue
             if node not in candidates:
                 candidates.append(node)
         return candidates
@@ -356,3 +399,12 @@ class ZkStore:
         except NoNodeError:
             pass
         self._own_root = self._own_lineage = None
+
+
+def _acl_text(acl: list[ACL]) -> str:
+    """``digest:user:ALL,world:anyone:READ``: identities and rights, never a secret."""
+    parts = []
+    for entry in acl:
+        who = entry.id.id.split(":")[0] if entry.id.scheme == "digest" else entry.id.id
+        parts.append(f"{entry.id.scheme}:{who}:{'+'.join(entry.acl_list)}")
+    return ",".join(parts)

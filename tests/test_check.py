@@ -148,7 +148,7 @@ class FakeRedis:
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeRedis:
     client = FakeRedis()
-    monkeypatch.setattr(check_module, "connect", lambda address, timeout: client)
+    monkeypatch.setattr(check_module, "connect", lambda address, timeout, **kw: client)
     return client
 
 
@@ -204,7 +204,7 @@ def test_command_reads_options_from_the_environment(
 ) -> None:
     seen = []
     monkeypatch.setattr(
-        check_module, "connect", lambda address, timeout: seen.append(address) or fake
+        check_module, "connect", lambda address, timeout, **kw: seen.append(address) or fake
     )
     fake.value = f"{check_module.time.time() - 3:.6f}"
     env = {"PRODSTATE_REDIS": "example:7000", "PRODSTATE_WARNING": "1", "PRODSTATE_CRITICAL": "2"}

@@ -92,7 +92,7 @@ def test_leaf_skips_unavailable_branches():
 
 
 @pytest.mark.parametrize(
-    "branches", [(), (branch(ROOT_ID),), (branch(ROOT_ID), branch("b2", available=False))]
+    "branches", [(branch(ROOT_ID),), (branch(ROOT_ID), branch("b2", available=False))]
 )
 def test_leaf_with_no_other_branch_follows_the_root(branches):
     d = decide(snap(tier=Tier.LEAF, branches=branches, redis=replica(master=addr("b2"))))
@@ -399,12 +399,27 @@ def test_leader_never_catches_up_from_its_own_address():
     assert act(s) != Replicate(ME_ADDR)
 
 
+@pytest.mark.parametrize("tier", list(Tier))
+@pytest.mark.parametrize(
+    "forged",
+    [
+        RootRecord("intruder", "evil.example.net:6379", 99, REPLID, owner_session=9),
+        RootRecord(ROOT_ID, "evil.example.net:6379", 99, REPLID, owner_session=9),
+    ],
+)
+def test_a_root_that_is_not_a_registered_branch_is_ignored(tier, forged):
+    # Whoever wrote the root znode did not win the election as a registered branch (or
+    # claims a registered branch's name at another address): no replication change.
+    d = decide(snap(tier=tier, root=forged, redis=replica(master=addr("b2"))))
+    assert d.action == Wait() and "not a registered branch" in d.reason
+
+
 def test_node_never_replicates_from_its_own_address():
     # A renamed node: its old id's records, still live, carry this node's address.
     renamed = RootRecord("me-old-name", ME_ADDR, 3, REPLID, owner_session=7)
-    d = decide(snap(root=renamed, redis=master()))
-    assert d.action == Wait() and "own address" in d.reason
     alias = Member("me-old-name", Tier.BRANCH, ME_ADDR)
+    d = decide(snap(root=renamed, branches=(alias, branch("b2")), redis=master()))
+    assert d.action == Wait() and "own address" in d.reason
     s = snap(tier=Tier.LEAF, branches=(branch(ROOT_ID), alias), redis=replica(master=ROOT_ADDR))
     assert act(s) == Wait()
 

@@ -14,8 +14,10 @@ from kazoo.retry import KazooRetry
 
 from prodstate.model import DataError, RootRecord
 from prodstate.testing.agent_process import AgentProcess
+from prodstate.testing.ports import free_port
 from prodstate.testing.proxy import TO_CLIENT, TO_SERVER, TcpProxy
 from prodstate.testing.redis_server import RedisServer
+from prodstate.testing.secure import SecureSetup
 from prodstate.testing.tree import TreeReport, inspect_tree, read_root
 from prodstate.testing.wait import wait_until
 from prodstate.testing.zk_server import ZooKeeperEnsemble, ZooKeeperServer
@@ -39,16 +41,19 @@ class LocalCluster:
         zk_proxies: bool = False,
         redis_proxies: bool = False,
         redis_config: dict[str, str] | None = None,
+        security: SecureSetup | None = None,
     ) -> None:
         """``zk_proxies`` puts a cuttable proxy between each agent and each ZooKeeper server;
         ``redis_proxies`` puts one in front of each Redis (the address its agent advertises)
         and gives each Redis its own source address, so that one machine can be partitioned
-        or slowed (``partition``, ``slow_down``). ``redis_config`` goes into every redis.conf."""
+        or slowed (``partition``, ``slow_down``). ``redis_config`` goes into every redis.conf;
+        ``security`` secures every Redis and agent with its credentials (and TLS)."""
+        self.security = security
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="prodstate-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.cluster = cluster
         self.session_timeout = session_timeout
-        self.agent_args = list(agent_args)
+        self.agent_args = list(agent_args) + (security.agent_args() if security else [])
         self.use_zk_proxies = zk_proxies
         self.zk_proxies: dict[str, list[TcpProxy]] = {}
         self.use_redis_proxies = redis_proxies
@@ -81,7 +86,17 @@ class LocalCluster:
         if self.use_redis_proxies:
             self.source_ips[name] = node_source_ip(len(self.source_ips))
             config["bind-source-addr"] = self.source_ips[name]
-        self.redis[name] = RedisServer(self.workdir, name=f"redis-{name}", config=config)
+        if self.security is None:
+            self.redis[name] = RedisServer(self.workdir, name=f"redis-{name}", config=config)
+        else:
+            port = free_port()
+            self.redis[name] = RedisServer(
+                self.workdir,
+                name=f"redis-{name}",
+                port=port,
+                config={**config, **self.security.redis_config(port)},
+                client_options=self.security.client_options(),
+            )
         extra_args = list(self.agent_args)
         if self.use_redis_proxies:
             self.redis_proxies[name] = TcpProxy(self.redis[name].address).start()
@@ -200,6 +215,7 @@ class LocalCluster:
             self.cluster,
             {n: a for n, a in running.items() if self.tiers[n] == "branch"},
             {n: a for n, a in running.items() if self.tiers[n] == "leaf"},
+            self.security.connect_options() if self.security else None,
         )
 
     def wait_for_tree(self, timeout: float = 30.0) -> TreeReport:

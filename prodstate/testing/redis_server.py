@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -30,9 +31,12 @@ class RedisServer(ManagedProcess):
         host: str = "127.0.0.1",
         persistence: bool = False,
         config: dict[str, str] | None = None,
+        client_options: dict[str, Any] | None = None,
     ) -> None:
+        """``client_options``: redis-py arguments (credentials, TLS) for :meth:`client`."""
         self.host = host
         self.port = port or free_port(host)
+        self.client_options = dict(client_options or {})
         self.persistence = persistence
         workdir = Path(workdir) / name
         settings = {
@@ -59,6 +63,7 @@ class RedisServer(ManagedProcess):
     def client(self, **kwargs: object) -> redis.Redis:
         """A redis-py client for this server (decoded strings, short timeouts)."""
         options: dict = {"socket_timeout": 5, "socket_connect_timeout": 2, "decode_responses": True}
+        options.update(self.client_options)
         options.update(kwargs)
         return redis.Redis(host=self.host, port=self.port, **options)
 

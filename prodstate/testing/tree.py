@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
@@ -53,7 +54,11 @@ def read_members(zk: KazooClient, cluster: str, tier: str) -> dict[str, Member]:
 
 
 def inspect_tree(
-    zk: KazooClient, cluster: str, branches: Mapping[str, str], leaves: Mapping[str, str]
+    zk: KazooClient,
+    cluster: str,
+    branches: Mapping[str, str],
+    leaves: Mapping[str, str],
+    connect_options: Mapping[str, Any] | None = None,
 ) -> TreeReport:
     """Compare each node's Redis (by node id -> address) with the tree the agents should build.
 
@@ -65,7 +70,7 @@ def inspect_tree(
     root = read_root(zk, cluster)
     states = {}
     for node, address in {**branches, **leaves}.items():
-        conn = connect(address, timeout=0.5)
+        conn = connect(address, timeout=0.5, **(connect_options or {}))
         try:
             states[node] = read_state(conn)
         finally:

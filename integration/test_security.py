@@ -1,0 +1,186 @@
+"""A secured cluster on real servers: ZooKeeper ACLs, Redis users, TLS, secrets kept out of logs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoAuthError
+from kazoo.security import OPEN_ACL_UNSAFE
+
+from prodstate.client import Client, WriteRejected
+from prodstate.credentials import Secret
+from prodstate.model import Member, RootRecord, Tier
+from prodstate.testing.cluster import LocalCluster
+from prodstate.testing.secure import SecureSetup
+
+SESSION = 2.0  # as in conftest.py
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """ZooKeeper ACLs and Redis users (no TLS): 2 branches, 2 leaves, the tree formed."""
+    workdir = tmp_path_factory.mktemp("secured")
+    security = SecureSetup(workdir)
+    with LocalCluster(
+        workdir, branches=2, leaves=2, session_timeout=SESSION, security=security
+    ) as cluster:
+        cluster.wait_for_tree(timeout=60)
+        yield cluster
+
+
+def _intruder(
+    cluster: LocalCluster, kazoo_factory: Callable[..., KazooClient], auth: str | None
+) -> KazooClient:
+    extra = {"auth_data": [("digest", auth)]} if auth else {}
+    return kazoo_factory(cluster.zk_hosts, **extra)
+
+
+@pytest.mark.parametrize("auth", [None, "ps-agents:wrong-password", "someone:else"])
+def test_without_the_agents_credentials_znodes_can_be_read_not_written(
+    secured, kazoo_factory, auth
+):
+    zk = _intruder(secured, kazoo_factory, auth)
+    base = f"/prodstate/{secured.cluster}"
+    root = RootRecord.from_json(*zk.get(f"{base}/root"))
+    assert root.node_id in secured.names("branch")
+    assert set(zk.get_children(f"{base}/members/branch")) == set(secured.names("branch"))
+    forged = Member("intruder", Tier.BRANCH, "127.0.0.1:1").to_json()
+    attempts = {
+        "register": lambda: zk.create(f"{base}/members/branch/intruder", forged, ephemeral=True),
+        "election": lambda: zk.create(f"{base}/election/n_", b"intruder", sequence=True),
+        "epoch": lambda: zk.set(f"{base}/epoch", b'{"epoch": 99}'),
+        "root": lambda: zk.delete(f"{base}/root"),
+        "member": lambda: zk.delete(f"{base}/members/branch/{root.node_id}"),
+        "acl": lambda: zk.set_acls(base, OPEN_ACL_UNSAFE),
+        "base": lambda: zk.delete(base, recursive=True),
+    }
+    for name, attempt in attempts.items():
+        with pytest.raises(NoAuthError):
+            attempt()
+            pytest.fail(f"an unauthenticated client could change {name}")
+    assert RootRecord.from_json(*zk.get(f"{base}/root")) == root
+
+
+def test_replication_authenticates_with_the_replication_user(secured):
+    security = secured.security
+    for name in secured.names("leaf"):
+        with secured.redis[name].client() as conn:
+            assert conn.config_get("masteruser")["masteruser"] == security.user("replication").user
+            assert conn.info("replication")["master_link_status"] == "up"
+
+
+def test_a_write_with_the_writer_identity_is_confirmed_and_reaches_every_node(secured):
+    security = secured.security
+    leaf = secured.redis[secured.names("leaf")[0]]
+    with Client(
+        secured.zk_hosts,
+        secured.cluster,
+        local=leaf.address,
+        writer=security.user("writer"),
+        reader=security.user("reader"),
+        timeout=20,
+    ) as client:
+        assert client.set("secured:key", "v1") == "OK"
+        secured.wait_everywhere("secured:key", "v1")
+        assert client.get("secured:key") == "v1"
+
+
+def test_the_reader_reads_and_cannot_write_or_administer(secured):
+    leaf = secured.redis[secured.names("leaf")[0]]
+    secured.confirmed_write("secured:read", "yes")
+    secured.wait_everywhere("secured:read", "yes")
+    with leaf.client(**secured.security.client_options("reader")) as reader:
+        assert reader.get("secured:read") == "yes"
+        for command in (("SET", "x", "1"), ("CONFIG", "SET", "maxmemory", "1"), ("FLUSHALL",)):
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                reader.execute_command(*command)
+
+
+def test_the_writer_cannot_administer(secured):
+    root = secured.redis[secured.root_name()]
+    with root.client(**secured.security.client_options("writer")) as writer:
+        for command in (("REPLICAOF", "NO", "ONE"), ("CONFIG", "SET", "maxmemory", "1")):
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                writer.execute_command(*command)
+
+
+def test_without_credentials_redis_does_nothing(secured):
+    root = secured.redis[secured.root_name()]
+    with root.client(username=None, password=None) as anonymous:
+        for command in (("GET", "secured:read"), ("SET", "x", "1"), ("INFO",)):
+            with pytest.raises(redis.exceptions.AuthenticationError):
+                anonymous.execute_command(*command)
+    wrong = Secret(secured.security.user("writer").user, "wrong")
+    client = Client(secured.zk_hosts, secured.cluster, writer=wrong, timeout=2)
+    with client, pytest.raises(WriteRejected, match="refused the credentials"):
+        client.set("secured:never", "1")
+    with root.client() as admin:
+        assert admin.get("secured:never") is None
+
+
+def test_no_secret_reaches_an_agent_log(secured):
+    # After the tests above, which made agents register, elect, configure and replicate.
+    secrets = secured.security.credentials.secrets()
+    assert len(secrets) == 5
+    for name, agent in secured.agents.items():
+        text = agent.log_path.read_text(errors="replace")
+        assert "configured local Redis" in text
+        leaked = [s for s in secrets if s in text]
+        assert not leaked, f"agent {name} logged a secret"
+
+
+def test_a_cluster_listening_only_on_tls_forms_replicates_and_confirms_a_write(tmp_path: Path):
+    security = SecureSetup(tmp_path, tls=True)
+    with LocalCluster(
+        tmp_path, branches=2, leaves=2, session_timeout=SESSION, security=security
+    ) as cluster:
+        cluster.wait_for_tree(timeout=60)
+        leaf = cluster.redis[cluster.names("leaf")[0]]
+        with pytest.raises(redis.exceptions.ConnectionError):
+            redis.Redis(host=leaf.host, port=leaf.port, socket_timeout=2).ping()
+        assert leaf.client().config_get("port")["port"] == "0"
+        with Client(
+            cluster.zk_hosts,
+            cluster.cluster,
+            local=leaf.address,
+            writer=security.user("writer"),
+            reader=security.user("reader"),
+            tls=security.tls,
+            timeout=20,
+        ) as client:
+            assert client.set("tls:key", "v") == "OK"
+            cluster.wait_everywhere("tls:key", "v")
+            assert client.get("tls:key", max_staleness=10) == "v"
+
+
+def _prodstate(*args: str) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "prodstate", *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_the_commands_use_the_credentials_file_and_read_zookeeper_without_it(secured):
+    creds = ["--credentials-file", str(secured.security.credentials_file)]
+    where = ["--zk", secured.zk_hosts, "--cluster", secured.cluster]
+    leaf = secured.redis[secured.names("leaf")[0]].address
+
+    written = _prodstate("set", *where, *creds, "cli:key", "v")
+    assert (written.returncode, written.stdout.strip()) == (0, "OK"), written.stderr
+    secured.wait_everywhere("cli:key", "v")
+    read = _prodstate("get", "--redis", leaf, *creds, "cli:key")
+    assert (read.returncode, read.stdout.strip()) == (0, "v"), read.stderr
+    checked = _prodstate("check", "--redis", leaf, *creds)
+    assert checked.returncode == 0 and checked.stdout.startswith("PRODSTATE OK"), checked.stdout
+    status = _prodstate("status", *where, *creds)
+    assert status.returncode == 0 and "healthy" in status.stdout, status.stdout
+
+    root = _prodstate("root", *where)  # ZooKeeper is world-readable
+    assert root.returncode == 0 and f"node={secured.root_name()}" in root.stdout
+    refused = _prodstate("get", "--redis", leaf, "cli:key")
+    assert refused.returncode == 2 and "authenticat" in refused.stderr.lower()
+    assert "Traceback" not in refused.stderr

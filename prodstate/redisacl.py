@@ -1,0 +1,43 @@
+"""Redis users the agent keeps on its Redis, and the settings that authenticate replication.
+
+The operator's redis.conf (or aclfile) creates the agent's own ``admin`` user and turns
+the default user off; the agent creates the others with ``ACL SETUSER`` from its credentials,
+the same on every machine (any branch may become root, any node a parent):
+
+* ``replication``: what a replica needs of its parent (``masteruser``/``masterauth``);
+* ``writer``: prodstate.Client's writes at the root (data commands, the fencing script,
+  ``WAIT`` and ``ROLE``; no administration);
+* ``reader``: local readers and ``prodstate check`` (reads and ``INFO`` only).
+"""
+
+from __future__ import annotations
+
+from prodstate.credentials import Credentials, Secret
+
+#: Permissions of each role the agent creates (after ``reset on`` and its passwords).
+RULES = {
+    "replication": ("+psync", "+replconf", "+ping"),
+    "writer": ("~*", "&*", "+@all", "-@admin", "-@dangerous", "+role", "+wait"),
+    "reader": ("~*", "+@read", "+@connection", "-@dangerous", "+info"),
+}
+
+
+def setuser_args(role: str, secret: Secret) -> list[str]:
+    """``ACL SETUSER`` arguments that make ``secret``'s user exactly what ``role`` needs:
+    ``reset`` first, so rules and passwords removed from the credentials go too."""
+    passwords = [f">{p}" for p in (secret.password, *secret.other_passwords)]
+    return [secret.user, "reset", "on", *passwords, *RULES[role]]
+
+
+def managed_users(credentials: Credentials) -> dict[str, Secret]:
+    """The users this agent creates, by role."""
+    return {role: s for role, s in credentials.redis.items() if role in RULES}
+
+
+def replication_settings(credentials: Credentials) -> dict[str, str]:
+    """``masteruser``/``masterauth`` for the replication identity (empty without one).
+    Secret: applied, never logged."""
+    secret = credentials.redis_user("replication")
+    if secret is None:
+        return {}
+    return {"masteruser": secret.user, "masterauth": secret.password}

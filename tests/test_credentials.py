@@ -1,0 +1,200 @@
+"""Credentials from a private file and the environment; the ACLs and Redis users made of them."""
+
+from __future__ import annotations
+
+import secrets
+import string
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from kazoo.security import ANYONE_ID_UNSAFE, Permissions, make_digest_acl_credential
+
+from prodstate.agent_cli import agent
+from prodstate.credentials import (
+    REDIS_ROLES,
+    Credentials,
+    CredentialsError,
+    Secret,
+    load_credentials,
+)
+from prodstate.redisacl import RULES, managed_users, replication_settings, setuser_args
+from prodstate.tlsconfig import tls_files
+from prodstate.zkacl import auth_data, prodstate_acl, same_acl
+
+PASSWORD = secrets.token_urlsafe(16)
+
+
+def write(path: Path, text: str, mode: int = 0o600) -> str:
+    path.write_text(text)
+    path.chmod(mode)
+    return str(path)
+
+
+FULL = f"""
+[zookeeper]
+user = "agents"
+password = "{PASSWORD}"
+acl_digests = ["next:{make_digest_acl_credential("next", "x").split(":")[1]}"]
+
+[redis.admin]
+user = "prodstate-agent"
+password = "{PASSWORD}a"
+
+[redis.replication]
+user = "repl"
+password = "{PASSWORD}r"
+other_passwords = ["{PASSWORD}old"]
+
+[redis.writer]
+user = "writer"
+password = "{PASSWORD}w"
+"""
+
+
+def test_a_full_file_loads(tmp_path):
+    creds = load_credentials(write(tmp_path / "c.toml", FULL), environ={})
+    assert creds.zookeeper == Secret("agents", PASSWORD)
+    assert creds.acl_digests[0].startswith("next:")
+    assert set(creds.redis) == {"admin", "replication", "writer"}
+    assert creds.redis_user("replication").other_passwords == (f"{PASSWORD}old",)
+    assert creds.redis_user("reader") is None
+
+
+def test_no_file_and_no_environment_is_no_credentials():
+    assert load_credentials(None, environ={}) == Credentials()
+
+
+def test_environment_wins_over_the_file(tmp_path):
+    env = {"PRODSTATE_ZK_PASSWORD": "from-env", "PRODSTATE_REDIS_READER_USER": "r"}
+    env["PRODSTATE_REDIS_READER_PASSWORD"] = "rp"
+    creds = load_credentials(write(tmp_path / "c.toml", FULL), environ=env)
+    assert creds.zookeeper == Secret("agents", "from-env")
+    assert creds.redis_user("reader") == Secret("r", "rp")
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o660, 0o644])
+def test_a_file_others_can_read_is_refused(tmp_path, mode):
+    path = write(tmp_path / "c.toml", FULL, mode)
+    with pytest.raises(CredentialsError, match="chmod 600"):
+        load_credentials(path, environ={})
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[zookeeper]\nuser = 'a'\n", "password"),
+        ("[zookeeper]\npassword = 'a'\n", "user"),
+        ("[zookeeper]\nuser = 'a:b'\npassword = 'p'\n", "':'"),
+        ("[zookeeper]\nuser = 'a'\npassword = 'p'\nacl_digests = ['x']\n", "acl_digests"),
+        ("[zookeeper]\nuser = 'a'\npassword = 'p'\ncolour = 1\n", "colour"),
+        ("[redis.root]\nuser = 'a'\npassword = 'p'\n", "root"),
+        ("[redis]\nadmin = 3\n", "must be a table"),
+        ("[redis.writer]\nuser = 'a'\npassword = 5\n", "password"),
+        ("[redis.writer]\nuser = 'a'\npassword = 'p'\nother_passwords = 'x'\n", "other_passwords"),
+        ("[vault]\n", "unknown section"),
+        ("user = ", "not valid TOML"),
+    ],
+)
+def test_bad_files_are_clear_errors(tmp_path, text, message):
+    with pytest.raises(CredentialsError, match=message):
+        load_credentials(write(tmp_path / "c.toml", text), environ={})
+
+
+def test_a_missing_file_is_a_clear_error(tmp_path):
+    with pytest.raises(CredentialsError, match="cannot read"):
+        load_credentials(str(tmp_path / "nope.toml"), environ={})
+
+
+toml_words = st.text(string.ascii_letters + string.digits + "_-:", min_size=1, max_size=8)
+toml_values = toml_words.map(repr) | st.integers().map(str) | st.just("[]") | st.just("{}")
+tables = st.sampled_from(["zookeeper", "redis.admin", "redis.reader", "redis", "other"])
+keys = st.sampled_from(["user", "password", "acl_digests", "other_passwords", "admin"]) | toml_words
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(st.dictionaries(tables, st.dictionaries(keys, toml_values, max_size=3), max_size=3))
+def test_any_file_loads_or_is_a_credentials_error(tmp_path, doc):
+    text = "".join(
+        f"[{table}]\n" + "".join(f"{k!r} = {v}\n" for k, v in body.items())
+        for table, body in doc.items()
+    )
+    try:
+        creds = load_credentials(write(tmp_path / "c.toml", text), environ={})
+    except CredentialsError as exc:
+        assert str(exc)
+        return
+    assert set(creds.redis) <= set(REDIS_ROLES)
+
+
+def test_passwords_never_show_in_a_repr(tmp_path):
+    creds = load_credentials(write(tmp_path / "c.toml", FULL), environ={})
+    shown = repr(creds) + str(creds.zookeeper)
+    assert creds.secrets() and not any(secret in shown for secret in creds.secrets())
+
+
+def test_an_unreadable_credentials_file_is_a_usage_error_not_a_traceback(tmp_path):
+    path = write(tmp_path / "c.toml", FULL, 0o644)
+    args = ["--zk", "z:1", "--cluster", "c", "--tier", "leaf", "--redis", "h:1"]
+    result = CliRunner().invoke(agent, [*args, "--credentials-file", path])
+    assert result.exit_code == 2 and "chmod 600" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_there_is_no_option_that_takes_a_secret():
+    names = {name for p in agent.params for name in p.opts}
+    assert not {n for n in names if "password" in n or "secret" in n}
+
+
+# --- ZooKeeper ACLs ---------------------------------------------------------------------------
+
+
+def test_without_credentials_znodes_keep_zookeepers_open_default():
+    assert prodstate_acl(Credentials()) is None and auth_data(Credentials()) == []
+
+
+def test_agents_get_all_everyone_else_reads(tmp_path):
+    creds = load_credentials(write(tmp_path / "c.toml", FULL), environ={})
+    acl = prodstate_acl(creds)
+    assert auth_data(creds) == [("digest", f"agents:{PASSWORD}")]
+    by_id = {(a.id.scheme, a.id.id): a.perms for a in acl}
+    assert by_id[("digest", make_digest_acl_credential("agents", PASSWORD))] == Permissions.ALL
+    assert by_id[("digest", creds.acl_digests[0])] == Permissions.ALL
+    assert by_id[(ANYONE_ID_UNSAFE.scheme, ANYONE_ID_UNSAFE.id)] == Permissions.READ
+    assert same_acl(acl, list(reversed(acl))) and not same_acl(acl, acl[:1])
+
+
+# --- Redis users -------------------------------------------------------------------------------
+
+
+def test_users_are_reset_then_given_every_password_and_their_rules():
+    secret = Secret("repl", "new", ("old",))
+    assert setuser_args("replication", secret) == [
+        "repl",
+        "reset",
+        "on",
+        ">new",
+        ">old",
+        *RULES["replication"],
+    ]
+
+
+def test_the_agent_manages_every_role_but_its_own(tmp_path):
+    creds = load_credentials(write(tmp_path / "c.toml", FULL), environ={})
+    assert set(managed_users(creds)) == {"replication", "writer"}
+    assert replication_settings(creds) == {"masteruser": "repl", "masterauth": f"{PASSWORD}r"}
+    assert replication_settings(Credentials()) == {}
+
+
+# --- TLS files ---------------------------------------------------------------------------------
+
+
+def test_tls_options_are_checked(tmp_path):
+    ca = write(tmp_path / "ca.pem", "x")
+    assert tls_files(None, None, None) is None
+    assert tls_files(ca, None, None).redis_kwargs()["ssl_ca_certs"] == ca
+    for bad in [(None, ca, ca), (ca, ca, None), (str(tmp_path / "missing"), None, None)]:
+        with pytest.raises(ValueError):
+            tls_files(*bad)
