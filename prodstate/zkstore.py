@@ -126,9 +126,9 @@ class ZkStore:
         session_id = self.client.client_id[0] if self.client.client_id else 0
         if self._new_session or session_id != self.session_id:
             self._call(self.client.sync_async, self.base)
+            self._ensure_paths()  # first: if it fails, the next call tries again
             self.session_id = session_id
             self._new_session = False
-            self._ensure_paths()
         return session_id
 
     def _ensure_paths(self) -> None:
