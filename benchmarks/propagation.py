@@ -203,7 +203,7 @@ def measure(
                     continue
                 tree.all_leaves.append(max(arrivals) - t0)
                 tree.median_leaf.append(statistics.median(arrivals) - t0)
-            if i >= 0 and (i + 1) % 50 == 0:
+            if i >= 0 and (i + 1) % max(1, writes // 10) == 0:
                 log(f"{i + 1}/{writes} writes per tree")
     finally:
         for sock in roots.values():
