@@ -26,6 +26,7 @@ from pathlib import Path
 
 from benchkit import (
     Workdir,
+    check_output_paths,
     cpu_seconds,
     log,
     machine_line,
@@ -185,6 +186,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dir", type=Path, help="keep work dirs (logs) here; default: temp dir")
     parser.add_argument("--json", type=Path, help="also write every agent's figures here")
     args = parser.parse_args(argv)
+    check_output_paths(parser, args.json)
     if args.branches < 1 or args.leaves < 0:
         parser.error("--branches must be at least 1 and --leaves at least 0")
     if args.idle < 1:

@@ -6,9 +6,11 @@ name (the script's folder is first on ``sys.path``).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import math
 import os
+import random
 import shutil
 import signal
 import statistics
@@ -50,6 +52,19 @@ def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     rank = max(1, math.ceil(q / 100 * len(ordered)))
     return ordered[rank - 1]
+
+
+def ratio_interval(
+    a: Sequence[float], b: Sequence[float], q: float, rounds: int = 1000, seed: int = 6
+) -> tuple[float, float]:
+    """A 90% bootstrap interval of percentile ``q`` of ``a`` over that of ``b``: how far the
+    ratio of two noisy samples could move from resampling alone."""
+    rng = random.Random(seed)
+    ratios = sorted(
+        percentile(rng.choices(a, k=len(a)), q) / percentile(rng.choices(b, k=len(b)), q)
+        for _ in range(rounds)
+    )
+    return ratios[rounds // 20], ratios[rounds - 1 - rounds // 20]
 
 
 def median_of(values: Sequence[float | None]) -> float | None:
@@ -135,6 +150,13 @@ class RespReader:
             else:
                 raise ValueError(f"unexpected RESP type {kind!r}")
         return items, pos
+
+
+def check_output_paths(parser: argparse.ArgumentParser, *paths: Path | None) -> None:
+    """A usage error (exit 2) for an output file whose folder does not exist, before any run."""
+    for path in paths:
+        if path is not None and not path.resolve().parent.is_dir():
+            parser.error(f"{path}: its folder {path.resolve().parent} does not exist")
 
 
 def machine_line() -> str:

@@ -30,11 +30,13 @@ from pathlib import Path
 from benchkit import (
     RespReader,
     Workdir,
+    check_output_paths,
     cpu_seconds,
     log,
     machine_line,
     ms,
     percentile,
+    ratio_interval,
     resp_command,
     table,
     terminate_as_interrupt,
@@ -152,7 +154,10 @@ class Observer:
             now = time.monotonic()  # the data arrived before select returned
             for selected, _ in ready:
                 name, leaf, reader = selected.data
-                for message in reader.feed(selected.fileobj.recv(65536)):
+                data = selected.fileobj.recv(65536)
+                if not data:
+                    raise ConnectionError(f"{name} {leaf} closed its subscription")
+                for message in reader.feed(data):
                     if name == tree and message[2] == channel:
                         arrived.setdefault(leaf, now)
         return list(arrived.values())
@@ -247,7 +252,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--branches", type=int, default=10, help="branches besides the root")
     parser.add_argument("--leaves", type=int, default=200, help="leaves per tree")
-    parser.add_argument("--writes", type=int, default=300, help="writes per tree")
+    parser.add_argument("--writes", type=int, default=1000, help="writes per tree")
     parser.add_argument("--warmup", type=int, default=20, help="unrecorded writes per tree")
     parser.add_argument("--timeout", type=float, default=5.0, help="per write, seconds")
     parser.add_argument(
@@ -257,10 +262,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--agent-batch", type=int, default=25, help="agents started at a time (0: all at once)"
     )
-    parser.add_argument("--png", type=Path, default=Path("propagation.png"), help="plot file")
+    parser.add_argument(
+        "--png", default="propagation.png", help="plot file ('' for none; needs matplotlib)"
+    )
     parser.add_argument("--dir", type=Path, help="keep work dirs (logs) here; default: temp dir")
     parser.add_argument("--json", type=Path, help="also write the raw latencies to this file")
     args = parser.parse_args(argv)
+    args.png = Path(args.png) if args.png else None
+    check_output_paths(parser, args.png, args.json)
     if args.branches < 1 or args.leaves < 1 or args.writes < 1 or args.warmup < 0:
         parser.error("--branches, --leaves and --writes must be at least 1, --warmup >= 0")
     if args.timeout <= 0 or args.agent_tick <= 0 or args.agent_batch < 0:
@@ -349,6 +358,9 @@ def report(
         )
     ratio50 = figures["prodstate"][0] / figures["plain"][0]
     ratio99 = figures["prodstate"][1] / figures["plain"][1]
+    samples = {t.name: t.all_leaves for t in trees}
+    low50, high50 = ratio_interval(samples["prodstate"], samples["plain"], 50)
+    low99, high99 = ratio_interval(samples["prodstate"], samples["plain"], 99)
     met = ratio50 <= TARGET and ratio99 <= TARGET and not any(t.timeouts for t in trees)
     cpu_rows = [["CPU during the writes", "cores", "share of the machine"]]
     for group, used in cores.items():
@@ -365,6 +377,8 @@ def report(
         "",
         f"prodstate / plain: p50 {ratio50:.2f}x, p99 {ratio99:.2f}x (target <= {TARGET}x): "
         + ("met" if met else "MISSED"),
+        f"90% bootstrap intervals of the ratios: p50 {low50:.2f}-{high50:.2f}x,"
+        f" p99 {low99:.2f}-{high99:.2f}x",
         "",
         table(cpu_rows),
     ]

@@ -25,7 +25,15 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from benchkit import Workdir, log, machine_line, table, terminate_as_interrupt, tick_time_for
+from benchkit import (
+    Workdir,
+    check_output_paths,
+    log,
+    machine_line,
+    table,
+    terminate_as_interrupt,
+    tick_time_for,
+)
 
 from prodstate.testing.cluster import LocalCluster
 from prodstate.testing.redis_server import RedisServer
@@ -226,6 +234,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dir", type=Path, help="keep work dirs (logs) here; default: temp dir")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
+    check_output_paths(parser, args.json)
     if args.dataset_mb < 1 or args.value_kb < 1:
         parser.error("--dataset-mb and --value-kb must be at least 1")
     if args.branches < 3:
