@@ -6,9 +6,11 @@ name (the script's folder is first on ``sys.path``).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import math
 import os
+import random
 import shutil
 import signal
 import statistics
@@ -52,10 +54,109 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[rank - 1]
 
 
+def ratio_interval(
+    a: Sequence[float], b: Sequence[float], q: float, rounds: int = 1000, seed: int = 6
+) -> tuple[float, float]:
+    """A 90% bootstrap interval of percentile ``q`` of ``a`` over that of ``b``: how far the
+    ratio of two noisy samples could move from resampling alone."""
+    rng = random.Random(seed)
+    ratios = sorted(
+        percentile(rng.choices(a, k=len(a)), q) / percentile(rng.choices(b, k=len(b)), q)
+        for _ in range(rounds)
+    )
+    return ratios[rounds // 20], ratios[rounds - 1 - rounds // 20]
+
+
 def median_of(values: Sequence[float | None]) -> float | None:
     """Median of the figures present; None when there are none."""
     present = [v for v in values if v is not None]
     return statistics.median(present) if present else None
+
+
+def tick_time_for(session_timeout: float) -> int:
+    """ZooKeeper tickTime (ms) that lets ``session_timeout`` be negotiated (2 to 20 ticks)."""
+    return max(200, math.ceil(session_timeout * 1000 / 20))
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds a process has used so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime
+
+
+def rss_bytes(pid: int | None) -> int:
+    """Resident set size of a process (0 once it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def resp_command(*args: str | bytes | int) -> bytes:
+    """One Redis command in RESP, for a raw socket."""
+    parts = [a if isinstance(a, bytes) else str(a).encode() for a in args]
+    return b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in parts)
+
+
+class RespReader:
+    """Splits a Redis reply stream into messages: arrays of bulk strings and integers, as
+    (P)SUBSCRIBE sends them. Bytes are fed as they arrive; whole messages come out."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+
+    def feed(self, data: bytes) -> list[list[bytes | int | None]]:
+        """Add received bytes; the messages now complete, oldest first."""
+        self.buffer += data
+        messages = []
+        while (parsed := self._one(0)) is not None:
+            message, end = parsed
+            messages.append(message)
+            self.buffer = self.buffer[end:]
+        return messages
+
+    def _one(self, pos: int) -> tuple[list[bytes | int | None], int] | None:
+        line_end = self.buffer.find(b"\r\n", pos)
+        if line_end < 0:
+            return None
+        if self.buffer[pos : pos + 1] != b"*":
+            raise ValueError(f"expected an array, got {self.buffer[pos : pos + 20]!r}")
+        count, pos = int(self.buffer[pos + 1 : line_end]), line_end + 2
+        items: list[bytes | int | None] = []
+        for _ in range(count):
+            line_end = self.buffer.find(b"\r\n", pos)
+            if line_end < 0:
+                return None
+            kind, value = self.buffer[pos : pos + 1], int(self.buffer[pos + 1 : line_end])
+            pos = line_end + 2
+            if kind == b":":
+                items.append(value)
+            elif kind == b"$" and value < 0:
+                items.append(None)
+            elif kind == b"$":
+                if len(self.buffer) < pos + value + 2:
+                    return None
+                items.append(self.buffer[pos : pos + value])
+                pos += value + 2
+            else:
+                raise ValueError(f"unexpected RESP type {kind!r}")
+        return items, pos
+
+
+def check_output_paths(parser: argparse.ArgumentParser, *paths: Path | None) -> None:
+    """A usage error (exit 2) for an output file whose folder does not exist, before any run."""
+    for path in paths:
+        if path is not None and not path.resolve().parent.is_dir():
+            parser.error(f"{path}: its folder {path.resolve().parent} does not exist")
 
 
 def machine_line() -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shlex
 import signal
@@ -30,7 +29,15 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from benchkit import Workdir, fmt, log, median_of, table, terminate_as_interrupt
+from benchkit import (
+    Workdir,
+    fmt,
+    log,
+    median_of,
+    table,
+    terminate_as_interrupt,
+    tick_time_for,
+)
 from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException, NoNodeError
 
@@ -85,11 +92,6 @@ class BranchRun:
 
 
 # --- helpers ----------------------------------------------------------------------------------
-
-
-def tick_time_for(session_timeout: float) -> int:
-    """ZooKeeper tickTime (ms) that lets ``session_timeout`` be negotiated (2 to 20 ticks)."""
-    return max(200, math.ceil(session_timeout * 1000 / 20))
 
 
 def client_for(address: str, timeout: float = 0.3) -> redis.Redis:

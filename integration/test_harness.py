@@ -14,6 +14,7 @@ import redis
 from kazoo.client import KazooState
 
 from prodstate.testing import RedisServer, ZooKeeperEnsemble, expire_session, wait_until
+from prodstate.testing.cluster import LocalCluster
 from prodstate.testing.process import ProcessError
 
 
@@ -193,3 +194,32 @@ def test_leftover_process_fails_the_test(pytester):
     result = pytester.runpytest_subprocess()
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*processes left running*"])
+
+
+def test_cluster_starts_agents_in_registered_batches_and_stops_everything(tmp_path):
+    cluster = LocalCluster(
+        tmp_path,
+        branches=2,
+        leaves=3,
+        agent_batch=2,
+        agent_tick=0.3,
+        redis_config={"notify-keyspace-events": "K$"},
+    )
+    with cluster:
+        # start() returned only once the last batch had registered, so every agent has.
+        zk = cluster.zk()
+        base = f"/prodstate/{cluster.cluster}/members"
+        assert sorted(zk.get_children(f"{base}/branch")) == ["branch1", "branch2"]
+        assert sorted(zk.get_children(f"{base}/leaf")) == ["leaf1", "leaf2", "leaf3"]
+        assert "--tick 0.3" in " ".join(cluster.agents["leaf1"].argv)
+        with cluster.redis["leaf2"].client() as conn:
+            flags = conn.config_get("notify-keyspace-events")["notify-keyspace-events"]
+            assert sorted(flags) == ["$", "K"]
+        pids = [p.pid for p in [*cluster.agents.values(), *cluster.redis.values()]]
+    assert not [pid for pid in pids if pid_alive(pid)]
+
+
+def test_cluster_start_reports_an_agent_that_exits_before_registering(tmp_path):
+    cluster = LocalCluster(tmp_path, branches=1, leaves=0, agent_batch=1, agent_args=["--bogus"])
+    with pytest.raises(ProcessError, match="agent-branch1 exited"):
+        cluster.__enter__()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from prodstate.testing import RedisServer, ZooKeeperEnsemble, free_port, free_ports, wait_until
+from prodstate.testing.cluster import in_batches
 from prodstate.testing.zk_server import zookeeper_classpath
 
 
@@ -75,3 +76,14 @@ def test_zookeeper_classpath_explains_a_missing_install(tmp_path, monkeypatch):
     monkeypatch.setenv("PRODSTATE_ZOOKEEPER_JARS", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="install Debian's zookeeper"):
         zookeeper_classpath()
+
+
+def test_in_batches_cuts_in_order_and_keeps_the_remainder():
+    assert in_batches([1, 2, 3, 4, 5], 2) == [[1, 2], [3, 4], [5]]
+    assert in_batches([1, 2, 3], None) == [[1, 2, 3]]
+    assert in_batches([], 3) == [] and in_batches([], None) == []
+
+
+def test_in_batches_refuses_a_size_below_one():
+    with pytest.raises(ValueError, match="at least 1"):
+        in_batches([1], 0)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+import signal
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import redis
 from kazoo.client import KazooClient
@@ -15,12 +17,15 @@ from kazoo.retry import KazooRetry
 from prodstate.model import DataError, RootRecord
 from prodstate.testing.agent_process import AgentProcess
 from prodstate.testing.ports import free_port
+from prodstate.testing.process import ProcessError
 from prodstate.testing.proxy import TO_CLIENT, TO_SERVER, TcpProxy
 from prodstate.testing.redis_server import RedisServer
 from prodstate.testing.secure import SecureSetup
 from prodstate.testing.tree import TreeReport, inspect_tree, read_root
 from prodstate.testing.wait import wait_until
 from prodstate.testing.zk_server import ZooKeeperEnsemble, ZooKeeperServer
+
+T = TypeVar("T")
 
 
 class LocalCluster:
@@ -42,12 +47,20 @@ class LocalCluster:
         redis_proxies: bool = False,
         redis_config: dict[str, str] | None = None,
         security: SecureSetup | None = None,
+        agent_tick: float = 0.1,
+        agent_jitter: float = 0.2,
+        agent_batch: int | None = None,
     ) -> None:
         """``zk_proxies`` puts a cuttable proxy between each agent and each ZooKeeper server;
         ``redis_proxies`` puts one in front of each Redis (the address its agent advertises)
         and gives each Redis its own source address, so that one machine can be partitioned
-        or slowed (``partition``, ``slow_down``). ``redis_config`` goes into every redis.conf;
-        ``security`` secures every Redis and agent with its credentials (and TLS)."""
+        or slowed (``partition``, ``slow_down``). ``redis_config`` is added to every Redis's
+        configuration file; ``security`` secures every Redis and agent with its credentials
+        (and TLS). ``agent_tick`` and ``agent_jitter`` are the agents' ``--tick`` and
+        ``--jitter`` (short for quick tests; a large cluster on few CPUs wants the agent's
+        defaults, 0.2 and 0.5); ``agent_batch`` starts the agents that many at a time, each
+        batch once the previous one has registered in ZooKeeper (hundreds of agents started
+        at once on a few CPUs starve each other)."""
         self.security = security
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="prodstate-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -55,11 +68,14 @@ class LocalCluster:
         self.session_timeout = session_timeout
         self.agent_args = list(agent_args) + (security.agent_args() if security else [])
         self.use_zk_proxies = zk_proxies
+        self.agent_tick = agent_tick
+        self.agent_jitter = agent_jitter
+        self.redis_config = dict(redis_config or {})
+        self.agent_batch = agent_batch
         self.zk_proxies: dict[str, list[TcpProxy]] = {}
         self.use_redis_proxies = redis_proxies
         self.redis_proxies: dict[str, TcpProxy] = {}
         self.source_ips: dict[str, str] = {}
-        self.redis_config = dict(redis_config or {})
         self.zookeeper: ZooKeeperServer | ZooKeeperEnsemble
         if zk_size == 1:
             self.zookeeper = ZooKeeperServer(self.workdir, tick_time=tick_time)
@@ -115,6 +131,8 @@ class LocalCluster:
                 cluster=self.cluster,
                 redis=self.redis[name],
                 session_timeout=self.session_timeout,
+                tick=self.agent_tick,
+                jitter=self.agent_jitter,
                 extra_args=extra_args,
             )
         if start:
@@ -133,9 +151,27 @@ class LocalCluster:
         self.zookeeper.start()
         for server in self.redis.values():
             server.wait_ready()
-        for agent in self.agents.values():
-            agent.start(wait=False)
+        for batch in in_batches(list(self.agents.values()), self.agent_batch):
+            for agent in batch:
+                agent.start(wait=False)
+            if self.agent_batch is not None:
+                self.wait_registered([a.node_id for a in batch])
         return self
+
+    def wait_registered(self, names: Sequence[str], timeout: float = 120.0) -> None:
+        """Wait until each named node's agent has registered its member znode; ProcessError
+        (with the log tail) if one of them exits first."""
+        zk = self.zk()
+        for name in names:
+            agent = self.agents[name]
+            path = f"/prodstate/{self.cluster}/members/{self.tiers[name]}/{name}"
+
+            def registered(agent: AgentProcess = agent, path: str = path) -> bool:
+                if not agent.running:
+                    raise ProcessError(f"{agent.name} exited\n{agent.log_tail()}")
+                return zk.exists(path) is not None
+
+            wait_until(registered, timeout=timeout, what=f"{name} registered")
 
     def stop(self) -> None:
         """Stop everything this cluster started."""
@@ -143,10 +179,12 @@ class LocalCluster:
             self._zk_client.stop()
             self._zk_client.close()
             self._zk_client = None
-        for agent in self.agents.values():
-            agent.stop()
-        for server in self.redis.values():
-            server.stop()
+        for group in (self.agents.values(), self.redis.values()):
+            for process in group:  # all asked first: they wind down together
+                if process.running and not process.paused:
+                    process.signal(signal.SIGTERM)
+            for process in group:
+                process.stop()
         for proxies in self.zk_proxies.values():
             for proxy in proxies:
                 proxy.stop()
@@ -334,3 +372,12 @@ def node_source_ip(index: int) -> str:
     if not 0 <= index < 254 * 254:
         raise ValueError(f"no source address for node {index}")
     return f"127.0.{1 + index // 254}.{1 + index % 254}"
+
+
+def in_batches(items: Sequence[T], size: int | None) -> list[Sequence[T]]:
+    """``items`` cut into consecutive batches of ``size`` (one batch if ``size`` is None)."""
+    if size is None:
+        return [items] if items else []
+    if size < 1:
+        raise ValueError(f"batch size must be at least 1, not {size}")
+    return [items[i : i + size] for i in range(0, len(items), size)]
