@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import redis
+from kazoo.exceptions import KazooException
 
 from prodstate import __version__
 from prodstate.credentials import NONE as NO_CREDENTIALS
@@ -253,6 +254,10 @@ class Agent:
             log.debug("could not read ZooKeeper", extra={"error": str(exc)})
             if self._refresh_at is None:
                 self._refresh_at = now
+        except KazooException as exc:  # e.g. a prodstate znode deleted by hand: not fatal
+            log.warning("could not read ZooKeeper; retrying", extra={"error": repr(exc)})
+            if self._refresh_at is None:
+                self._refresh_at = now + self.config.tick
 
     def _with_peers(self, s: Snapshot) -> Snapshot:
         """Read the Redis of the nodes a decision may depend on.
@@ -304,7 +309,7 @@ class Agent:
         action = decision.action
         try:
             self._dispatch(action, s)
-        except (StoreUnavailable, redis.RedisError, OSError) as exc:
+        except (StoreUnavailable, KazooException, redis.RedisError, OSError) as exc:
             log.warning(
                 "action failed; the next tick decides again",
                 extra={**self._identity(), "action": action.name, "error": repr(exc)},

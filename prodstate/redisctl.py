@@ -149,6 +149,7 @@ class RedisControl:
     ) -> None:
         self.address = address
         self.conn = connect(address, timeout, user=user, tls=tls)
+        self._rewrite_warned = False
 
     def state(self) -> RedisState:
         """Current state, or UNREACHABLE."""
@@ -166,9 +167,10 @@ class RedisControl:
         self.conn.execute_command("ACL", "SETUSER", *args)
 
     def replicate(self, address: str) -> None:
-        """``REPLICAOF`` address."""
+        """``REPLICAOF`` address, then ``CONFIG REWRITE`` (see persist_config)."""
         host, port = parse_address(address)
         self.conn.replicaof(host, port)
+        self.persist_config()
 
     def fence(self) -> None:
         """Refuse every write from now on (reads and replication go on)."""
@@ -178,6 +180,24 @@ class RedisControl:
         """Fence, then ``REPLICAOF NO ONE``: a master that refuses writes until served."""
         self.fence()
         self.conn.replicaof("NO", "ONE")
+        self.persist_config()
+
+    def persist_config(self) -> bool:
+        """``CONFIG REWRITE``: a restarted Redis comes back as what the agent made it, a
+        replica of the same master (its saved dataset then resumes with a partial resync,
+        instead of starting as a master with a new replication id), or a fenced master.
+        False, and a warning once, when Redis cannot (no config file, or not writable)."""
+        try:
+            self.conn.config_rewrite()
+        except redis.ResponseError as exc:
+            if not self._rewrite_warned:
+                log.warning(
+                    "CONFIG REWRITE refused: a restarted Redis will not resume its replication",
+                    extra={"redis": self.address, "error": str(exc)},
+                )
+                self._rewrite_warned = True
+            return False
+        return True
 
     def serve(self, min_replicas: int, epoch: int) -> None:
         """Accept writes acknowledged by ``min_replicas`` replicas; record the epoch first."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .scenarios import FULL_RESYNCS, SCENARIOS, SLOW, run_scenario
+from .scenarios import FULL_RESYNCS, NO_FULL_RESYNC, SCENARIOS, SLOW, run_scenario
 
 
 @pytest.mark.parametrize(
@@ -16,4 +16,4 @@ def test_fault(scenario, tmp_path):
     assert result.lost == 0, result.lost_by_node
     assert result.epochs_monotonic, "confirmed writes went back to an older root's epoch"
     assert not result.diverged, result.diverged
-    assert result.full_resyncs == FULL_RESYNCS.get(scenario, 0)
+    assert result.full_resyncs in FULL_RESYNCS.get(scenario, NO_FULL_RESYNC)

@@ -17,9 +17,10 @@ REDIS_SERVER = os.environ.get("PRODSTATE_REDIS_SERVER", "redis-server")
 class RedisServer(ManagedProcess):
     """A private redis-server. ``persistence=True`` saves an RDB on shutdown.
 
-    With persistence off, a restart comes back empty, like a machine whose
-    Redis lost its data; with it on, SIGTERM saves the dataset together with
-    the replication id and offset, so the restarted server can partial-resync.
+    With persistence off, a master restarts empty, like a machine whose Redis
+    lost its data, but a replica keeps the RDB its last full sync wrote and
+    loads it; with persistence on, SIGTERM saves the dataset together with the
+    replication id and offset, so the restarted server can partial-resync.
     """
 
     def __init__(
