@@ -9,8 +9,9 @@ the view read again, as the agent does; a ``Replicate`` only records the new par
 A worker process holds many SimLeafs. kazoo's threading handler gives each session three
 threads (connection, callbacks, completions); the refreshes themselves run on a small thread
 pool, started by one scheduler thread: right away for the first read, after the agent's random
-reaction delay (``--jitter``) when a watch fires, and every ``refresh_interval`` otherwise
-(the agent's periodic re-read).
+reaction delay (``--jitter``) when a watch fires, and every ``refresh_interval`` otherwise.
+As in the agent, a read is a full re-read (``read_view(full=True)``) once every
+``refresh_interval`` and otherwise fetches only what a watch reported changed.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ class SimLeaf:
         self.wake_pending = False
         self.read_once = False
         self.last_started = -float("inf")
+        self.full_at = -float("inf")
         self.expired = 0
         self.store.client.add_listener(self._count_expiry)
 
@@ -117,7 +119,11 @@ class SimLeaf:
         """Read the view and decide, as one agent tick does (re-reading after a Register)."""
         events: list[Event] = []
         for _ in range(3):
-            view = self.store.read_view(self.node_id, Tier.LEAF)
+            now = time.monotonic()
+            full = now - self.full_at >= self.config.refresh_interval
+            view = self.store.read_view(self.node_id, Tier.LEAF, full=full)
+            if full:
+                self.full_at = now
             action = decide(self.snapshot(view)).action
             if isinstance(action, Register):
                 self.store.register(replace(action.member, version=__version__))

@@ -372,16 +372,16 @@ def report(args: argparse.Namespace, results: list[Figures]) -> str:
             c, k = fit
             fits.append([label, f"{k:.2f}", f"{c * args.predict**k:.4g} {unit}".rstrip()])
     per_refresh = args.branches + 4  # children, every branch's member, its own, root, epoch
-    herd = args.predict * (per_refresh - 1)
     lines += [
         table(fits),
         "",
-        f"model: a leaf's re-read is {per_refresh} requests (the branch list, {args.branches}"
-        f" member znodes, its own, root, epoch) leaving {args.branches + 3} watches; at"
-        f" N = {args.predict} a branch loss costs ~{herd:,} requests within the"
-        f" {args.jitter:g} s jitter, the periodic re-reads"
+        f"model: a leaf's full re-read is {per_refresh} requests (the branch list,"
+        f" {args.branches} member znodes, its own, root, epoch) leaving as many watches; a"
+        " re-read after a branch loss fetches the branch list only (1 request); at"
+        f" N = {args.predict} a branch loss costs ~{args.predict:,} requests within the"
+        f" {args.jitter:g} s jitter, the full re-reads"
         f" ~{args.predict * per_refresh / args.refresh_interval:,.0f}/s,"
-        f" the watches ~{args.predict * (args.branches + 3):,}.",
+        f" the watches ~{args.predict * per_refresh:,}.",
         "assumptions: the same number of branches; every simulated session, the workers and"
         " ZooKeeper share this host, so the times (all chose, loss p50/p99/max) include the"
         " simulator's own CPU queueing and grow with it (a fleet has one leaf per machine),"
@@ -446,8 +446,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--zk-heap", type=int, default=512, help="standalone ZooKeeper's -Xmx, MB")
     add("--session-timeout", type=float, default=10.0, help="leaf sessions, s (agent default)")
     add("--jitter", type=float, default=0.5, help="leaf reaction delay 0..jitter s (agent default)")
-    add("--refresh-interval", type=float, default=10.0, help="periodic re-read, s (agent default)")
-    add("--steady", type=float, default=10.0, help="steady-state window, s")
+    add("--refresh-interval", type=float, default=60.0, help="full re-read, s (leaf default)")
+    add("--steady", type=float, help="steady-state window, s [--refresh-interval]")
     add("--workers", type=int, default=4, help="worker processes holding the leaves")
     add("--threads", type=int, default=8, help="refresh threads per worker")
     add("--predict", type=int, default=10_000, help="N to predict at")
@@ -456,6 +456,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--dir", type=Path, help="keep ZooKeeper's work dirs (logs) here; default: a temp dir")
     add("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
+    if args.steady is None:
+        args.steady = args.refresh_interval  # every leaf's full re-read falls in it once
     if min(args.leaves) < 1 or args.branches < 3:
         parser.error(
             "--leaves must be positive and --branches at least 3 (a root and two to lose one)"

@@ -1,13 +1,15 @@
-"""ZkStore against a real ZooKeeper: what happens when its first requests fail."""
+"""ZkStore against a real ZooKeeper: failed first requests, and re-reading only what changed."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterator
 
 import pytest
 from kazoo.security import OPEN_ACL_UNSAFE, make_acl
 
-from prodstate.model import ZkState
+from prodstate.model import Lineage, Member, RootRecord, Tier, ZkState
 from prodstate.testing import wait_until
-from prodstate.zkstore import StoreUnavailable, ZkStore
+from prodstate.zkstore import StoreUnavailable, View, ZkStore
 
 BASE_PATHS = ("members/branch", "members/leaf", "election", "epoch")
 
@@ -29,3 +31,156 @@ def test_base_paths_are_created_when_a_failed_first_attempt_is_retried(zookeeper
         assert [p for p in BASE_PATHS if admin.exists(f"/prodstate/c/{p}") is None] == []
     finally:
         store.stop()
+
+
+# --- read_view re-reads only what changed -------------------------------------------------------
+
+
+class Woken:
+    """A store's wake callback that counts the watches (and state changes) that fired."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> None:
+        self.count += 1
+
+
+def connected_store(hosts: str, name: str, wake: Callable[[], None] = lambda: None) -> ZkStore:
+    store = ZkStore(hosts, "c", 5.0, wake)
+    store.start()
+    wait_until(lambda: store.state is ZkState.CONNECTED, timeout=15, what=f"{name} connected")
+    store.connected_session()
+    return store
+
+
+@pytest.fixture
+def fleet(zookeeper) -> Iterator[tuple[dict[str, ZkStore], ZkStore, Woken]]:
+    """Branches b1..b3 (b1 the root), and a registered leaf whose store the test reads."""
+    stores: list[ZkStore] = []
+    try:
+        branches = {}
+        for name in ("b1", "b2", "b3"):
+            branches[name] = connected_store(zookeeper.hosts, name)
+            stores.append(branches[name])
+            branches[name].register(Member(name, Tier.BRANCH, f"{name}:6379"))
+        view = branches["b1"].read_view("b1", Tier.BRANCH)
+        record = RootRecord("b1", "b1:6379", 1, "")
+        assert branches["b1"].claim_root(record, Lineage(1, "b1", "b1:6379"), view.lineage_version)
+        woken = Woken()
+        leaf = connected_store(zookeeper.hosts, "leaf", woken)
+        stores.append(leaf)
+        leaf.register(Member("l1", Tier.LEAF, "l1:6379"))
+        yield branches, leaf, woken
+    finally:
+        for store in stores:
+            store.stop()
+
+
+def read(store: ZkStore, full: bool = False) -> tuple[View, int]:
+    """The view and the number of requests it took."""
+    before = store.requests
+    view = store.read_view("l1", Tier.LEAF, full=full)
+    return view, store.requests - before
+
+
+def addresses(view: View) -> dict[str, str]:
+    return {m.node_id: m.address for m in view.branches}
+
+
+def test_only_what_changed_is_read_again(fleet):
+    branches, leaf, woken = fleet
+    view, requests = read(leaf, full=True)
+    assert (addresses(view), view.root.node_id, view.lineage.epoch) == (
+        {"b1": "b1:6379", "b2": "b2:6379", "b3": "b3:6379"},
+        "b1",
+        1,
+    )
+    assert view.registered is not None and requests == 3 + 4  # branch list, 3 members, own...
+    assert read(leaf)[1] == 0  # nothing fired: nothing read
+
+    fired = woken.count
+    branches["b2"].register(Member("b2", Tier.BRANCH, "b2-new:6379"))
+    wait_until(lambda: woken.count > fired, timeout=10, what="b2's data watch")
+    view, requests = read(leaf)
+    assert (addresses(view)["b2"], requests) == ("b2-new:6379", 1)
+
+    fired = woken.count
+    branches["b3"].stop()  # its session ends: its member znode goes
+    wait_until(lambda: woken.count >= fired + 2, timeout=10, what="children and data watches")
+    view, requests = read(leaf)
+    assert (sorted(addresses(view)), requests) == (["b1", "b2"], 1)  # the branch list only
+
+    fired = woken.count
+    branches["b1"].stop()  # the root's session ends: the root znode goes
+    wait_until(lambda: woken.count >= fired + 3, timeout=10, what="root, member, list watches")
+    view, _ = read(leaf)
+    assert (view.root, sorted(addresses(view))) == (None, ["b2"])
+
+    b2 = branches["b2"]
+    claimed = b2.read_view("b2", Tier.BRANCH)
+    record = RootRecord("b2", "b2-new:6379", 2, "", "b1:6379")
+    assert b2.claim_root(record, Lineage(2, "b2", "b2-new:6379"), claimed.lineage_version)
+    wait_until(lambda: read(leaf)[0].root is not None, timeout=10, what="the new root seen")
+    view, requests = read(leaf)
+    assert (view.root.node_id, view.lineage.epoch, requests) == ("b2", 2, 0)
+
+
+def test_a_watch_that_fires_during_the_read_is_not_lost(fleet, monkeypatch):
+    branches, leaf, woken = fleet
+    read(leaf, full=True)
+    path = f"{leaf.base}/members/branch/b2"
+    branches["b2"].register(Member("b2", Tier.BRANCH, "b2-v2:6379"))
+    wait_until(lambda: not leaf.cache.fresh(path)[0], timeout=10, what="b2 marked dirty")
+    call = leaf._call
+
+    def call_then_change(method: Callable, *args: object, **kwargs: object) -> object:
+        result = call(method, *args, **kwargs)
+        if args[:1] == (path,):  # b2 read: it changes again before the read completes
+            fired = woken.count
+            branches["b2"].register(Member("b2", Tier.BRANCH, "b2-v3:6379"))
+            wait_until(lambda: woken.count > fired, timeout=10, what="the watch left by the read")
+        return result
+
+    monkeypatch.setattr(leaf, "_call", call_then_change)
+    assert addresses(read(leaf)[0])["b2"] == "b2-v2:6379"  # what the read got back
+    monkeypatch.setattr(leaf, "_call", call)
+    view, requests = read(leaf)
+    assert (addresses(view)["b2"], requests) == ("b2-v3:6379", 1)
+
+
+def test_own_writes_and_a_new_session_are_read_again(fleet):
+    _, leaf, _ = fleet
+    read(leaf, full=True)
+    leaf.register(Member("l1", Tier.LEAF, "l1-moved:6379"))
+    view, requests = read(leaf)  # no waiting for the watch: the write marked it
+    assert (view.registered.address, requests) == ("l1-moved:6379", 1)
+    leaf.client.stop()  # the session closes: everything cached must go
+    leaf.client.start()
+    wait_until(lambda: leaf.state is ZkState.CONNECTED, timeout=15, what="a new session")
+    assert len(leaf.cache) == 0
+    leaf.connected_session()  # its sync and base-path checks are not part of the read
+    view, requests = read(leaf)
+    assert (view.registered, requests) == (None, 3 + 4)
+
+
+def test_a_reconnect_in_the_same_session_reads_everything_again(zookeeper):
+    # kazoo forgets its watches when the connection drops and does not set them again.
+    woken = Woken()
+    writer = connected_store(zookeeper.hosts, "b2")
+    leaf = ZkStore(zookeeper.hosts, "c", 30.0, woken)
+    leaf.start()
+    try:
+        writer.register(Member("b2", Tier.BRANCH, "b2:6379"))
+        wait_until(lambda: leaf.state is ZkState.CONNECTED, timeout=15, what="leaf connected")
+        session = leaf.connected_session()
+        assert addresses(read(leaf, full=True)[0]) == {"b2": "b2:6379"}
+        zookeeper.restart()
+        wait_until(lambda: leaf.state is ZkState.CONNECTED, timeout=30, what="leaf reconnected")
+        wait_until(lambda: writer.state is ZkState.CONNECTED, timeout=30, what="b2 reconnected")
+        assert (leaf.connected_session(), len(leaf.cache)) == (session, 0)
+        writer.register(Member("b2", Tier.BRANCH, "b2-new:6379"))
+        assert addresses(read(leaf)[0]) == {"b2": "b2-new:6379"}
+    finally:
+        leaf.stop()
+        writer.stop()

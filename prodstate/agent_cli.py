@@ -28,6 +28,12 @@ from prodstate.security_options import security, security_options
 @option("--metrics-host", default="0.0.0.0", show_default=True, help="Address to serve them on.")
 @option("--tick", default=0.2, show_default=True, type=click.FloatRange(0.01, 5))
 @option("--jitter", default=0.5, show_default=True, type=click.FloatRange(0, 60))
+@option(
+    "--refresh-interval",
+    type=click.FloatRange(1, 3600),
+    show_default="10 branch, 60 leaf",
+    help="Seconds between full re-reads of ZooKeeper (watches drive the reads between).",
+)
 @option("--backlog-size", default="64mb", show_default=True, help="Redis repl-backlog-size.")
 @option(
     "--log-level",
@@ -51,6 +57,7 @@ def agent(
     metrics_host: str,
     tick: float,
     jitter: float,
+    refresh_interval: float | None,
     backlog_size: str,
     log_level: str,
     log_json: bool,
@@ -68,6 +75,7 @@ def agent(
         session_timeout=session_timeout,
         tick=tick,
         jitter=jitter,
+        refresh_interval=refresh_interval,
         backlog_size=backlog_size,
         metrics_port=metrics_port,
         metrics_host=metrics_host,

@@ -12,6 +12,11 @@ Every call is made only while CONNECTED and waits a bounded time, so the
 loop never hangs on requests kazoo queues while it reconnects. "Store
 unreachable" (StoreUnavailable) and "lost the race" (a False return) are
 different outcomes.
+
+``read_view`` re-reads only what changed: what it read with a watch is kept in a
+``prodstate.zkcache.ReadCache`` until that watch fires, this agent writes the znode, or
+the connection or session changes (kazoo drops its watches when the connection drops);
+``full=True`` reads everything afresh.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from kazoo.exceptions import (
     NoNodeError,
 )
 from kazoo.handlers.threading import KazooTimeoutError
-from kazoo.protocol.states import WatchedEvent
+from kazoo.protocol.states import EventType, WatchedEvent
 from kazoo.retry import KazooRetry
 from kazoo.security import ACL, ANYONE_ID_UNSAFE, Permissions
 
@@ -47,6 +52,7 @@ from prodstate.model import (
     candidate_from_znode,
 )
 from prodstate.zkacl import auth_data, prodstate_acl, same_acl
+from prodstate.zkcache import DataZnode, MemberZnode, ReadCache, Uncached
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +103,10 @@ class ZkStore:
         #: The root and epoch records this session last wrote, to repair them if overwritten.
         self._own_root: RootRecord | None = None
         self._own_lineage: Lineage | None = None
+        #: What read_view read with a watch, until the watch fires (see prodstate.zkcache).
+        self.cache = ReadCache()
+        #: Requests sent to ZooKeeper by this store (for tests and benchmarks).
+        self.requests = 0
         self.client = KazooClient(
             hosts=hosts,
             timeout=session_timeout,
@@ -121,6 +131,9 @@ class ZkStore:
 
     def _on_state(self, state: str) -> None:
         now = time.monotonic()
+        # kazoo forgets every watch when the connection drops and does not set them again
+        # on reconnect, so any state change means nothing cached is watched any more.
+        self.cache.clear()
         with self._lock:
             if state == KazooState.CONNECTED:
                 self.state = ZkState.CONNECTED
@@ -149,6 +162,7 @@ class ZkStore:
         if self._new_session or session_id != self.session_id:
             self._call(self.client.sync_async, self.base)
             self._ensure_paths()  # a request that fails here is retried on the next call
+            self.cache.clear()
             self.session_id = session_id
             self._new_session = False
         return session_id
@@ -185,6 +199,7 @@ class ZkStore:
         """Run a kazoo async call and wait a bounded time for its result."""
         if self.state is not ZkState.CONNECTED:
             raise StoreUnavailable(f"ZooKeeper {self.state}")
+        self.requests += 1
         try:
             return method(*args, **kwargs).get(timeout=self.request_timeout)
         except (NoNodeError, NodeExistsError, BadVersionError):
@@ -193,18 +208,41 @@ class ZkStore:
             raise StoreUnavailable(f"ZooKeeper request failed: {exc!r}") from exc
 
     def _watch(self, event: WatchedEvent) -> None:
+        # A NONE event (path None) is kazoo dropping its watches: forget everything.
+        self.cache.invalidate(None if event.type == EventType.NONE else event.path)
         self._wake()
+
+    def _touched(self, *paths: str) -> None:
+        """This agent wrote these znodes: read them again (their watches may fire later)."""
+        for path in paths:
+            self.cache.invalidate(f"{self.base}/{path}")
 
     # --- reads -----------------------------------------------------------------------------
 
-    def read_view(self, node_id: str, tier: Tier, want_branches: bool = True) -> View:
-        """Read members, candidates, root and lineage, leaving watches that wake the loop."""
+    def read_view(
+        self, node_id: str, tier: Tier, want_branches: bool = True, full: bool = False
+    ) -> View:
+        """Read members, candidates, root and lineage, leaving watches that wake the loop.
+
+        Only paths never read, or whose watch fired since, are fetched (all of them with
+        ``full``); a failed read forgets everything cached.
+        """
         session_id = self.connected_session()
+        if full:
+            self.cache.clear()
+        try:
+            return self._read_view(node_id, tier, want_branches, session_id)
+        except BaseException:
+            self.cache.clear()
+            raise
+
+    def _read_view(self, node_id: str, tier: Tier, want_branches: bool, session_id: int) -> View:
         branches: list[Member] = []
         if want_branches:
             path = f"{self.base}/members/branch"
-            for child in sorted(self._call(self.client.get_children_async, path, self._watch)):
-                member = self._read_member(f"{path}/{child}")
+            for child in self._read_children(path):
+                znode = self._read_member(f"{path}/{child}")
+                member = znode.member if znode is not None else None
                 if member is not None and member.node_id == child:
                     branches.append(member)
         registered = self._own_registration(node_id, tier, session_id)
@@ -226,30 +264,41 @@ class ZkStore:
             lineage_readable=readable,
         )
 
-    def _read_member(self, path: str) -> Member | None:
-        try:
-            raw, _ = self._call(self.client.get_async, path, self._watch)
-        except NoNodeError:
-            return None
-        try:
-            return Member.from_json(raw)
-        except DataError as exc:
-            log.warning("ignoring malformed member znode", extra={"path": path, "error": str(exc)})
-            return None
+    def _read_children(self, path: str) -> list[str]:
+        """The sorted children of ``path`` (cached); the cache forgets those that went."""
+
+        def load() -> list[str]:
+            return sorted(self._call(self.client.get_children_async, path, self._watch))
+
+        children: list[str] = self.cache.read(path, load)
+        present = {f"{path}/{child}" for child in children}
+        self.cache.forget([p for p in self.cache.cached_under(path) if p not in present])
+        return children
+
+    def _read_member(self, path: str) -> MemberZnode | None:
+        """A member znode (cached while its watch is pending); None if it does not exist."""
+
+        def load() -> MemberZnode | Uncached[None]:
+            try:
+                raw, stat = self._call(self.client.get_async, path, self._watch)
+            except NoNodeError:
+                return Uncached(None)  # no watch was left: the children watch reports it
+            try:
+                member: Member | None = Member.from_json(raw)
+            except DataError as exc:
+                log.warning(
+                    "ignoring malformed member znode", extra={"path": path, "error": str(exc)}
+                )
+                member = None
+            return MemberZnode(member, stat.ephemeralOwner)
+
+        return self.cache.read(path, load)
 
     def _own_registration(self, node_id: str, tier: Tier, session_id: int) -> Member | None:
-        path = f"{self.base}/members/{tier}/{node_id}"
-        try:
-            raw, stat = self._call(self.client.get_async, path)
-        except NoNodeError:
+        znode = self._read_member(f"{self.base}/members/{tier}/{node_id}")
+        if znode is None or znode.owner != session_id:
             return None
-        if stat.ephemeralOwner != session_id:
-            return None
-        try:
-            return Member.from_json(raw)
-        except DataError as exc:
-            log.warning("own member znode is malformed", extra={"path": path, "error": str(exc)})
-            return None
+        return znode.member
 
     def _read_candidates(self) -> list[str]:
         path = f"{self.base}/election"
@@ -272,32 +321,58 @@ class ZkStore:
                 candidates.append(node)
         return candidates
 
+    def _root_znode(self) -> DataZnode | None:
+        """The root znode (cached while its watch is pending); None if there is none."""
+        path = f"{self.base}/root"
+
+        def load() -> DataZnode | Uncached[None] | None:
+            for _ in range(3):
+                try:
+                    raw, stat = self._call(self.client.get_async, path, self._watch)
+                    return DataZnode(raw, stat.ephemeralOwner, stat.version)
+                except NoNodeError:
+                    # exists leaves a watch that fires when the root is created.
+                    if self._call(self.client.exists_async, path, self._watch) is None:
+                        return None
+            self._wake()  # created and deleted under us three times: look again soon
+            return Uncached(None)
+
+        return self.cache.read(path, load)
+
     def _read_root(self, session_id: int = 0) -> RootRecord | None:
-        try:
-            raw, stat = self._call(self.client.get_async, f"{self.base}/root", self._watch)
-        except NoNodeError:
-            self._call(self.client.exists_async, f"{self.base}/root", self._watch)
+        znode = self._root_znode()
+        if znode is None:
             return None
         try:
-            return RootRecord.from_json(raw, owner_session=stat.ephemeralOwner)
+            return RootRecord.from_json(znode.raw, owner_session=znode.owner)
         except DataError as exc:
             own = self._own_root
-            if own is None or not session_id or stat.ephemeralOwner != session_id:
+            if own is None or not session_id or znode.owner != session_id:
                 log.warning("ignoring malformed root znode", extra={"error": str(exc)})
                 return None
             log.warning(
                 "repairing the malformed root znode this session owns",
                 extra={"error": str(exc), "epoch": own.epoch},
             )
-            self._call(self.client.set_async, f"{self.base}/root", own.to_json(), stat.version)
+            try:
+                self._call(self.client.set_async, f"{self.base}/root", own.to_json(), znode.version)
+            finally:
+                self._touched("root")
             return replace(own, owner_session=session_id)
 
     def _read_lineage(self, owns_root: bool = False) -> tuple[Lineage, int, bool]:
         """The lineage, its znode version, and whether the znode was readable (a malformed one
         reads as empty, which must not be mistaken for a cluster that never had a root)."""
-        raw, stat = self._call(self.client.get_async, f"{self.base}/epoch", self._watch)
+        path = f"{self.base}/epoch"
+
+        def load() -> DataZnode:
+            raw, stat = self._call(self.client.get_async, path, self._watch)
+            return DataZnode(raw, stat.ephemeralOwner, stat.version)
+
+        znode: DataZnode = self.cache.read(path, load)
+        raw, version = znode.raw, znode.version
         try:
-            return Lineage.from_json(raw), stat.version, True
+            return Lineage.from_json(raw), version, True
         except DataError as exc:
             own = self._own_lineage
             if not owns_root or own is None:
@@ -305,14 +380,15 @@ class ZkStore:
                     "malformed epoch znode: no root can be claimed until it is repaired",
                     extra={"error": str(exc)},
                 )
-                return Lineage(), stat.version, False
+                return Lineage(), version, False
             log.warning(
                 "repairing the malformed epoch znode from this root's own record",
                 extra={"error": str(exc), "epoch": own.epoch},
             )
-            stat = self._call(
-                self.client.set_async, f"{self.base}/epoch", own.to_json(), stat.version
-            )
+            try:
+                stat = self._call(self.client.set_async, path, own.to_json(), version)
+            finally:
+                self._touched("epoch")
             return own, stat.version, True
 
     # --- writes ----------------------------------------------------------------------------
@@ -320,7 +396,13 @@ class ZkStore:
     def register(self, member: Member) -> None:
         """Create or update this agent's ephemeral member znode (replacing a stale one)."""
         session_id = self.connected_session()
-        path = f"{self.base}/members/{member.tier}/{member.node_id}"
+        relative = f"members/{member.tier}/{member.node_id}"
+        try:
+            self._register(member, f"{self.base}/{relative}", session_id)
+        finally:
+            self._touched(relative, f"members/{member.tier}")
+
+    def _register(self, member: Member, path: str, session_id: int) -> None:
         data = member.to_json()
         try:
             _, stat = self._call(self.client.get_async, path)
@@ -360,7 +442,10 @@ class ZkStore:
         tx.check(f"{self.base}/epoch", lineage_version)
         tx.create(f"{self.base}/root", record.to_json(), ephemeral=True)
         tx.set_data(f"{self.base}/epoch", lineage.to_json())
-        results = self._call(tx.commit_async)
+        try:
+            results = self._call(tx.commit_async)
+        finally:
+            self._touched("root", "epoch")
         failed = [r for r in results if isinstance(r, Exception)]
         if failed:
             log.info("root claim lost the race", extra={"results": [repr(r) for r in results]})
@@ -378,7 +463,10 @@ class ZkStore:
         tx = self.client.transaction()
         tx.set_data(path, record.to_json(), version=stat.version)
         tx.set_data(f"{self.base}/epoch", lineage.to_json(), version=lineage_version)
-        results = self._call(tx.commit_async)
+        try:
+            results = self._call(tx.commit_async)
+        finally:
+            self._touched("root", "epoch")
         if any(isinstance(r, Exception) for r in results):
             return False
         self._own_root, self._own_lineage = record, lineage
@@ -386,7 +474,9 @@ class ZkStore:
 
     def confirm_root(self) -> RootRecord | None:
         """Read the root znode afresh (one request), for a root checking it still holds it."""
-        return self._read_root(self.connected_session())
+        session_id = self.connected_session()
+        self._touched("root")
+        return self._read_root(session_id)
 
     def release_root(self) -> None:
         """Delete the root znode if this session owns it."""
@@ -398,6 +488,8 @@ class ZkStore:
                 self._call(self.client.delete_async, path, version=stat.version)
         except NoNodeError:
             pass
+        finally:
+            self._touched("root")
         self._own_root = self._own_lineage = None
 
 
