@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prodstate.model import MAX_ZNODE_BYTES, Lineage
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError
+
+from prodstate.model import MAX_ZNODE_BYTES, DataError, Lineage
 from prodstate.testing import wait_until
 from prodstate.testing.cluster import LocalCluster
 
@@ -44,7 +47,7 @@ def test_oversized_and_malformed_znodes_are_ignored_and_failover_repairs_the_epo
         # The malformed epoch znode is never taken for "no root ever": the live root repairs
         # it from the record it wrote itself, and the failover claims the next epoch.
         wait_until(
-            lambda: logged(cluster, old_root.node_id, "repairing the malformed epoch znode"),
+            lambda: logged(cluster, old_root.node_id, "repairing the epoch znode"),
             timeout=15,
             what="the root to repair the epoch znode",
         )
@@ -58,3 +61,22 @@ def test_oversized_and_malformed_znodes_are_ignored_and_failover_repairs_the_epo
         assert "127.0.0.1:1" not in report.masters.values()
         cluster.confirmed_write("k", "after")
         cluster.wait_everywhere("k", "after")
+
+        # Deleted by hand: the agents re-create it (empty: "no root ever") and the live root
+        # puts its own record back, so the next claim cannot go back to epoch 1.
+        zk.delete(f"{base}/epoch")
+        wait_until(
+            lambda: _epoch_of(zk, base) == new_root.epoch,
+            timeout=30,
+            what="the epoch znode re-created with the live root's epoch",
+            ignore=(NoNodeError, DataError),
+        )
+        healed = cluster.wait_for_tree(timeout=30).root
+        assert healed is not None and (healed.node_id, healed.epoch) == (
+            new_root.node_id,
+            new_root.epoch,
+        )
+
+
+def _epoch_of(zk: KazooClient, base: str) -> int:
+    return Lineage.from_json(zk.get(f"{base}/epoch")[0]).epoch

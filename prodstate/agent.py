@@ -275,7 +275,11 @@ class Agent:
             if self._refresh_at is None:
                 self._refresh_at = now
         except KazooException as exc:  # e.g. a prodstate znode deleted by hand: not fatal
-            log.warning("could not read ZooKeeper; retrying", extra={"error": repr(exc)})
+            log.warning(
+                "could not read ZooKeeper; re-creating missing znodes and retrying",
+                extra={"error": repr(exc)},
+            )
+            self.zk.recheck_paths()
             if self._refresh_at is None:
                 self._refresh_at = now + self.config.tick
 

@@ -154,6 +154,11 @@ class ZkStore:
         """True while this agent's candidate znode exists (as far as it knows)."""
         return self._election_node is not None
 
+    def recheck_paths(self) -> None:
+        """Re-create prodstate's persistent znodes and re-read everything on the next call
+        (after a read found one missing, e.g. deleted by hand)."""
+        self._new_session = True
+
     def connected_session(self) -> int:
         """The current session id if CONNECTED (syncing once after a new session)."""
         if self.state is not ZkState.CONNECTED:
@@ -371,25 +376,29 @@ class ZkStore:
 
         znode: DataZnode = self.cache.read(path, load)
         raw, version = znode.raw, znode.version
+        own = self._own_lineage
         try:
-            return Lineage.from_json(raw), version, True
+            lineage = Lineage.from_json(raw)
+            if not owns_root or own is None or lineage.epoch >= own.epoch:
+                return lineage, version, True
+            problem = f"epoch {lineage.epoch} below the live root's {own.epoch} (recreated?)"
         except DataError as exc:
-            own = self._own_lineage
             if not owns_root or own is None:
                 log.warning(
                     "malformed epoch znode: no root can be claimed until it is repaired",
                     extra={"error": str(exc)},
                 )
                 return Lineage(), version, False
-            log.warning(
-                "repairing the malformed epoch znode from this root's own record",
-                extra={"error": str(exc), "epoch": own.epoch},
-            )
-            try:
-                stat = self._call(self.client.set_async, path, own.to_json(), version)
-            finally:
-                self._touched("epoch")
-            return own, stat.version, True
+            problem = str(exc)
+        log.warning(
+            "repairing the epoch znode from this root's own record",
+            extra={"error": problem, "epoch": own.epoch},
+        )
+        try:
+            stat = self._call(self.client.set_async, path, own.to_json(), version)
+        finally:
+            self._touched("epoch")
+        return own, stat.version, True
 
     # --- writes ----------------------------------------------------------------------------
 
