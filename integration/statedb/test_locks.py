@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from kazoo.client import KazooClient
 
@@ -95,28 +96,48 @@ def test_racing_contenders_exactly_one_wins_each_round(infra):
 
 
 def test_racing_to_break_an_expired_lock_leaves_one_holder(infra):
+    """Ten rounds of three contenders breaking the same expired lock, then taking it again
+    after a release: exactly one wins each time (a break by delete let two win)."""
     clients = [KazooClient(hosts=infra.zk_hosts) for _ in range(3)]
     for client in clients:
         client.start(timeout=15)
     try:
         store = LockStore(clients[0], infra.cluster)
-        store.acquire(new_lock("stale", "old", "expired", now=100.0, ttl=1))
-        barrier = threading.Barrier(len(clients))
+        for round_ in range(10):
+            name = f"stale{round_}"
+            store.acquire(new_lock(name, "old", "expired", now=100.0, ttl=1))
+            for phase in ("after expiry", "after release"):
+                seen = store.read_znode(name)
+                assert seen is not None
+                stale_version = seen[1]  # what a slow contender may still hold
+                barrier = threading.Barrier(len(clients))
 
-        def contend(i: int) -> bool:
-            record = new_lock("stale", f"c{i}", "after expiry", now=1000.0)
-            barrier.wait()
-            try:
-                LockStore(clients[i], infra.cluster).acquire(record, now=1000.0)
-            except LockHeld as exc:
-                assert exc.record.holder != "old"
-                return False
-            return True
+                def contend(
+                    i: int, phase: str = phase, name: str = name, barrier: Any = barrier
+                ) -> bool:
+                    record = new_lock(name, f"c{i}", phase, now=1000.0)
+                    barrier.wait()
+                    try:
+                        LockStore(clients[i], infra.cluster).acquire(record, now=1000.0)
+                    except LockHeld as exc:
+                        assert exc.record.holder != "old"
+                        return False
+                    return True
 
-        with ThreadPoolExecutor(len(clients)) as pool:
-            wins = list(pool.map(contend, range(len(clients))))
-        assert wins.count(True) == 1, wins
-        assert store.holder("stale", now=1000.0).holder == f"c{wins.index(True)}"
+                with ThreadPoolExecutor(len(clients)) as pool:
+                    wins = list(pool.map(contend, range(len(clients))))
+                assert wins.count(True) == 1, (name, phase, wins)
+                winner = f"c{wins.index(True)}"
+                held = store.holder(name, now=1000.0)
+                assert held is not None and held.holder == winner
+                assert held.reason == phase
+                # A contender holding the version it read before the race must be refused:
+                # the winner's znode is never back at that version (ABA).
+                found = store.read(name)
+                assert found is not None and found[1] > stale_version
+                if phase == "after expiry":
+                    store.release(name, winner, now=1000.0)
+                    assert store.holder(name, now=1000.0) is None
     finally:
         for client in clients:
             client.stop()

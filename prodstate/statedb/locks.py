@@ -8,7 +8,6 @@ The decisions (expiry, who may release, how a lock is described) are pure functi
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -125,10 +124,19 @@ class LockStore:
 
         A malformed record is shown as held by ``?``, so it is never silently ignored.
         """
+        found = self.read_znode(name)
+        if found is None or found[0] is None:
+            return None
+        return found[0], found[1]
+
+    def read_znode(self, name: str) -> tuple[LockRecord | None, int] | None:
+        """None when no znode exists; a None record when the znode is free (released)."""
         try:
             raw, stat = self.zk.get(self.path(name))
         except NoNodeError:
             return None
+        if not raw:
+            return None, stat.version
         try:
             record = LockRecord.from_json(name, raw)
         except ValueError as exc:
@@ -144,33 +152,38 @@ class LockStore:
         return found[0]
 
     def acquire(self, lock: LockRecord, now: float | None = None) -> LockRecord:
-        """Create the lock atomically; break an expired one by a version-checked delete.
+        """Take the lock: create its znode, or replace a free or expired record with a
+        version-checked write. LockHeld when someone holds it (two contenders never both win).
 
-        LockHeld when someone holds it (so two contenders never both win).
+        A lock's znode is never deleted (release empties it), so its version only grows and
+        a version check cannot be fooled by a znode deleted and made again (ABA).
         """
         path = self.path(lock.name)
+        data = lock.to_json().encode()
         for _ in range(5):
-            try:
-                self.zk.create(path, lock.to_json().encode(), makepath=True)
-                return lock
-            except NodeExistsError:
-                pass
-            found = self.read(lock.name)
+            found = self.read_znode(lock.name)
             if found is None:
-                continue  # released meanwhile: try again
+                try:
+                    self.zk.create(path, data, makepath=True)
+                    return lock
+                except NodeExistsError:
+                    continue
             current, version = found
             moment = time.time() if now is None else now
-            if not current.expired(moment):
+            if current is not None and not current.expired(moment):
                 raise LockHeld(current, moment)
-            # Someone else may break or renew it first: then look again.
-            with contextlib.suppress(BadVersionError, NoNodeError):
-                self.zk.delete(path, version=version)
+            try:  # free, or expired: someone else may take it first, then look again
+                self.zk.set(path, data, version=version)
+                return lock
+            except BadVersionError:
+                continue
         raise LockError(f"lock {lock.name} kept changing; try again")
 
     def release(
         self, name: str, holder: str, force: bool = False, now: float | None = None
     ) -> LockRecord:
-        """Delete the lock if ``holder`` may (see release_refusal); the record released."""
+        """Free the lock if ``holder`` may (see release_refusal): its znode is emptied with a
+        version-checked write, never deleted (see acquire); the record released."""
         now = time.time() if now is None else now
         found = self.read(name)
         if found is None:
@@ -180,7 +193,7 @@ class LockStore:
         if refusal is not None:
             raise LockError(refusal)
         try:
-            self.zk.delete(self.path(name), version=version)
+            self.zk.set(self.path(name), b"", version=version)
         except BadVersionError:
             raise LockError(f"lock {name} changed meanwhile; look again") from None
         except NoNodeError:
