@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
-from prodstate.model import MAX_ZNODE_BYTES, DataError, Lineage
+from prodstate.model import MAX_ZNODE_BYTES, DataError
 from prodstate.testing import wait_until
 from prodstate.testing.cluster import LocalCluster
+from prodstate.testing.tree import read_epoch
 
 SESSION = 2.0  # as in conftest.py
 
@@ -51,12 +51,12 @@ def test_oversized_and_malformed_znodes_are_ignored_and_failover_repairs_the_epo
             timeout=15,
             what="the root to repair the epoch znode",
         )
-        assert Lineage.from_json(zk.get(f"{base}/epoch")[0]).epoch == old_root.epoch
+        assert read_epoch(zk, cluster.cluster) == old_root.epoch
         cluster.agents[old_root.node_id].kill()
         cluster.redis[old_root.node_id].kill()
         new_root = cluster.wait_for_new_root(old_root.epoch, timeout=30)
         assert new_root.epoch == old_root.epoch + 1
-        assert Lineage.from_json(zk.get(f"{base}/epoch")[0]).epoch == new_root.epoch
+        assert read_epoch(zk, cluster.cluster) == new_root.epoch
         report = cluster.wait_for_tree(timeout=30)
         assert "127.0.0.1:1" not in report.masters.values()
         cluster.confirmed_write("k", "after")
@@ -66,7 +66,7 @@ def test_oversized_and_malformed_znodes_are_ignored_and_failover_repairs_the_epo
         # puts its own record back, so the next claim cannot go back to epoch 1.
         zk.delete(f"{base}/epoch")
         wait_until(
-            lambda: _epoch_of(zk, base) == new_root.epoch,
+            lambda: read_epoch(zk, cluster.cluster) == new_root.epoch,
             timeout=30,
             what="the epoch znode re-created with the live root's epoch",
             ignore=(NoNodeError, DataError),
@@ -76,7 +76,3 @@ def test_oversized_and_malformed_znodes_are_ignored_and_failover_repairs_the_epo
             new_root.node_id,
             new_root.epoch,
         )
-
-
-def _epoch_of(zk: KazooClient, base: str) -> int:
-    return Lineage.from_json(zk.get(f"{base}/epoch")[0]).epoch

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from prodstate.client import Client
-from prodstate.model import DataError, Lineage, RootRecord
+from prodstate.model import DataError, RootRecord
 from prodstate.testing import ZooKeeperEnsemble, wait_until
 from prodstate.testing.cluster import LocalCluster
+from prodstate.testing.tree import read_epoch
 
 from .harness import FaultResult, StaleMonitor, Writer, check_after
 
@@ -267,22 +268,14 @@ def malformed_root_epoch(cluster: LocalCluster, writer: Writer) -> None:
     zk.set(f"{base}/epoch", b'{"epoch": "seven", "node_id": ')
     writer.mark("inject")
     wait_until(
-        lambda: cluster.inspect().root == old and _epoch_of(zk, base) == old.epoch,
+        lambda: cluster.inspect().root == old and read_epoch(zk, cluster.cluster) == old.epoch,
         timeout=30,
         what="the root to repair its znodes",
         ignore=(DataError,),  # the garbage, until it is repaired
     )
     writer.wait_for_more(WRITES // 4)
     root_machine_crash(cluster, writer)
-    assert _epoch_of(zk, base) == old.epoch + 1
-
-
-def _epoch_of(zk: object, base: str) -> int | None:
-    raw, _ = zk.get(f"{base}/epoch")  # type: ignore[attr-defined]
-    try:
-        return Lineage.from_json(raw).epoch
-    except DataError:
-        return None
+    assert read_epoch(zk, cluster.cluster) == old.epoch + 1
 
 
 def rolling_restart(cluster: LocalCluster, writer: Writer) -> None:

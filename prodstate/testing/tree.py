@@ -9,7 +9,7 @@ from typing import Any
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
-from prodstate.model import DataError, Member, RootRecord, Tier
+from prodstate.model import DataError, Lineage, Member, RootRecord, Tier
 from prodstate.redisctl import connect, read_state
 from prodstate.status import build_status
 
@@ -35,6 +35,12 @@ def read_root(zk: KazooClient, cluster: str) -> RootRecord | None:
     except NoNodeError:
         return None
     return RootRecord.from_json(raw, stat.ephemeralOwner)
+
+
+def read_epoch(zk: KazooClient, cluster: str) -> int:
+    """The epoch in the epoch znode; DataError if it does not parse, NoNodeError if gone."""
+    raw, _ = zk.get(f"/prodstate/{cluster}/epoch")
+    return Lineage.from_json(raw).epoch
 
 
 def read_members(zk: KazooClient, cluster: str, tier: str) -> dict[str, Member]:
