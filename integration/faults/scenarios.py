@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from prodstate.client import Client
-from prodstate.model import DataError, RootRecord
+from prodstate.model import DataError, RedisState, RootRecord
+from prodstate.redisctl import connect, read_state
 from prodstate.testing import ZooKeeperEnsemble, wait_until
 from prodstate.testing.cluster import LocalCluster
 from prodstate.testing.tree import read_epoch
@@ -41,24 +42,23 @@ def _other_branch(cluster: LocalCluster, root: RootRecord) -> str:
     return next(b for b in cluster.names("branch") if b != root.node_id)
 
 
-def _advertised(cluster: LocalCluster, name: str) -> str:
-    proxy = cluster.redis_proxies.get(name)
-    return proxy.address if proxy else cluster.redis[name].address
+def _state(cluster: LocalCluster, name: str) -> RedisState:
+    """Node ``name``'s Redis as the agent reads it (master and replicas by advertised address)."""
+    conn = connect(cluster.redis[name].address)
+    try:
+        return read_state(conn)
+    finally:
+        conn.close()
 
 
 def _children(cluster: LocalCluster, name: str) -> list[str]:
     """Running leaves whose Redis replicates from node ``name``."""
-    address = _advertised(cluster, name)
+    address = cluster.advertised(name)
     return [
         leaf
         for leaf in cluster.names("leaf")
-        if cluster.redis[leaf].running and _master_of(cluster, leaf) == address
+        if cluster.redis[leaf].running and _state(cluster, leaf).master == address
     ]
-
-
-def _master_of(cluster: LocalCluster, name: str) -> str | None:
-    info = cluster.redis[name].info("replication")
-    return f"{info['master_host']}:{info['master_port']}" if "master_host" in info else None
 
 
 def root_machine_crash(cluster: LocalCluster, writer: Writer) -> None:
@@ -181,9 +181,9 @@ def zk_all_down(cluster: LocalCluster, writer: Writer) -> None:
 
 def _leaf_with_parent(cluster: LocalCluster) -> tuple[str, str]:
     """A leaf and the branch it replicates from."""
-    by_address = {_advertised(cluster, b): b for b in cluster.names("branch")}
+    by_address = {cluster.advertised(b): b for b in cluster.names("branch")}
     for leaf in cluster.names("leaf"):
-        parent = by_address.get(_master_of(cluster, leaf) or "")
+        parent = by_address.get(_state(cluster, leaf).master)
         if parent is not None:
             return leaf, parent
     raise AssertionError("no leaf replicates from a branch")
@@ -205,7 +205,7 @@ def leaf_partition_long(cluster: LocalCluster, writer: Writer) -> None:
     """A leaf machine cut off past its session and past its parent's repl-timeout while more
     than the backlog is written; healed, it must take a full resync and miss nothing."""
     leaf, parent = _leaf_with_parent(cluster)
-    address = _advertised(cluster, leaf)
+    address = cluster.advertised(leaf)
     cluster.partition(leaf)
     writer.mark("inject")
     try:
@@ -214,21 +214,12 @@ def leaf_partition_long(cluster: LocalCluster, writer: Writer) -> None:
             for i in range(BACKLOG_MB * 16 * 3 // 2):  # 1.5 backlogs of 64 KiB values
                 client.set(f"bulk:{i}", bulk)
         wait_until(
-            lambda: address not in _replicas_of(cluster, parent),
+            lambda: address not in _state(cluster, parent).replicas,
             timeout=30,
             what=f"{parent} to drop the partitioned {leaf}",
         )
     finally:
         cluster.heal_partition(leaf)
-
-
-def _replicas_of(cluster: LocalCluster, name: str) -> set[str]:
-    info = cluster.redis[name].info("replication")
-    return {
-        f"{v['ip']}:{v['port']}"
-        for k, v in info.items()
-        if k.startswith("slave") and isinstance(v, dict)
-    }
 
 
 def branch_delay(cluster: LocalCluster, writer: Writer) -> None:

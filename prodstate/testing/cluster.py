@@ -202,6 +202,11 @@ class LocalCluster:
         for proxy in self.zk_proxies[name]:
             proxy.heal()
 
+    def advertised(self, name: str) -> str:
+        """The address node ``name``'s agent advertises: its proxy's, if it has one."""
+        proxy = self.redis_proxies.get(name)
+        return proxy.address if proxy else self.redis[name].address
+
     def partition(self, name: str) -> None:
         """Cut machine ``name`` off the network: its agent from ZooKeeper, its Redis from every
         other Redis both ways (needs both kinds of proxies). Local readers still reach it."""
