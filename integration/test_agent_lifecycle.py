@@ -42,14 +42,16 @@ def test_restarted_agents_adopt_their_running_redis_without_replicaof(cluster):
     cluster.confirmed_write("agents-dead", "1")
     cluster.wait_everywhere("agents-dead", "1")
 
+    # The branch first: were its agent slower to return than the session timeout, its old
+    # znode would expire and a running leaf agent would rightly move away.
     for name in nodes:
         cluster.agents[name].start()
 
-    def reregistered() -> bool:
-        now = {n: registered(cluster, cluster.tiers[n], n) for n in nodes}
-        return all(m is not None and m[1] != sessions[n] for n, m in now.items())
+        def reregistered(name: str = name) -> bool:
+            now = registered(cluster, cluster.tiers[name], name)
+            return now is not None and now[1] != sessions[name]
 
-    wait_until(reregistered, timeout=30, what="agents registered with new sessions")
+        wait_until(reregistered, timeout=30, what=f"{name} registered with a new session")
     after = cluster.wait_for_tree(timeout=30)
     assert after.root.node_id == root and after.root.epoch == report.root.epoch
     assert {n: replicaof_calls(cluster, n) for n in nodes} == calls, "needless REPLICAOF"

@@ -177,7 +177,12 @@ def test_failing_test_prints_server_log_tails(pytester):
     result = pytester.runpytest_subprocess()
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
-        ["*server logs (call)*", "*----- loud-redis (*", "*Ready to accept*"]
+        [
+            "*server logs (call)*",
+            "*----- loud-redis (*",
+            "*Ready to accept*",
+            "=> test_failing_test_prints_server_log_tails.py::test_fails failed: *boom*",
+        ]
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -184,3 +185,38 @@ def test_a_reconnect_in_the_same_session_reads_everything_again(zookeeper):
     finally:
         leaf.stop()
         writer.stop()
+
+
+def test_a_member_znode_of_a_previous_session_is_replaced_without_a_gap(zookeeper, kazoo_factory):
+    # A restarted agent takes over its old session's member znode; leaves that read the
+    # members meanwhile must never find the branch missing, or they would move away.
+    old, new = connected_store(zookeeper.hosts, "old"), connected_store(zookeeper.hosts, "new")
+    reader = kazoo_factory(zookeeper.hosts)
+    members = "/prodstate/c/members/branch"
+    stop, gaps, reads = threading.Event(), [], []
+
+    def watch_members() -> None:
+        while not stop.is_set():
+            children = reader.get_children(members)
+            reads.append(1)
+            if "b2" not in children:
+                gaps.append(children)
+
+    try:
+        old.register(Member("b2", Tier.BRANCH, "b2:6379"))
+        thread = threading.Thread(target=watch_members)
+        thread.start()
+        try:
+            for i in range(40):  # two agents taking the znode from each other, back and forth
+                store = (new, old)[i % 2]
+                store.register(Member("b2", Tier.BRANCH, f"b2-{i}:6379"))
+                owner = reader.get(f"{members}/b2")[1].ephemeralOwner
+                assert owner == store.connected_session()
+        finally:
+            stop.set()
+            thread.join()
+        assert len(reads) > 40, "the reader hardly read: the check saw too little"
+        assert gaps == []
+    finally:
+        old.stop()
+        new.stop()

@@ -425,8 +425,14 @@ class ZkStore:
             "replacing the member znode of a previous session",
             extra={"path": path, "owner": hex(stat.ephemeralOwner)},
         )
-        self._call(self.client.delete_async, path, version=stat.version)
-        self._call(self.client.create_async, path, data, ephemeral=True)
+        # One transaction: a reader never sees the member missing, so a restarted agent
+        # does not send its leaves elsewhere for the moment between a delete and a create.
+        tx = self.client.transaction()
+        tx.delete(path, version=stat.version)
+        tx.create(path, data, ephemeral=True)
+        failed = [r for r in self._call(tx.commit_async) if isinstance(r, Exception)]
+        if failed:  # it changed meanwhile: the agent logs this and tries again next tick
+            raise failed[0]
 
     def join_election(self, node_id: str) -> None:
         """Enter the root election (at the back of the queue)."""

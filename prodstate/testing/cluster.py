@@ -315,16 +315,20 @@ class LocalCluster:
         }
 
     def full_syncs_logged(self, since: dict[str, int]) -> dict[str, int]:
-        """Full resyncs each Redis served since ``log_marks()`` returned ``since``, counted in
-        its log, so that those served before a restart count too (INFO's sync_full restarts
-        from zero with the server)."""
+        """Full resyncs each Redis took as a replica since ``log_marks()`` returned ``since``.
+
+        Counted in the logs, so that those before a restart count too (INFO's sync_full
+        restarts from zero with the server), and on the replica's side: a replica logs the
+        master's FULLRESYNC answer before its link comes up, so a sync finished before the
+        marks were taken (on a healthy tree) is never counted, while the master may log its
+        own "succeeded" line a moment after the replica is already up."""
         counts = {}
         for name, server in self.redis.items():
             if not server.log_path.exists():
                 continue
             with open(server.log_path, "rb") as log:
                 log.seek(since.get(name, 0))
-                found = len(_FULL_SYNC_DONE.findall(log.read()))
+                found = len(_FULL_SYNC_TAKEN.findall(log.read()))
             if found:
                 counts[name] = found
         return counts
@@ -369,7 +373,7 @@ class LocalCluster:
 
 
 #: What a master logs once per replica it has sent a full copy of its dataset to.
-_FULL_SYNC_DONE = re.compile(rb"Synchronization with replica \S+ succeeded")
+_FULL_SYNC_TAKEN = re.compile(rb"\* Full resync from master: ")
 
 
 def node_source_ip(index: int) -> str:

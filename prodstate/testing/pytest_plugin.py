@@ -29,9 +29,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     history = process_history()
     shown = [p for i, p in enumerate(history) if i >= first or p.running]
     if shown:
-        report.sections.append(
-            (f"server logs ({report.when})", "\n".join(p.log_tail() for p in shown))
-        )
+        # The failure again after the logs, so that a reader of the output's tail sees why.
+        crash = getattr(report.longrepr, "reprcrash", None)
+        reason = crash.message if crash is not None else _last_line(report.longreprtext)
+        text = "\n".join(p.log_tail() for p in shown) + f"\n=> {item.nodeid} failed: {reason}\n"
+        report.sections.append((f"server logs ({report.when})", text))
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "(no message)"
 
 
 @pytest.fixture(autouse=True)
