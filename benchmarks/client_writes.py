@@ -26,7 +26,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import redis
-from benchkit import Workdir, log, ms, table, terminate_as_interrupt
+from benchkit import Workdir, check_output_paths, log, ms, table, terminate_as_interrupt
 from redis._parsers import _RESP2Parser
 from redis._parsers.socket import SocketBuffer
 
@@ -380,6 +380,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--json", type=Path, help="also write the raw figures to this file")
     args = parser.parse_args(argv)
+    check_output_paths(parser, args.json)
     if args.writes < 1 or args.rounds < 1 or args.warmup < 0 or args.value_size < 0:
         parser.error("--writes and --rounds must be at least 1, --warmup and --value-size >= 0")
     if args.branches < 2:

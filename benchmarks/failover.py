@@ -31,6 +31,7 @@ from typing import Any
 import redis
 from benchkit import (
     Workdir,
+    check_output_paths,
     fmt,
     log,
     median_of,
@@ -497,6 +498,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--json", type=Path, help="also write the per-run figures to this file")
     args = parser.parse_args(argv)
+    check_output_paths(parser, args.json)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
     if args.branches < 3:

@@ -26,7 +26,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import redis
-from benchkit import Workdir, fmt, log, machine_line, median_of, table, terminate_as_interrupt
+from benchkit import (
+    Workdir,
+    check_output_paths,
+    fmt,
+    log,
+    machine_line,
+    median_of,
+    table,
+    terminate_as_interrupt,
+)
 from failover import POLL, SEED_KEYS, WAIT_MS, client_for, error_kind, tick_time_for
 from failover import measure_root_failover as measure_prodstate_run
 from redis.sentinel import MasterNotFoundError, Sentinel
@@ -408,6 +417,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dir", type=Path, help="keep work dirs (logs) here; default: a temp dir")
     parser.add_argument("--json", type=Path, help="also write the per-run figures to this file")
     args = parser.parse_args(argv)
+    check_output_paths(parser, args.json)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
     if args.replicas < 2:
