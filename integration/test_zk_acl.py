@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -11,6 +12,7 @@ from kazoo.security import OPEN_ACL_UNSAFE, make_digest_acl_credential
 from prodstate.credentials import Credentials, Secret
 from prodstate.model import Member, Tier, ZkState
 from prodstate.testing import wait_until
+from prodstate.testing.agent_process import AgentProcess
 from prodstate.zkstore import StoreUnavailable, ZkStore
 
 OLD, NEW = Secret("agents", "old-password"), Secret("agents-next", "new-password")
@@ -70,3 +72,40 @@ def test_an_open_cluster_is_secured_and_the_identity_rotated(zookeeper):
         with pytest.raises(StoreUnavailable, match="NoAuth"):
             register(stale, "stale-agent")
         assert stale.client.exists("/prodstate/c1/members/branch/stale-agent") is None
+
+
+def test_an_agent_with_a_wrong_password_backs_off_instead_of_retrying_every_tick(
+    zookeeper, redis_factory, tmp_path
+):
+    with store(zookeeper.hosts, Credentials(zookeeper=OLD)):  # the cluster's base, secured
+        pass
+    wrong = tmp_path / "wrong.toml"
+    wrong.touch(mode=0o600)
+    wrong.write_text(f'[zookeeper]\nuser = "{OLD.user}"\npassword = "not-{OLD.password}"\n')
+    agent = AgentProcess(
+        tmp_path,
+        node_id="b1",
+        tier="branch",
+        zk_hosts=zookeeper.hosts,
+        cluster="c1",
+        redis=redis_factory("redis-b1"),
+        tick=0.05,
+        extra_args=["--credentials-file", str(wrong)],
+    ).start()
+    try:
+
+        def refusals() -> list[tuple[str, float]]:
+            found = _REFUSED.findall(agent.log_path.read_text(errors="replace"))
+            return [(action, float(retry)) for action, retry in found]
+
+        wait_until(lambda: len(refusals()) >= 3, timeout=30, what="three refusals logged")
+        first = refusals()[0][0]
+        delays = [retry for action, retry in refusals() if action == first]
+        # Without the back-off a 50 ms tick would have tried some 60 times meanwhile.
+        assert delays[:3] == [1.0, 2.0, 4.0]
+        assert "action failed" not in agent.log_path.read_text(errors="replace")
+    finally:
+        agent.stop()
+
+
+_REFUSED = re.compile(r"action refused for lack of rights.* action=(\w+) .*retry_in=([\d.]+)")

@@ -17,6 +17,7 @@ import redis
 from kazoo.exceptions import KazooException
 
 from prodstate import __version__
+from prodstate.backoff import Backoff, is_denied
 from prodstate.credentials import NONE as NO_CREDENTIALS
 from prodstate.credentials import Credentials
 from prodstate.decide import (
@@ -118,6 +119,11 @@ class AgentConfig:
         return {"user": self.credentials.redis_user("admin"), "tls": self.tls}
 
 
+#: Seconds before an action refused for lack of rights is tried again: doubling up to the max.
+REFUSED_FIRST_RETRY = 1.0
+REFUSED_MAX_RETRY = 30.0
+
+
 class Agent:
     """One agent beside one Redis."""
 
@@ -144,6 +150,7 @@ class Agent:
         self._stats: RedisStats | None = None
         self._heartbeat_seen: float | None = None
         self._stats_read_at = -float("inf")
+        self._refused = Backoff(first=REFUSED_FIRST_RETRY, cap=REFUSED_MAX_RETRY)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -331,14 +338,31 @@ class Agent:
     def _act(self, decision: Decision, s: Snapshot) -> bool:
         """Carry out the action; False if it failed (the next tick decides again)."""
         action = decision.action
+        now = time.monotonic()
+        if self._refused.remaining(action.name, now) > 0:
+            return False  # refused for lack of rights before: backing off
         try:
             self._dispatch(action, s)
         except (StoreUnavailable, KazooException, redis.RedisError, OSError) as exc:
+            if is_denied(exc):
+                retry_in = self._refused.refused(action.name, now)
+                log.warning(
+                    "action refused for lack of rights: check the agent's credentials and "
+                    "the ACLs; retrying later",
+                    extra={
+                        **self._identity(),
+                        "action": action.name,
+                        "error": repr(exc),
+                        "retry_in": retry_in,
+                    },
+                )
+                return False
             log.warning(
                 "action failed; the next tick decides again",
                 extra={**self._identity(), "action": action.name, "error": repr(exc)},
             )
             return False
+        self._refused.succeeded(action.name)
         if isinstance(action, _ZK_ACTIONS):
             self._refresh_at = 0.0  # read back what this action changed on the next tick
             self._wake.set()
