@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import redis
 
 from prodstate.redisctl import RedisControl
 from prodstate.testing import RedisServer, wait_until
 from prodstate.testing.ports import free_port
 from prodstate.testing.process import ManagedProcess
+from prodstate.testing.proxy import TcpProxy
 from prodstate.testing.redis_server import REDIS_SERVER
 
 
@@ -66,3 +68,47 @@ def _answers(control: RedisControl) -> bool:
         return bool(control.conn.ping())
     except redis.RedisError:
         return False
+
+
+@pytest.mark.parametrize("stop_first", [False, True])
+def test_a_replica_moving_to_a_lagging_sibling_resumes_only_if_it_stops_first(
+    tmp_path: Path, stop_first: bool
+):
+    """Redis answers a PSYNC ahead of its own offset with a full resync: a leaf moving
+    to a sibling that lags must stop its link and wait for the sibling to catch up."""
+    fast = {"repl-diskless-sync-delay": "0"}
+    master, leaf, parent = (
+        RedisServer(tmp_path, name=n, config=fast).start() for n in ("master", "leaf", "parent")
+    )
+    controls = {s: RedisControl(s.address) for s in (leaf, parent)}
+    try:
+        with TcpProxy(master.address) as proxy:
+            controls[parent].replicate(proxy.address)
+            controls[leaf].replicate(master.address)
+            with master.client() as conn:
+                conn.set("warm", "1")
+            wait_until(lambda: _synced(leaf) and _synced(parent), timeout=20)
+            wait_until(lambda: _offset(leaf) == _offset(parent) == _offset(master), timeout=20)
+            proxy.delay(1.0)  # what the master sends reaches the parent a second late
+            with master.client() as conn:
+                conn.mset({f"k{i}": str(i) for i in range(100)})
+            wait_until(lambda: _offset(leaf) == _offset(master), timeout=20)
+            before = parent.info("stats")["sync_full"]
+            if stop_first:
+                stopped = controls[leaf].stop_link()
+                assert _offset(parent) < stopped, "the parent does not lag: nothing tested"
+                assert controls[parent].wait_for_offset(stopped, timeout=10)
+            else:
+                assert _offset(parent) < _offset(leaf), "the parent does not lag: nothing tested"
+            controls[leaf].replicate(parent.address)
+            wait_until(lambda: _synced(leaf) and leaf.client().dbsize() == 101, timeout=20)
+            assert parent.info("stats")["sync_full"] - before == (0 if stop_first else 1)
+    finally:
+        for control in controls.values():
+            control.close()
+        for server in (master, leaf, parent):
+            server.stop()
+
+
+def _offset(server: RedisServer) -> int:
+    return server.info("replication")["master_repl_offset"]

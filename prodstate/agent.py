@@ -122,6 +122,8 @@ class AgentConfig:
 #: Seconds before an action refused for lack of rights is tried again: doubling up to the max.
 REFUSED_FIRST_RETRY = 1.0
 REFUSED_MAX_RETRY = 30.0
+#: Seconds a leaf that stopped its link waits for its new parent to reach its offset.
+RESUME_WAIT = 1.0
 
 
 class Agent:
@@ -326,6 +328,23 @@ class Agent:
             return s
         return replace(s, new_parent=PeerState("", target, self._peer_state(target)))
 
+    def _resume_from(self, address: str) -> None:
+        """Stop the local replica, wait until ``address`` has reached where it stopped,
+        then replicate from it: the PSYNC is then never ahead of the new parent."""
+        stopped = self.redis.stop_link()
+        peer = RedisControl(address, timeout=0.3, **self.config.redis_options())
+        try:
+            caught_up = peer.wait_for_offset(stopped, timeout=RESUME_WAIT)
+        finally:
+            peer.close()
+        if not caught_up:
+            log.warning(
+                "new parent did not reach this replica's offset in time: moving anyway, "
+                "which may cost a full resync",
+                extra={**self._identity(), "parent": address, "offset": stopped},
+            )
+        self.redis.replicate(address)
+
     def _peer_state(self, address: str) -> RedisState:
         peer = RedisControl(address, timeout=0.3, **self.config.redis_options())
         try:
@@ -380,6 +399,8 @@ class Agent:
                 self.zk.join_election(cfg.node_id)
             case LeaveElection():
                 self.zk.leave_election()
+            case Replicate(address=address, stop_first=True):
+                self._resume_from(address)
             case Replicate(address=address):
                 self.redis.replicate(address)
             case Fence():

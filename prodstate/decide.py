@@ -57,9 +57,16 @@ class LeaveElection(Action):
 
 @dataclass(frozen=True)
 class Replicate(Action):
-    """``REPLICAOF`` the given address (the local Redis follows it)."""
+    """``REPLICAOF`` the given address (the local Redis follows it).
+
+    With ``stop_first``, the link to the current master is cut first and the move waits
+    until the new parent has reached the offset where this replica stopped: Redis answers
+    a PSYNC ahead of its own offset with a full resync, and a parent fed by the same
+    stream may be a few milliseconds behind.
+    """
 
     address: str
+    stop_first: bool = False
 
 
 @dataclass(frozen=True)
@@ -325,14 +332,23 @@ def _follow(s: Snapshot) -> Decision:
         # second: following the root before it has promoted would cost up to a second.
         return Decision(Wait(), f"{why}, once it has promoted (no replication id published)")
     new = s.new_parent
+    stop_first = False
     if new is not None and new.address == target and target != s.root.address:
         waiting = _not_ready(new.redis, s)
         if waiting:
             return Decision(
                 Wait(), f"{why}, but it {waiting}: waiting, so the move is a partial resync"
             )
+        stop_first = _can_resume(new.redis, s)
     current = s.redis.master or "none (master)"
-    return Decision(Replicate(target), f"{why}; was replicating from {current}")
+    return Decision(Replicate(target, stop_first), f"{why}; was replicating from {current}")
+
+
+def _can_resume(parent: RedisState, s: Snapshot) -> bool:
+    """True if this node can resume from ``parent`` where it is (a partial resync): it
+    holds the tree's data on a live link, and the parent can be asked."""
+    r = s.redis
+    return parent.reachable and r.role == "slave" and r.link_up and s.lineage.knows(r)
 
 
 def _not_ready(parent: RedisState, s: Snapshot) -> str:
@@ -346,8 +362,7 @@ def _not_ready(parent: RedisState, s: Snapshot) -> str:
     whose new parent cannot be reached, or whose own link is down (it is going stale).
     """
     assert s.root is not None
-    r = s.redis
-    if not parent.reachable or r.role != "slave" or not r.link_up or not s.lineage.knows(r):
+    if not _can_resume(parent, s):
         return ""
     if parent.master != s.root.address or not parent.link_up or parent.sync_in_progress:
         return f"is not yet in sync with root {s.root.node_id}"

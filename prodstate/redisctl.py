@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import redis
@@ -171,6 +172,25 @@ class RedisControl:
         host, port = parse_address(address)
         self.conn.replicaof(host, port)
         self.persist_config()
+
+    def stop_link(self) -> int:
+        """Cut the link to the master (``CLIENT KILL TYPE master``); the offset where this
+        replica stopped. Redis keeps what it needs to resume, and reconnects by itself
+        within a second unless told to replicate from elsewhere first."""
+        self.conn.execute_command("CLIENT", "KILL", "TYPE", "master")
+        return self.state().offset
+
+    def wait_for_offset(self, offset: int, timeout: float, poll: float = 0.005) -> bool:
+        """Wait until this Redis's replication offset reaches ``offset``; False on timeout
+        (an unreachable Redis counts as not there yet)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.state()
+            if state.reachable and state.offset >= offset:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(poll)
 
     def fence(self) -> None:
         """Refuse every write from now on (reads and replication go on)."""

@@ -139,18 +139,19 @@ def test_leaf_waits_for_a_new_parent_not_yet_in_sync_with_the_root(state):
 
 
 @pytest.mark.parametrize(
-    ("state", "own"),
+    ("state", "own", "stop_first"),
     [
-        (on_root(offset=1000), replica(offset=1000)),  # caught up
-        (on_root(offset=1200), replica(offset=1000)),  # ahead
-        (RedisState(reachable=False), replica(offset=1000)),  # cannot be asked
-        (on_root(offset=900), replica(offset=1000, link_up=False)),  # this leaf goes stale
+        (on_root(offset=1000), replica(offset=1000), True),  # caught up
+        (on_root(offset=1200), replica(offset=1000), True),  # ahead
+        (RedisState(reachable=False), replica(offset=1000), False),  # cannot be asked
+        (on_root(offset=900), replica(offset=1000, link_up=False), False),  # going stale
     ],
 )
-def test_leaf_moves_when_its_new_parent_is_ready_or_waiting_would_not_help(state, own):
+def test_leaf_moves_when_its_new_parent_is_ready_or_waiting_would_not_help(state, own, stop_first):
+    # A leaf that can resume stops its link first, so the parent can reach its offset.
     parent = choose_parent(ME, ["b2", "b3"])
     s = snap(tier=Tier.LEAF, redis=own, new_parent=peer(parent, state))
-    assert act(s) == Replicate(addr(parent))
+    assert act(s) == Replicate(addr(parent), stop_first=stop_first)
 
 
 def test_an_empty_leaf_never_waits_for_its_parent():
