@@ -122,8 +122,8 @@ class AgentConfig:
 #: Seconds before an action refused for lack of rights is tried again: doubling up to the max.
 REFUSED_FIRST_RETRY = 1.0
 REFUSED_MAX_RETRY = 30.0
-#: Seconds a leaf that stopped its link waits for its new parent to reach its offset.
-RESUME_WAIT = 1.0
+#: Seconds a moving leaf waits for its new parent to reach its offset (read afresh).
+RESUME_WAIT = 2.0
 
 
 class Agent:
@@ -329,19 +329,19 @@ class Agent:
         return replace(s, new_parent=PeerState("", target, self._peer_state(target)))
 
     def _resume_from(self, address: str) -> None:
-        """Stop the local replica, wait until ``address`` has reached where it stopped,
-        then replicate from it: the PSYNC is then never ahead of the new parent."""
-        stopped = self.redis.stop_link()
+        """Replicate from ``address`` once a fresh read shows it at or past this replica's
+        offset: the decision's reads are a tick old, and a PSYNC ahead of the new parent
+        is answered with a full resync."""
         peer = RedisControl(address, timeout=0.3, **self.config.redis_options())
         try:
-            caught_up = peer.wait_for_offset(stopped, timeout=RESUME_WAIT)
+            caught_up = self.redis.wait_caught_up(peer, timeout=RESUME_WAIT)
         finally:
             peer.close()
         if not caught_up:
             log.warning(
                 "new parent did not reach this replica's offset in time: moving anyway, "
                 "which may cost a full resync",
-                extra={**self._identity(), "parent": address, "offset": stopped},
+                extra={**self._identity(), "parent": address},
             )
         self.redis.replicate(address)
 
@@ -399,7 +399,7 @@ class Agent:
                 self.zk.join_election(cfg.node_id)
             case LeaveElection():
                 self.zk.leave_election()
-            case Replicate(address=address, stop_first=True):
+            case Replicate(address=address, when_caught_up=True):
                 self._resume_from(address)
             case Replicate(address=address):
                 self.redis.replicate(address)

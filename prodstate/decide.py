@@ -59,14 +59,13 @@ class LeaveElection(Action):
 class Replicate(Action):
     """``REPLICAOF`` the given address (the local Redis follows it).
 
-    With ``stop_first``, the link to the current master is cut first and the move waits
-    until the new parent has reached the offset where this replica stopped: Redis answers
-    a PSYNC ahead of its own offset with a full resync, and a parent fed by the same
-    stream may be a few milliseconds behind.
+    With ``when_caught_up``, only once a fresh read shows the new parent at or past this
+    replica's offset (a moment at most): the snapshot is a tick old, and Redis answers a
+    PSYNC ahead of its own offset with a full resync.
     """
 
     address: str
-    stop_first: bool = False
+    when_caught_up: bool = False
 
 
 @dataclass(frozen=True)
@@ -332,16 +331,16 @@ def _follow(s: Snapshot) -> Decision:
         # second: following the root before it has promoted would cost up to a second.
         return Decision(Wait(), f"{why}, once it has promoted (no replication id published)")
     new = s.new_parent
-    stop_first = False
+    when_caught_up = False
     if new is not None and new.address == target and target != s.root.address:
         waiting = _not_ready(new.redis, s)
         if waiting:
             return Decision(
                 Wait(), f"{why}, but it {waiting}: waiting, so the move is a partial resync"
             )
-        stop_first = _can_resume(new.redis, s)
+        when_caught_up = _can_resume(new.redis, s)
     current = s.redis.master or "none (master)"
-    return Decision(Replicate(target, stop_first), f"{why}; was replicating from {current}")
+    return Decision(Replicate(target, when_caught_up), f"{why}; was replicating from {current}")
 
 
 def _can_resume(parent: RedisState, s: Snapshot) -> bool:

@@ -173,20 +173,14 @@ class RedisControl:
         self.conn.replicaof(host, port)
         self.persist_config()
 
-    def stop_link(self) -> int:
-        """Cut the link to the master (``CLIENT KILL TYPE master``); the offset where this
-        replica stopped. Redis keeps what it needs to resume, and reconnects by itself
-        within a second unless told to replicate from elsewhere first."""
-        self.conn.execute_command("CLIENT", "KILL", "TYPE", "master")
-        return self.state().offset
-
-    def wait_for_offset(self, offset: int, timeout: float, poll: float = 0.005) -> bool:
-        """Wait until this Redis's replication offset reaches ``offset``; False on timeout
-        (an unreachable Redis counts as not there yet)."""
+    def wait_caught_up(self, peer: RedisControl, timeout: float, poll: float = 0.005) -> bool:
+        """Wait until ``peer`` has reached this Redis's replication offset, this one read
+        first each time; False on timeout (an unreachable peer has not)."""
         deadline = time.monotonic() + timeout
         while True:
-            state = self.state()
-            if state.reachable and state.offset >= offset:
+            own = self.state()
+            theirs = peer.state()
+            if theirs.reachable and theirs.offset >= own.offset:
                 return True
             if time.monotonic() >= deadline:
                 return False

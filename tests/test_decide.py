@@ -139,7 +139,7 @@ def test_leaf_waits_for_a_new_parent_not_yet_in_sync_with_the_root(state):
 
 
 @pytest.mark.parametrize(
-    ("state", "own", "stop_first"),
+    ("state", "own", "when_caught_up"),
     [
         (on_root(offset=1000), replica(offset=1000), True),  # caught up
         (on_root(offset=1200), replica(offset=1000), True),  # ahead
@@ -147,11 +147,13 @@ def test_leaf_waits_for_a_new_parent_not_yet_in_sync_with_the_root(state):
         (on_root(offset=900), replica(offset=1000, link_up=False), False),  # going stale
     ],
 )
-def test_leaf_moves_when_its_new_parent_is_ready_or_waiting_would_not_help(state, own, stop_first):
-    # A leaf that can resume stops its link first, so the parent can reach its offset.
+def test_leaf_moves_when_its_new_parent_is_ready_or_waiting_would_not_help(
+    state, own, when_caught_up
+):
+    # A leaf that can resume checks afresh, just before moving, that the parent is not behind.
     parent = choose_parent(ME, ["b2", "b3"])
     s = snap(tier=Tier.LEAF, redis=own, new_parent=peer(parent, state))
-    assert act(s) == Replicate(addr(parent), stop_first=stop_first)
+    assert act(s) == Replicate(addr(parent), when_caught_up=when_caught_up)
 
 
 def test_an_empty_leaf_never_waits_for_its_parent():
