@@ -102,3 +102,25 @@ def test_discovery_finds_running_processes_and_their_end(infra, run, tmp_path):
     bad.write_text('[services]\nx = "("')
     refused = run("service", "discover", "--patterns", str(bad))
     assert refused.returncode == 2 and "bad regular expression" in refused.stderr
+
+
+def test_a_retired_machine_is_forgotten_everywhere(infra, run):
+    assert run("machine", "report", "--host", "old-0").returncode == 0
+    assert run("service", "started", "batch", "--host", "old-0").returncode == 0
+    assert run("service", "started", "batch", "--host", "new-0").returncode == 0
+    wait_until(
+        lambda: sorted(_json(run("service", "where", "batch", "--json"))) == ["new-0", "old-0"],
+        what="both instances on the leaf",
+    )
+    forgot = run("machine", "forget", "old-0")
+    assert forgot.returncode == 0, forgot.stderr
+    assert forgot.stdout.strip() == "forgot old-0 and its 1 service record(s)"
+    leaf = infra.redis["leaf1"].client()
+    wait_until(lambda: not leaf.hexists(MACHINES, "old-0"), what="the forget on the leaf")
+    assert _json(run("service", "where", "batch", "--all", "--json")).keys() == {"new-0"}
+    assert _json(run("service", "on", "old-0", "--json")) == {}
+    assert run("machine", "show", "old-0").returncode == 1
+    again = run("machine", "forget", "old-0")
+    assert again.returncode == 1 and "unknown machine old-0" in again.stderr
+    bad = run("machine", "forget", "../x")
+    assert bad.returncode == 2 and "host name" in bad.stderr and "Traceback" not in bad.stderr

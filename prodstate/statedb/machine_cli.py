@@ -1,4 +1,4 @@
-"""``prodstate machine report|list|show``: machines and their hardware."""
+"""``prodstate machine report|list|show|forget``: machines and their hardware."""
 
 from __future__ import annotations
 
@@ -22,8 +22,15 @@ from prodstate.statedb.cli_common import (
     zookeeper,
 )
 from prodstate.statedb.facts import collect
-from prodstate.statedb.keys import MACHINES, check_name, fmt_time
-from prodstate.statedb.machines import STALE_AFTER, human_age, human_bytes, machines, record_command
+from prodstate.statedb.keys import MACHINES, check_name, fmt_time, host_services
+from prodstate.statedb.machines import (
+    STALE_AFTER,
+    forget_commands,
+    human_age,
+    human_bytes,
+    machines,
+    record_command,
+)
 
 stale_option = click.option(
     "--stale-after",
@@ -112,3 +119,22 @@ def show(redis: str, as_json: bool, stale_after: float, host: str) -> None:
         click.echo(f"disk      {disk.get('mount')} {disk.get('device')} {disk.get('fs')} {size}")
     for addr in facts.get("addresses", []):
         click.echo(f"address   {addr.get('interface')} {addr.get('address')}")
+
+
+@machine.command()
+@zk_options
+@redis_option
+@click.argument("host")
+def forget(zk: str, cluster: str, redis: str, host: str) -> None:
+    """Remove a retired machine: its facts and the services recorded on it (the deploy
+    log and service events keep their history); exit 1 if nothing is recorded for it."""
+    checked(host, check_name, "host")
+    with reader(redis) as local:
+        known = local.hget(MACHINES, host) is not None
+        services = list(local.hgetall(host_services(host)))
+    if not known and not services:
+        fail(f"unknown machine {host}: nothing is recorded for it", EXIT_REFUSED)
+    with zookeeper(zk) as zk_client, writer(zk_client, cluster) as client:
+        durable(client, forget_commands(host, services))
+    also = f" and its {len(services)} service record(s)" if services else ""
+    click.echo(f"forgot {host}{also}")

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from prodstate.statedb.keys import MACHINES, check_name, dumps, loads
+from prodstate.statedb.keys import (
+    MACHINES,
+    NAME_RE,
+    check_name,
+    dumps,
+    host_services,
+    instances,
+    loads,
+)
 
 #: A machine that has not reported for this long is shown as stale.
 STALE_AFTER = 86_400.0
@@ -14,6 +23,18 @@ STALE_AFTER = 86_400.0
 def record_command(facts: dict[str, Any]) -> tuple[Any, ...]:
     """The write that records a machine's facts (its field replaced as a whole)."""
     return ("HSET", MACHINES, check_name(facts["host"], "host"), dumps(facts))
+
+
+def forget_commands(host: str, services: Iterable[str]) -> list[tuple[Any, ...]]:
+    """The writes that remove a machine: its facts, and its instance of each service in
+    ``services`` (those its ``host_services`` hash names) from both indexes. The deploy
+    log and service events keep their history."""
+    host = check_name(host, "host")
+    commands: list[tuple[Any, ...]] = [("HDEL", MACHINES, host)]
+    valid = sorted(s for s in services if NAME_RE.fullmatch(s))  # no other can be indexed
+    commands += [("HDEL", instances(service), host) for service in valid]
+    commands.append(("DEL", host_services(host)))
+    return commands
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,21 @@ import json
 
 import pytest
 
-from prodstate.statedb.keys import MACHINES, SERVICE_EVENTS, SERVICES, dumps
-from prodstate.statedb.machines import human_age, human_bytes, machines, record_command
+from prodstate.statedb.keys import (
+    MACHINES,
+    SERVICE_EVENTS,
+    SERVICES,
+    dumps,
+    host_services,
+    instances,
+)
+from prodstate.statedb.machines import (
+    forget_commands,
+    human_age,
+    human_bytes,
+    machines,
+    record_command,
+)
 from prodstate.statedb.services import (
     DISCOVERY,
     PHONE_HOME,
@@ -118,3 +131,18 @@ def test_queries_parse_records_and_keep_running_ones():
     records = instances_by_key(raw)
     assert list(records) == ["h1", "h2", "h3"] and records["h3"] == {}
     assert list(running(records)) == ["h1"]
+
+
+def test_forgetting_a_machine_removes_its_facts_and_its_service_records():
+    commands = forget_commands("web-0", ["web", "cron", "not a name"])
+    assert commands == [
+        ("HDEL", MACHINES, "web-0"),
+        ("HDEL", instances("cron"), "web-0"),
+        ("HDEL", instances("web"), "web-0"),
+        ("DEL", host_services("web-0")),
+    ]
+
+
+def test_forgetting_an_invalid_host_name_is_refused():
+    with pytest.raises(ValueError, match="host name"):
+        forget_commands("../etc", [])
