@@ -188,6 +188,11 @@ def _root_problems(root: RootRecord, state: RedisState, registered: bool) -> lis
         problems.append(f"root {root.node_id} Redis at {root.address} is unreachable")
     if state.is_master and state.min_replicas_to_write >= FENCE_MIN_REPLICAS:
         problems.append(f"root {root.node_id} is fenced: it refuses writes")
+    elif state.is_master and state.min_replicas_to_write > len(state.replicas):
+        problems.append(
+            f"root {root.node_id} refuses writes: it needs {state.min_replicas_to_write} "
+            f"replica(s) attached, has {len(state.replicas)}"
+        )
     if root.run_id and state.run_id and state.run_id != root.run_id:
         problems.append(f"root {root.node_id} Redis restarted since it was elected")
     return problems

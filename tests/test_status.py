@@ -173,6 +173,12 @@ def test_root_problems():
     states = healthy_states()
     states[ROOT_ID] = replace(states[ROOT_ID], min_replicas_to_write=FENCE_MIN_REPLICAS)
     assert f"root {ROOT_ID} is fenced: it refuses writes" in run(states=states).problems
+    states[ROOT_ID] = replace(states[ROOT_ID], min_replicas_to_write=2, replicas=(addr("b2"),))
+    assert f"root {ROOT_ID} refuses writes: it needs 2 replica(s) attached, has 1" in (
+        run(states=states).problems
+    )
+    states[ROOT_ID] = replace(states[ROOT_ID], replicas=(addr("b2"), addr("b3")))
+    assert not [p for p in run(states=states).problems if "refuses writes" in p]
     states[ROOT_ID] = replace(states[ROOT_ID], min_replicas_to_write=1, run_id="run-new")
     assert any("restarted since" in p for p in run(states=states).problems)
     states[ROOT_ID] = replace(states["b2"])
