@@ -115,3 +115,23 @@ def test_branch_redis_down_withdraws_it_and_its_return_brings_leaves_back(cluste
     assert cluster.redis[victim].client().get("before") == "1"
     cluster.confirmed_write("after", "3")
     cluster.wait_everywhere("after", "3")
+
+
+def test_at_a_cold_start_empty_leaves_wait_for_a_branch_instead_of_the_root(tmp_path):
+    # The harness turns the wait off to start its clusters sooner; here it is on.
+    with LocalCluster(
+        tmp_path, branches=3, leaves=4, agent_args=["--cold-start-wait", "60"]
+    ) as cluster:
+        report = cluster.wait_for_tree(timeout=90)
+        root = cluster.redis[report.root.node_id].address
+        leaves = cluster.names("leaf")
+        waited = [n for n in leaves if "this empty leaf waits" in _log(cluster.agents[n])]
+        assert waited, "no leaf saw the branches syncing: the cold start was not exercised"
+        from_root = [n for n in leaves if f"Connecting to MASTER {root}" in _log(cluster.redis[n])]
+        assert from_root == [], "leaves loaded the dataset from the root"
+        cluster.confirmed_write("cold", "1")
+        cluster.wait_everywhere("cold", "1")
+
+
+def _log(process) -> str:
+    return process.log_path.read_text(errors="replace")

@@ -38,6 +38,7 @@ from prodstate.decide import (
     decide,
     election_candidates,
     follow_target,
+    no_branch_since,
 )
 from prodstate.metrics import AgentMetrics, RedisStats, read_heartbeat, read_stats
 from prodstate.model import (
@@ -76,6 +77,8 @@ class AgentConfig:
     #: between them); None: 10 for a branch, 60 for a leaf (see ``full_read_interval``).
     refresh_interval: float | None = None
     backlog_size: str = "64mb"
+    #: Seconds an empty leaf waits for a syncing branch before loading from the root.
+    cold_start_wait: float = 30.0
     metrics_port: int | None = None
     metrics_host: str = "0.0.0.0"
     #: Seconds between reads of the local Redis's sync counters and heartbeat, for metrics.
@@ -152,6 +155,7 @@ class Agent:
         self._stats: RedisStats | None = None
         self._heartbeat_seen: float | None = None
         self._stats_read_at = -float("inf")
+        self._no_branch_since: float | None = None
         self._refused = Backoff(first=REFUSED_FIRST_RETRY, cap=REFUSED_MAX_RETRY)
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -263,7 +267,10 @@ class Agent:
             lineage=view.lineage if view else Lineage(),
             registered=view.registered if view else None,
             lineage_readable=view.lineage_readable if view else True,
+            cold_start_wait=self.config.cold_start_wait,
         )
+        self._no_branch_since = no_branch_since(self._no_branch_since, snapshot)
+        snapshot = replace(snapshot, no_branch_since=self._no_branch_since)
         return self._with_peers(snapshot)
 
     def _refresh_view(self, now: float) -> None:

@@ -36,6 +36,13 @@ from prodstate.security_options import security, security_options
 )
 @option("--backlog-size", default="64mb", show_default=True, help="Redis repl-backlog-size.")
 @option(
+    "--cold-start-wait",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0, 3600),
+    help="Seconds an empty leaf waits for a syncing branch before loading from the root.",
+)
+@option(
     "--log-level",
     default="INFO",
     show_default=True,
@@ -59,6 +66,7 @@ def agent(
     jitter: float,
     refresh_interval: float | None,
     backlog_size: str,
+    cold_start_wait: float,
     log_level: str,
     log_json: bool,
 ) -> None:
@@ -77,6 +85,7 @@ def agent(
         jitter=jitter,
         refresh_interval=refresh_interval,
         backlog_size=backlog_size,
+        cold_start_wait=cold_start_wait,
         metrics_port=metrics_port,
         metrics_host=metrics_host,
         credentials=secured.credentials,

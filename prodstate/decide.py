@@ -324,6 +324,10 @@ def _follow(s: Snapshot) -> Decision:
     target, why = follow_target(s)
     if target == s.address:
         return Decision(Wait(), f"{why}, but that is this node's own address: refusing")
+    if s.tier is Tier.LEAF and target == s.root.address:
+        waiting = _cold_start(s)
+        if waiting:
+            return Decision(Wait(), waiting)
     if s.redis.master == target:
         return Decision(Wait(), why)
     if target == s.root.address and not s.root.replid:
@@ -341,6 +345,35 @@ def _follow(s: Snapshot) -> Decision:
         when_caught_up = _can_resume(new.redis, s)
     current = s.redis.master or "none (master)"
     return Decision(Replicate(target, when_caught_up), f"{why}; was replicating from {current}")
+
+
+def _cold_start(s: Snapshot) -> str:
+    """Why a leaf without the tree's data should wait for a branch rather than load the
+    whole dataset from the root ("" if it should not). When a whole fleet starts, the
+    branches are still syncing: every leaf would otherwise take a full copy from the
+    root, and then move."""
+    assert s.root is not None
+    r = s.redis
+    if s.cold_start_wait <= 0 or r.role != "master" or s.lineage.knows(r):
+        return ""
+    catching_up = sorted(
+        m.node_id for m in s.branches if not m.available and m.node_id != s.root.node_id
+    )
+    waited = 0.0 if s.no_branch_since is None else s.now - s.no_branch_since
+    if not catching_up or waited >= s.cold_start_wait:
+        return ""
+    return (
+        f"no branch available yet ({', '.join(catching_up)} catching up): this empty leaf "
+        f"waits up to {s.cold_start_wait:g}s ({waited:.1f}s so far) rather than load the "
+        f"whole dataset from root {s.root.node_id}"
+    )
+
+
+def no_branch_since(previous: float | None, s: Snapshot) -> float | None:
+    """When this leaf first saw a root but no branch to follow; None while it has one."""
+    if s.tier is not Tier.LEAF or s.root is None or _other_branches(s, exclude=s.root.node_id):
+        return None
+    return s.now if previous is None else previous
 
 
 def _can_resume(parent: RedisState, s: Snapshot) -> bool:

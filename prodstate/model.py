@@ -291,3 +291,8 @@ class Snapshot:
     #: False when the epoch znode could not be parsed: the lineage above is then empty and
     #: must not be taken for a cluster that never had a root.
     lineage_readable: bool = True
+    #: Seconds a leaf without the tree's data waits for a branch that is catching up
+    #: before loading the whole dataset from the root (0: it never waits).
+    cold_start_wait: float = 0.0
+    #: Since when (monotonic) this leaf has seen a root but no branch to follow.
+    no_branch_since: float | None = None

@@ -24,6 +24,7 @@ from prodstate.decide import (
     StepDown,
     Wait,
     decide,
+    no_branch_since,
 )
 from prodstate.model import (
     FENCE_MIN_REPLICAS,
@@ -479,3 +480,51 @@ def test_an_unreadable_epoch_znode_is_not_taken_for_a_new_cluster():
     outside = election_snap(in_election=False, **garbled)
     assert not isinstance(act(outside), JoinElection | Claim)
     assert act(election_snap(lineage=Lineage())) == Claim(1)  # a genuinely new cluster
+
+
+# --- cold start: empty leaves wait for a syncing branch -----------------------------------
+
+SYNCING = (branch(ROOT_ID), branch("b2", available=False), branch("b3", available=False))
+
+
+def cold(**kw) -> Snapshot:
+    """An empty leaf while the branches sync, with the cold-start wait on."""
+    base = dict(tier=Tier.LEAF, redis=EMPTY, branches=SYNCING, cold_start_wait=30.0)
+    return snap(**{**base, **kw})
+
+
+def test_an_empty_leaf_waits_for_syncing_branches_instead_of_loading_from_the_root():
+    d = decide(cold(no_branch_since=NOW - 5))
+    assert d.action == Wait()
+    assert "b2, b3 catching up" in d.reason and "5.0s so far" in d.reason
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"no_branch_since": NOW - 30}, "waited long enough"),
+        ({"cold_start_wait": 0.0}, "wait turned off"),
+        ({"branches": (branch(ROOT_ID),)}, "no branch to wait for"),
+        ({"branches": (branch(ROOT_ID), branch("b2", available=False))}, "b2 syncing: waits"),
+        ({"redis": replica(master=addr("b9"), link_up=False)}, "it holds the tree's data"),
+        ({"redis": master()}, "a master holding the tree's data"),
+    ],
+)
+def test_when_an_empty_leaf_loads_from_the_root(change, why):
+    s = cold(**{"no_branch_since": NOW - 1, **change})
+    waits = why.endswith("waits")
+    assert (act(s) == Wait()) is waits, why
+    if not waits:
+        assert act(s) == Replicate(ROOT_ADDR), why
+
+
+def test_the_wait_is_timed_from_when_the_leaf_first_saw_no_branch():
+    s = cold()
+    first = no_branch_since(None, s)
+    assert first == NOW
+    later = replace(s, now=NOW + 7)
+    assert no_branch_since(first, later) == NOW
+    with_branch = replace(later, branches=(branch(ROOT_ID), branch("b2")))
+    assert no_branch_since(first, with_branch) is None
+    assert no_branch_since(first, replace(s, tier=Tier.BRANCH)) is None
+    assert no_branch_since(first, replace(s, root=None)) is None

@@ -32,6 +32,7 @@ class AgentProcess(ManagedProcess):
         session_timeout: float = 2.0,
         tick: float = 0.1,
         jitter: float = 0.2,
+        cold_start_wait: float = 0.0,
         extra_args: Sequence[str] = (),
     ) -> None:
         self.node_id = node_id
@@ -58,6 +59,8 @@ class AgentProcess(ManagedProcess):
             str(tick),
             "--jitter",
             str(jitter),
+            "--cold-start-wait",  # off by default: test clusters start ~5 s sooner
+            str(cold_start_wait),
             "--metrics-port",
             "0",
             "--metrics-host",
