@@ -22,6 +22,10 @@ from prodstate.model import (
 )
 from prodstate.parent import choose_parent
 
+#: Seconds an empty leaf that sees no branch but the root waits for branches to register
+#: (a fleet's leaves may start before its branches).
+COLD_START_REGISTER_WAIT = 5.0
+
 
 @dataclass(frozen=True)
 class Action:
@@ -350,8 +354,9 @@ def _follow(s: Snapshot) -> Decision:
 def _cold_start(s: Snapshot) -> str:
     """Why a leaf without the tree's data should wait for a branch rather than load the
     whole dataset from the root ("" if it should not). When a whole fleet starts, the
-    branches are still syncing: every leaf would otherwise take a full copy from the
-    root, and then move."""
+    branches are still syncing, or not yet registered: every leaf would otherwise take a
+    full copy from the root, and then move. It waits up to ``cold_start_wait`` for
+    branches that are syncing, and a few seconds for branches to register at all."""
     assert s.root is not None
     r = s.redis
     if s.cold_start_wait <= 0 or r.role != "master" or s.lineage.knows(r):
@@ -360,13 +365,19 @@ def _cold_start(s: Snapshot) -> str:
         m.node_id for m in s.branches if not m.available and m.node_id != s.root.node_id
     )
     waited = 0.0 if s.no_branch_since is None else s.now - s.no_branch_since
-    if not catching_up or waited >= s.cold_start_wait:
-        return ""
-    return (
-        f"no branch available yet ({', '.join(catching_up)} catching up): this empty leaf "
-        f"waits up to {s.cold_start_wait:g}s ({waited:.1f}s so far) rather than load the "
-        f"whole dataset from root {s.root.node_id}"
-    )
+    if catching_up and waited < s.cold_start_wait:
+        return (
+            f"no branch available yet ({', '.join(catching_up)} catching up): this empty "
+            f"leaf waits up to {s.cold_start_wait:g}s for one rather than load the whole "
+            f"dataset from root {s.root.node_id}"
+        )
+    grace = min(s.cold_start_wait, COLD_START_REGISTER_WAIT)
+    if not catching_up and waited < grace:
+        return (
+            f"no branch registered besides root {s.root.node_id}: this empty leaf waits "
+            f"{grace:g}s for branches to register before loading the dataset from the root"
+        )
+    return ""
 
 
 def no_branch_since(previous: float | None, s: Snapshot) -> float | None:
