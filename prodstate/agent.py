@@ -339,11 +339,8 @@ class Agent:
         """Replicate from ``address`` once a fresh read shows it at or past this replica's
         offset: the decision's reads are a tick old, and a PSYNC ahead of the new parent
         is answered with a full resync."""
-        peer = RedisControl(address, timeout=0.3, **self.config.redis_options())
-        try:
+        with self._peer(address) as peer:
             caught_up = self.redis.wait_caught_up(peer, timeout=RESUME_WAIT)
-        finally:
-            peer.close()
         if not caught_up:
             log.warning(
                 "new parent did not reach this replica's offset in time: moving anyway, "
@@ -353,25 +350,25 @@ class Agent:
         self.redis.replicate(address)
 
     def _peer_state(self, address: str) -> RedisState:
-        peer = RedisControl(address, timeout=0.3, **self.config.redis_options())
-        try:
+        with self._peer(address) as peer:
             return peer.state()
-        finally:
-            peer.close()
+
+    def _peer(self, address: str, timeout: float = 0.3) -> RedisControl:
+        """Another node's Redis, as this agent's admin identity (close it after use)."""
+        return RedisControl(address, timeout=timeout, **self.config.redis_options())
 
     # --- acting ---------------------------------------------------------------------------------
 
     def _act(self, decision: Decision, s: Snapshot) -> bool:
         """Carry out the action; False if it failed (the next tick decides again)."""
         action = decision.action
-        now = time.monotonic()
-        if self._refused.remaining(action.name, now) > 0:
+        if self._refused.remaining(action.name, s.now) > 0:
             return False  # refused for lack of rights before: backing off
         try:
             self._dispatch(action, s)
         except (StoreUnavailable, KazooException, redis.RedisError, OSError) as exc:
             if is_denied(exc):
-                retry_in = self._refused.refused(action.name, now)
+                retry_in = self._refused.refused(action.name, s.now)
                 log.warning(
                     "action refused for lack of rights: check the agent's credentials and "
                     "the ACLs; retrying later",
@@ -413,11 +410,8 @@ class Agent:
             case Fence():
                 self.redis.fence()
             case FenceRemote(address=address):
-                peer = RedisControl(address, timeout=0.5, **cfg.redis_options())
-                try:
+                with self._peer(address, timeout=0.5) as peer:
                     peer.fence()
-                finally:
-                    peer.close()
             case Claim(epoch=epoch):
                 assert view is not None
                 previous = s.lineage.address if s.lineage.address != cfg.advertise else ""
@@ -439,12 +433,9 @@ class Agent:
                 assert s.root is not None
                 self.redis.serve(k, s.root.epoch)
             case AdoptPrevious(address=address):
-                peer = RedisControl(address, timeout=0.5, **cfg.redis_options())
-                try:
+                with self._peer(address, timeout=0.5) as peer:
                     peer.fence()
                     peer.replicate(cfg.advertise)
-                finally:
-                    peer.close()
             case StepDown():
                 if s.redis.reachable:
                     self.redis.fence()

@@ -341,12 +341,12 @@ def _follow(s: Snapshot) -> Decision:
     new = s.new_parent
     when_caught_up = False
     if new is not None and new.address == target and target != s.root.address:
-        waiting = _not_ready(new.redis, s)
+        when_caught_up = _can_resume(new.redis, s)
+        waiting = _not_ready(new.redis, s) if when_caught_up else ""
         if waiting:
             return Decision(
                 Wait(), f"{why}, but it {waiting}: waiting, so the move is a partial resync"
             )
-        when_caught_up = _can_resume(new.redis, s)
     current = s.redis.master or "none (master)"
     return Decision(Replicate(target, when_caught_up), f"{why}; was replicating from {current}")
 
@@ -395,18 +395,17 @@ def _can_resume(parent: RedisState, s: Snapshot) -> bool:
 
 
 def _not_ready(parent: RedisState, s: Snapshot) -> str:
-    """Why a leaf should not move to ``parent`` yet ("" if it may move now).
+    """Why a leaf that can resume (``_can_resume``) should not move to ``parent`` yet
+    ("" if it may move now).
 
     Redis answers a PSYNC it cannot serve (another replication id, or an offset past its
     own) with a full resync. A branch that has not yet followed the current root, or is
     behind this leaf, gets there within moments (its agent reacts without jitter, and a
     branch whose agent is gone is soon unregistered), so the leaf waits for it. A leaf
-    without the tree's data needs a full resync anyway and never waits; neither does one
-    whose new parent cannot be reached, or whose own link is down (it is going stale).
+    that cannot resume (no tree data, its new parent unreachable, or its own link down,
+    so it is going stale) never waits: it needs a full resync anyway or must move now.
     """
     assert s.root is not None
-    if not _can_resume(parent, s):
-        return ""
     if parent.master != s.root.address or not parent.link_up or parent.sync_in_progress:
         return f"is not yet in sync with root {s.root.node_id}"
     if parent.offset < s.redis.offset:

@@ -234,3 +234,9 @@ class RedisControl:
     def close(self) -> None:
         """Close the connection pool."""
         self.conn.close()
+
+    def __enter__(self) -> RedisControl:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -27,8 +27,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import cast
 
-from kazoo.client import KazooClient, KazooState
+from kazoo.client import KazooClient, KazooState, TransactionRequest
 from kazoo.exceptions import (
     BadVersionError,
     KazooException,
@@ -211,6 +212,11 @@ class ZkStore:
             raise
         except (KazooException, KazooTimeoutError, OSError) as exc:
             raise StoreUnavailable(f"ZooKeeper request failed: {exc!r}") from exc
+
+    def _commit(self, tx: TransactionRequest) -> list[Exception]:
+        """Commit a transaction; the errors its operations answered (none if it applied)."""
+        results = cast(list, self._call(tx.commit_async))
+        return [r for r in results if isinstance(r, Exception)]
 
     def _watch(self, event: WatchedEvent) -> None:
         # A NONE event (path None) is kazoo dropping its watches: forget everything.
@@ -430,7 +436,7 @@ class ZkStore:
         tx = self.client.transaction()
         tx.delete(path, version=stat.version)
         tx.create(path, data, ephemeral=True)
-        failed = [r for r in self._call(tx.commit_async) if isinstance(r, Exception)]
+        failed = self._commit(tx)
         if failed:  # it changed meanwhile: the agent logs this and tries again next tick
             raise failed[0]
 
@@ -458,12 +464,11 @@ class ZkStore:
         tx.create(f"{self.base}/root", record.to_json(), ephemeral=True)
         tx.set_data(f"{self.base}/epoch", lineage.to_json())
         try:
-            results = self._call(tx.commit_async)
+            failed = self._commit(tx)
         finally:
             self._touched("root", "epoch")
-        failed = [r for r in results if isinstance(r, Exception)]
-        if failed:
-            log.info("root claim lost the race", extra={"results": [repr(r) for r in results]})
+        if failed:  # a failed transaction answers with an error for every operation
+            log.info("root claim lost the race", extra={"results": [repr(r) for r in failed]})
             return False
         self._own_root, self._own_lineage = record, lineage
         return True
@@ -479,10 +484,10 @@ class ZkStore:
         tx.set_data(path, record.to_json(), version=stat.version)
         tx.set_data(f"{self.base}/epoch", lineage.to_json(), version=lineage_version)
         try:
-            results = self._call(tx.commit_async)
+            failed = self._commit(tx)
         finally:
             self._touched("root", "epoch")
-        if any(isinstance(r, Exception) for r in results):
+        if failed:
             return False
         self._own_root, self._own_lineage = record, lineage
         return True
