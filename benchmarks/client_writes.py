@@ -30,8 +30,8 @@ from benchkit import Workdir, check_output_paths, log, ms, table, terminate_as_i
 from redis._parsers import _RESP2Parser
 from redis._parsers.socket import SocketBuffer
 
-from prodstate.client import _FENCED_WRITE, Client, branch_acks, role_offset
-from prodstate.redisctl import EPOCH_KEY, connect
+from prodstate.client.fenced import _FENCED_WRITE, Client, branch_acks, role_offset
+from prodstate.redis.control import EPOCH_KEY, connect
 from prodstate.testing.cluster import LocalCluster
 
 WAIT_MS = 1000  # WAIT timeout of the hand-built variants (the client's first WAIT: 50 ms)

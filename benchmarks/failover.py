@@ -43,8 +43,8 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException, NoNodeError
 
 from prodstate.client import Client
-from prodstate.model import DataError, RootRecord
-from prodstate.redisctl import connect
+from prodstate.core.model import DataError, RootRecord
+from prodstate.redis.control import connect
 from prodstate.testing.cluster import LocalCluster
 
 POLL = 0.01  # seconds between polls; no loop below sleeps longer than this

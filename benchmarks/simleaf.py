@@ -1,8 +1,8 @@
 """Simulated leaf agents for ``simulation.py``: many real ZooKeeper sessions per process, no Redis.
 
 A SimLeaf does in ZooKeeper what a leaf agent does, with the agent's own code: a
-``prodstate.zkstore.ZkStore`` (its session, ``register``, ``read_view`` and the watches it
-leaves) and ``prodstate.decide.decide`` on a Snapshot whose Redis part is made up (a replica
+``prodstate.zk.store.ZkStore`` (its session, ``register``, ``read_view`` and the watches it
+leaves) and ``prodstate.core.decide.decide`` on a Snapshot whose Redis part is made up (a replica
 in sync, following whatever the last ``Replicate`` named). A ``Register`` is carried out and
 the view read again, as the agent does; a ``Replicate`` only records the new parent.
 
@@ -37,10 +37,10 @@ from kazoo.client import KazooState
 from kazoo.exceptions import KazooException
 
 from prodstate import __version__
-from prodstate.decide import Register, Replicate, decide
-from prodstate.model import RedisState, Snapshot, Tier
-from prodstate.parent import reaction_delay
-from prodstate.zkstore import StoreUnavailable, ZkStore
+from prodstate.core.decide import Register, Replicate, decide
+from prodstate.core.model import RedisState, Snapshot, Tier
+from prodstate.core.rendezvous import reaction_delay
+from prodstate.zk.store import StoreUnavailable, ZkStore
 
 RETRY = 0.2  # seconds before a failed refresh is tried again (the agent's tick)
 THREAD_STACK = 256 * 1024  # kazoo's idle threads need little stack; thousands of them exist

@@ -37,11 +37,11 @@ from benchkit import Workdir, fmt, log, machine_line, percentile, table, termina
 from failover import tick_time_for
 from simleaf import Event, WorkerConfig, run_worker
 
-from prodstate.model import Lineage, Member, RootRecord, Tier, ZkState
-from prodstate.parent import choose_parent
+from prodstate.core.model import Lineage, Member, RootRecord, Tier, ZkState
+from prodstate.core.rendezvous import choose_parent
 from prodstate.testing.wait import wait_until
 from prodstate.testing.zk_server import ZooKeeperEnsemble, ZooKeeperServer, four_letter_word
-from prodstate.zkstore import ZkStore
+from prodstate.zk.store import ZkStore
 
 CLUSTER = "sim"
 REPLID = "5" * 40  # the root's replication id, published as the agent does

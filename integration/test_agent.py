@@ -8,8 +8,8 @@ import time
 import redis
 from kazoo.exceptions import NoNodeError
 
-from prodstate.model import RootRecord
-from prodstate.parent import choose_parent
+from prodstate.core.model import RootRecord
+from prodstate.core.rendezvous import choose_parent
 from prodstate.testing import wait_until
 from prodstate.testing.cluster import LocalCluster
 

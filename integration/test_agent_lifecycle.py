@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from kazoo.exceptions import NoNodeError
 
-from prodstate.model import Member
-from prodstate.parent import choose_parent
+from prodstate.core.model import Member
+from prodstate.core.rendezvous import choose_parent
 from prodstate.testing import wait_until
 from prodstate.testing.cluster import LocalCluster
 

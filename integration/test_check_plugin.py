@@ -9,10 +9,10 @@ import sys
 import time
 from dataclasses import dataclass
 
-from prodstate.redisctl import HEARTBEAT_KEY
+from prodstate.redis.control import HEARTBEAT_KEY
 from prodstate.testing import RedisServer, free_port, wait_until
 
-CHECK = "from prodstate.check import check; check(prog_name='prodstate check')"
+CHECK = "from prodstate.cli.check import check; check(prog_name='prodstate check')"
 PERFDATA = re.compile(r" \| staleness=(\d+\.\d{3})s;(\S+);(\S+);0$")
 
 

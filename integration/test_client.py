@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from prodstate.client import Client, StaleData, WriteFailed, WriteUncertain, _Refused
-from prodstate.rootwatch import RootView
+from prodstate.client.fenced import Client, StaleData, WriteFailed, WriteUncertain, _Refused
 from prodstate.testing import wait_until
 from prodstate.testing.cluster import LocalCluster
+from prodstate.zk.rootwatch import RootView
 
 
 @pytest.fixture

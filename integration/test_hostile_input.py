@@ -6,7 +6,7 @@ from pathlib import Path
 
 from kazoo.exceptions import NoNodeError
 
-from prodstate.model import MAX_ZNODE_BYTES, DataError
+from prodstate.core.model import MAX_ZNODE_BYTES, DataError
 from prodstate.testing import wait_until
 from prodstate.testing.cluster import LocalCluster
 from prodstate.testing.tree import read_epoch

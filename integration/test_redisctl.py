@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from prodstate.redisctl import RedisControl
+from prodstate.redis.control import RedisControl
 from prodstate.testing import RedisServer, wait_until
 from prodstate.testing.ports import free_port
 from prodstate.testing.process import ManagedProcess

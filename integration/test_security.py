@@ -14,8 +14,8 @@ from kazoo.exceptions import NoAuthError
 from kazoo.security import OPEN_ACL_UNSAFE
 
 from prodstate.client import Client, WriteRejected
-from prodstate.credentials import Secret
-from prodstate.model import Member, RootRecord, Tier
+from prodstate.core.model import Member, RootRecord, Tier
+from prodstate.security.credentials import Secret
 from prodstate.testing.cluster import LocalCluster
 from prodstate.testing.secure import SecureSetup
 

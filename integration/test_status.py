@@ -10,7 +10,7 @@ from pathlib import Path
 from prodstate.testing import wait_until
 from prodstate.testing.cluster import LocalCluster
 
-STATUS = "from prodstate.status_cli import status; status(prog_name='prodstate status')"
+STATUS = "from prodstate.cli.status import status; status(prog_name='prodstate status')"
 
 
 def run_status(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess[str]:

@@ -9,11 +9,11 @@ from contextlib import contextmanager
 import pytest
 from kazoo.security import OPEN_ACL_UNSAFE, make_digest_acl_credential
 
-from prodstate.credentials import Credentials, Secret
-from prodstate.model import Member, Tier, ZkState
+from prodstate.core.model import Member, Tier, ZkState
+from prodstate.security.credentials import Credentials, Secret
 from prodstate.testing import wait_until
 from prodstate.testing.agent_process import AgentProcess
-from prodstate.zkstore import StoreUnavailable, ZkStore
+from prodstate.zk.store import StoreUnavailable, ZkStore
 
 OLD, NEW = Secret("agents", "old-password"), Secret("agents-next", "new-password")
 PATHS = ("", "/members", "/members/branch", "/members/leaf", "/election", "/epoch")

@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterator
 import pytest
 from kazoo.security import OPEN_ACL_UNSAFE, make_acl
 
-from prodstate.model import Lineage, Member, RootRecord, Tier, ZkState
+from prodstate.core.model import Lineage, Member, RootRecord, Tier, ZkState
 from prodstate.testing import wait_until
-from prodstate.zkstore import StoreUnavailable, View, ZkStore
+from prodstate.zk.store import StoreUnavailable, View, ZkStore
 
 BASE_PATHS = ("members/branch", "members/leaf", "election", "epoch")
 

@@ -12,7 +12,7 @@ __all__ = ["Client", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
-    """Import the client lazily, so that ``prodstate.model`` and friends stay light."""
+    """Import the client lazily, so that ``prodstate.core.model`` and friends stay light."""
     if name == "Client":
         from prodstate.client import Client
 

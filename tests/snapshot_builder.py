@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from hypothesis import strategies as st
 
-from prodstate.model import (
+from prodstate.core.model import (
     FENCE_MIN_REPLICAS,
     Lineage,
     Member,

@@ -6,8 +6,8 @@ import pytest
 import redis
 from kazoo.exceptions import ConnectionLoss, NoAuthError
 
-from prodstate.backoff import Backoff, is_denied
-from prodstate.zkstore import StoreUnavailable
+from prodstate.agent.backoff import Backoff, is_denied
+from prodstate.zk.store import StoreUnavailable
 
 
 def test_refusals_double_the_wait_up_to_the_cap():

@@ -9,9 +9,10 @@ import pytest
 from click.testing import CliRunner
 from redis import exceptions as redis_errors
 
-from prodstate import check as check_module
-from prodstate.check import CheckResult, Status, check, evaluate, format_age, read_heartbeat
-from prodstate.redisctl import HEARTBEAT_KEY
+from prodstate.cli.check import check
+from prodstate.ops import check as check_module
+from prodstate.ops.check import CheckResult, Status, evaluate, format_age, read_heartbeat
+from prodstate.redis.control import HEARTBEAT_KEY
 
 NOW = 1_700_000_000.0
 

@@ -12,17 +12,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kazoo.security import ANYONE_ID_UNSAFE, Permissions, make_digest_acl_credential
 
-from prodstate.agent_cli import agent
-from prodstate.credentials import (
+from prodstate.cli.agent import agent
+from prodstate.redis.users import RULES, managed_users, replication_settings, setuser_args
+from prodstate.security.credentials import (
     REDIS_ROLES,
     Credentials,
     CredentialsError,
     Secret,
     load_credentials,
 )
-from prodstate.redisacl import RULES, managed_users, replication_settings, setuser_args
-from prodstate.tlsconfig import tls_files
-from prodstate.zkacl import auth_data, prodstate_acl, same_acl
+from prodstate.security.tls import tls_files
+from prodstate.zk.acl import auth_data, prodstate_acl, same_acl
 
 PASSWORD = secrets.token_urlsafe(16)
 

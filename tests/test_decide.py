@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 from hypothesis import given, settings
 
-from prodstate.decide import (
+from prodstate.core.decide import (
     Action,
     AdoptPrevious,
     Claim,
@@ -26,7 +26,7 @@ from prodstate.decide import (
     decide,
     no_branch_since,
 )
-from prodstate.model import (
+from prodstate.core.model import (
     FENCE_MIN_REPLICAS,
     Lineage,
     Member,
@@ -37,7 +37,7 @@ from prodstate.model import (
     Tier,
     ZkState,
 )
-from prodstate.parent import choose_parent
+from prodstate.core.rendezvous import choose_parent
 from tests.snapshot_builder import (
     EMPTY,
     ME,

@@ -16,18 +16,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from prodstate.agent_cli import agent
-from prodstate.check import Status, evaluate
-from prodstate.cli import cli
+from prodstate.cli import load_command
+from prodstate.cli.agent import agent
 from prodstate.client import Client, branch_acks, non_branch_replicas, role_offset
-from prodstate.model import (
+from prodstate.core.model import (
     MAX_ZNODE_BYTES,
     DataError,
     RedisState,
     candidate_from_znode,
     parse_address,
 )
-from prodstate.redisctl import parse_state
+from prodstate.ops.check import Status, evaluate
+from prodstate.redis.control import parse_state
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
 values = st.recursive(
@@ -260,4 +260,4 @@ words = st.text(string.printable.strip(), max_size=10) | st.sampled_from(
 @settings(deadline=None)
 @given(args=st.lists(words, max_size=6))
 def test_any_command_line_parses_or_is_a_usage_error(name, args):
-    parses_or_usage_error(cli.commands[name], args, {})
+    parses_or_usage_error(load_command(name), args, {})

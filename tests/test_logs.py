@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from prodstate.logs import KeyValueFormatter, RepeatFilter
+from prodstate.agent.logs import KeyValueFormatter, RepeatFilter
 
 
 class Clock:
@@ -36,7 +36,7 @@ def test_other_messages_and_prodstate_logs_are_never_held_back():
     f = RepeatFilter(interval=60.0, clock=Clock())
     assert f.filter(record("kazoo.client", "Connection dropped: %s", "x"))
     assert f.filter(record("kazoo.client", "Session has expired"))
-    assert all(f.filter(record("prodstate.agent", "action failed")) for _ in range(5))
+    assert all(f.filter(record("prodstate.agent.loop", "action failed")) for _ in range(5))
 
 
 def test_the_count_held_back_shows_as_a_field():

@@ -10,10 +10,18 @@ from dataclasses import replace
 import pytest
 import redis
 
-from prodstate import __version__, metrics
-from prodstate.decide import Decision, Promote, Replicate, Wait
-from prodstate.metrics import AgentMetrics, RedisStats, health, read_heartbeat, read_stats, role_of
-from prodstate.model import FENCE_MIN_REPLICAS, UNREACHABLE, RedisState, Tier, ZkState
+from prodstate import __version__
+from prodstate.agent import metrics
+from prodstate.agent.metrics import (
+    AgentMetrics,
+    RedisStats,
+    health,
+    read_heartbeat,
+    read_stats,
+    role_of,
+)
+from prodstate.core.decide import Decision, Promote, Replicate, Wait
+from prodstate.core.model import FENCE_MIN_REPLICAS, UNREACHABLE, RedisState, Tier, ZkState
 from tests.snapshot_builder import ME, ROOT_ADDR, SESSION, addr, master, replica, root_snap, snap
 
 WALL = 1_700_000_000.0

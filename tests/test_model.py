@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from prodstate.model import (
+from prodstate.core.model import (
     MAX_LINEAGE,
     MAX_ZNODE_BYTES,
     DataError,

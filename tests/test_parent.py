@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from prodstate.parent import choose_parent, reaction_delay, score
+from prodstate.core.rendezvous import choose_parent, reaction_delay, score
 
 names = st.text(
     alphabet=st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=20

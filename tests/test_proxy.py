@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from prodstate.model import format_address
+from prodstate.core.model import format_address
 from prodstate.testing.proxy import TO_CLIENT, TO_SERVER, TcpProxy
 from prodstate.testing.wait import wait_until
 

@@ -7,10 +7,10 @@ from dataclasses import replace
 
 from click.testing import CliRunner
 
-from prodstate.model import FENCE_MIN_REPLICAS, Lineage, Member, RedisState, RootRecord, Tier
-from prodstate.parent import choose_parent
-from prodstate.status import TreeStatus, build_status
-from prodstate.status_cli import status
+from prodstate.cli.status import status
+from prodstate.core.model import FENCE_MIN_REPLICAS, Lineage, Member, RedisState, RootRecord, Tier
+from prodstate.core.rendezvous import choose_parent
+from prodstate.core.tree import TreeStatus, build_status
 
 NOW = 1000.0
 ROOT_ID, BRANCHES, LEAVES = "b1", ("b1", "b2", "b3"), ("l1", "l2", "l3", "l4", "l5")

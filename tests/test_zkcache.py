@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from prodstate.agent import AgentConfig
-from prodstate.model import Tier
-from prodstate.zkcache import ReadCache, Uncached
+from prodstate.agent.loop import AgentConfig
+from prodstate.core.model import Tier
+from prodstate.zk.cache import ReadCache, Uncached
 
 
 class Loader:

@@ -11,10 +11,10 @@ from typing import Any
 
 import redis
 
-from prodstate.client import Client, WriteFailed, WriteUncertain, _Refused
-from prodstate.rootwatch import RootView
+from prodstate.client.fenced import Client, WriteFailed, WriteUncertain, _Refused
 from prodstate.testing import wait_until
 from prodstate.testing.cluster import LocalCluster
+from prodstate.zk.rootwatch import RootView
 
 CONFIRMED, FAILED, UNKNOWN = "confirmed", "failed", "unknown"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from prodstate.client import Client
-from prodstate.model import DataError, RedisState, RootRecord
-from prodstate.redisctl import connect, read_state
+from prodstate.core.model import DataError, RedisState, RootRecord
+from prodstate.redis.control import connect, read_state
 from prodstate.testing import ZooKeeperEnsemble, wait_until
 from prodstate.testing.cluster import LocalCluster
 from prodstate.testing.tree import read_epoch

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from prodstate.client import _FENCED_BATCH, Client, WriteRejected, _Refused
-from prodstate.rootwatch import RootView
+from prodstate.client.fenced import _FENCED_BATCH, Client, WriteRejected, _Refused
 from prodstate.testing import wait_until
+from prodstate.zk.rootwatch import RootView
 
 
 def test_a_batch_is_applied_and_reaches_the_leaf(infra):

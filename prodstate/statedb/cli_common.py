@@ -19,8 +19,8 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException
 from kazoo.handlers.threading import KazooTimeoutError
 
+from prodstate.cli.options import check_address, option
 from prodstate.client import Client, WriteFailed, WriteRejected, WriteUncertain
-from prodstate.options import check_address, option
 
 EXIT_REFUSED, EXIT_ERROR, EXIT_UNCERTAIN = 1, 2, 3
 

@@ -12,8 +12,8 @@ import click
 from kazoo.client import KazooClient
 from kazoo.exceptions import LockTimeout
 
+from prodstate.cli.data import zk_options
 from prodstate.client import Client
-from prodstate.client_cli import zk_options
 from prodstate.statedb.cli_common import (
     EXIT_REFUSED,
     checked,

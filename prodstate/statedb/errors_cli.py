@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
+from prodstate.cli.data import zk_options
 from prodstate.client import Client
-from prodstate.client_cli import zk_options
 from prodstate.statedb.cli_common import (
     checked,
     durable,

@@ -8,8 +8,8 @@ import time
 import click
 from kazoo.client import KazooClient
 
+from prodstate.cli.data import zk_options
 from prodstate.client import ProdstateError
-from prodstate.client_cli import zk_options
 from prodstate.statedb.cli_common import (
     EXIT_REFUSED,
     EXIT_UNCERTAIN,

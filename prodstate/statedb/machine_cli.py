@@ -6,7 +6,7 @@ import time
 
 import click
 
-from prodstate.client_cli import zk_options
+from prodstate.cli.data import zk_options
 from prodstate.statedb.cli_common import (
     EXIT_REFUSED,
     checked,

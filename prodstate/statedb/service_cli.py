@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from prodstate.client_cli import zk_options
+from prodstate.cli.data import zk_options
 from prodstate.statedb.cli_common import (
     EXIT_ERROR,
     checked,

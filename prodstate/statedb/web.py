@@ -13,8 +13,9 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import click
 from kazoo.client import KazooClient
 
+from prodstate.cli.data import zk_options
 from prodstate.client import Client
-from prodstate.client_cli import zk_options
+from prodstate.ops.status import collect_status
 from prodstate.statedb import web_render
 from prodstate.statedb.cli_common import ZK_ERRORS, fail, redis_option, zookeeper
 from prodstate.statedb.deploy_cli import read_deploys
@@ -24,7 +25,6 @@ from prodstate.statedb.keys import LOCKS, MACHINES, SERVICES, instances, loads, 
 from prodstate.statedb.locks import LockRecord
 from prodstate.statedb.machines import STALE_AFTER, machines
 from prodstate.statedb.services import instances_by_key, running
-from prodstate.status_cli import collect_status
 
 StartResponse = Callable[..., Any]
 #: The errors page covers this many seconds.

@@ -7,12 +7,12 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from prodstate.core.tree import TreeStatus
 from prodstate.statedb.deploys import Deploy
 from prodstate.statedb.errors import ErrorEntry, histogram, sparkline
 from prodstate.statedb.keys import fmt_time
 from prodstate.statedb.locks import LockRecord
 from prodstate.statedb.machines import Machine, human_age, human_bytes
-from prodstate.status import TreeStatus
 
 PAGES = [
     ("/", "Tree"),

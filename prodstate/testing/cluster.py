@@ -14,7 +14,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException
 from kazoo.retry import KazooRetry
 
-from prodstate.model import DataError, RootRecord
+from prodstate.core.model import DataError, RootRecord
 from prodstate.testing.agent_process import AgentProcess
 from prodstate.testing.ports import free_port
 from prodstate.testing.process import ProcessError

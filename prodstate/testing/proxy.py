@@ -20,7 +20,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from prodstate.model import format_address, parse_address
+from prodstate.core.model import format_address, parse_address
 
 _CHUNK = 65536
 #: Directions of delay(): bytes the client sends, or bytes the server sends back.

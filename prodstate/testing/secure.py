@@ -10,8 +10,8 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from prodstate.credentials import Credentials, Secret, load_credentials
-from prodstate.tlsconfig import TlsFiles
+from prodstate.security.credentials import Credentials, Secret, load_credentials
+from prodstate.security.tls import TlsFiles
 
 
 class SecureSetup:
@@ -69,7 +69,7 @@ class SecureSetup:
         return {**options, **(self.tls.redis_kwargs() if self.tls else {})}
 
     def connect_options(self, role: str = "admin") -> dict[str, Any]:
-        """``prodstate.redisctl.connect`` arguments for connecting as ``role``."""
+        """``prodstate.redis.control.connect`` arguments for connecting as ``role``."""
         return {"user": self.user(role), "tls": self.tls}
 
     def agent_args(self) -> list[str]:

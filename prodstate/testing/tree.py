@@ -9,9 +9,9 @@ from typing import Any
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
-from prodstate.model import DataError, Lineage, Member, RootRecord, Tier
-from prodstate.redisctl import connect, read_state
-from prodstate.status import build_status
+from prodstate.core.model import DataError, Lineage, Member, RootRecord, Tier
+from prodstate.core.tree import build_status
+from prodstate.redis.control import connect, read_state
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def inspect_tree(
 
     Only the given nodes count, whether registered or not: a branch missing from
     ``branches`` is no parent for leaves, and an unregistered one is unavailable.
-    Heartbeat staleness is not checked (see :func:`prodstate.status.build_status`).
+    Heartbeat staleness is not checked (see :func:`prodstate.core.tree.build_status`).
     """
     zk.sync(f"/prodstate/{cluster}")
     root = read_root(zk, cluster)

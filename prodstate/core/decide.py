@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prodstate.model import (
+from prodstate.core.model import (
     FENCE_MIN_REPLICAS,
     Member,
     PeerState,
@@ -20,7 +20,7 @@ from prodstate.model import (
     Tier,
     ZkState,
 )
-from prodstate.parent import choose_parent
+from prodstate.core.rendezvous import choose_parent
 
 #: Seconds an empty leaf that sees no branch but the root waits for branches to register
 #: (a fleet's leaves may start before its branches).

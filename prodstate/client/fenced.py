@@ -24,11 +24,11 @@ import redis
 from kazoo.client import KazooClient
 from kazoo.handlers.threading import KazooTimeoutError
 
-from prodstate.credentials import Secret
-from prodstate.model import DataError, RootRecord
-from prodstate.redisctl import EPOCH_KEY, HEARTBEAT_KEY, connect
-from prodstate.rootwatch import RootView, RootWatch
-from prodstate.tlsconfig import TlsFiles
+from prodstate.core.model import DataError, RootRecord
+from prodstate.redis.control import EPOCH_KEY, HEARTBEAT_KEY, connect
+from prodstate.security.credentials import Secret
+from prodstate.security.tls import TlsFiles
+from prodstate.zk.rootwatch import RootView, RootWatch
 
 #: Keys the system writes itself; clients may read them but never write them.
 RESERVED_PREFIX = "prodstate:"

@@ -1,6 +1,6 @@
-"""``prodstate check``: a Nagios/Icinga plugin reporting the age of the replicated heartbeat.
+"""What ``prodstate check`` (a Nagios/Icinga plugin) reports: the age of the replicated heartbeat.
 
-The root agent writes its clock to :data:`~prodstate.redisctl.HEARTBEAT_KEY` at least once a
+The root agent writes its clock to :data:`~prodstate.redis.control.HEARTBEAT_KEY` at least once a
 second and the value replicates to every machine, so ``now - heartbeat`` on a machine's Redis is
 how far behind the root that machine's copy of the state is (plus any clock difference).
 """
@@ -10,19 +10,14 @@ from __future__ import annotations
 import enum
 import math
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-import click
 from redis import exceptions as redis_errors
 
-from prodstate.credentials import Secret
-from prodstate.options import check_address, option
-from prodstate.redisctl import HEARTBEAT_KEY, connect
-from prodstate.security_options import security, security_options
-from prodstate.tlsconfig import TlsFiles
+from prodstate.redis.control import HEARTBEAT_KEY, connect
+from prodstate.security.credentials import Secret
+from prodstate.security.tls import TlsFiles
 
 #: A heartbeat up to this many seconds in the future is ordinary clock skew and goes unmentioned.
 SKEW_ALLOWANCE = 1.0
@@ -118,7 +113,7 @@ def evaluate(heartbeat_raw: str | None, now: float, warning: float, critical: fl
     return CheckResult(status, message, perfdata)
 
 
-def _unknown(message: str) -> CheckResult:
+def unknown(message: str) -> CheckResult:
     return CheckResult(Status.UNKNOWN, message)
 
 
@@ -140,104 +135,26 @@ def read_heartbeat(
     try:
         conn = connect(address, timeout, user=user, tls=tls)
     except Exception as exc:
-        return _unknown(f"bad Redis address: {exc}")
+        return unknown(f"bad Redis address: {exc}")
     try:
         raw = conn.get(HEARTBEAT_KEY)
         now = clock()
     except redis_errors.BusyLoadingError:
-        return _unknown("Redis is loading its dataset into memory")
+        return unknown("Redis is loading its dataset into memory")
     except redis_errors.AuthenticationError as exc:
-        return _unknown(f"Redis requires authentication: {exc}")
+        return unknown(f"Redis requires authentication: {exc}")
     except redis_errors.TimeoutError:
-        return _unknown(f"Redis did not answer within {timeout:g}s")
+        return unknown(f"Redis did not answer within {timeout:g}s")
     except redis_errors.ConnectionError as exc:
-        return _unknown(f"cannot connect to Redis: {exc}")
+        return unknown(f"cannot connect to Redis: {exc}")
     except redis_errors.ResponseError as exc:
-        return _unknown(f"Redis refused GET {HEARTBEAT_KEY}: {exc}")
+        return unknown(f"Redis refused GET {HEARTBEAT_KEY}: {exc}")
     except redis_errors.RedisError as exc:
-        return _unknown(f"Redis error: {exc}")
+        return unknown(f"Redis error: {exc}")
     except UnicodeDecodeError:
-        return _unknown(f"heartbeat {HEARTBEAT_KEY} is not a number: not valid UTF-8")
+        return unknown(f"heartbeat {HEARTBEAT_KEY} is not a number: not valid UTF-8")
     except Exception as exc:
-        return _unknown(f"unexpected error: {type(exc).__name__}: {exc}")
+        return unknown(f"unexpected error: {type(exc).__name__}: {exc}")
     finally:
         conn.close()
     return evaluate(raw, now, warning, critical)
-
-
-@contextmanager
-def _usage_is_unknown() -> Iterator[None]:
-    """Turn a click usage error into UNKNOWN: a status line on stdout and exit code 3."""
-    try:
-        yield
-    except click.UsageError as exc:
-        click.echo(_unknown(f"usage error: {exc.format_message()}").line())
-        exc.exit_code = Status.UNKNOWN.exit_code
-        raise
-
-
-class NagiosCommand(click.Command):
-    """A click command whose usage errors exit 3 (UNKNOWN), as Nagios plugins must."""
-
-    def make_context(
-        self,
-        info_name: str | None,
-        args: list[str],
-        parent: click.Context | None = None,
-        **extra: Any,
-    ) -> click.Context:
-        with _usage_is_unknown():
-            return super().make_context(info_name, args, parent=parent, **extra)
-
-    def invoke(self, ctx: click.Context) -> Any:
-        with _usage_is_unknown():
-            return super().invoke(ctx)
-
-
-def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
-    if not math.isfinite(value):
-        raise click.BadParameter("must be a finite number of seconds", ctx, param)
-    return value
-
-
-@click.command(cls=NagiosCommand)
-@option(
-    "--redis",
-    default="localhost:6379",
-    show_default=True,
-    callback=check_address,
-    help="This machine's Redis HOST:PORT.",
-)
-@option(
-    "--warning",
-    default=5.0,
-    show_default=True,
-    type=click.FloatRange(min=0),
-    callback=_finite,
-    help="WARNING when the heartbeat is more than this many seconds old.",
-)
-@option(
-    "--critical",
-    default=30.0,
-    show_default=True,
-    type=click.FloatRange(min=0),
-    callback=_finite,
-    help="CRITICAL when the heartbeat is more than this many seconds old.",
-)
-@security_options
-@click.pass_context
-def check(ctx: click.Context, redis: str, warning: float, critical: float) -> None:
-    """Nagios/Icinga plugin: how old is the root's heartbeat in the local Redis?
-
-    Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (Redis unreachable, heartbeat missing
-    or unreadable, usage error).
-    """
-    if warning > critical:
-        raise click.UsageError(
-            f"--warning ({warning:g}) must not exceed --critical ({critical:g})", ctx
-        )
-    secured = security(ctx)
-    user = secured.credentials.redis_user("reader")
-    result = read_heartbeat(redis, warning, critical, user=user, tls=secured.tls)
-    click.echo(result.line(redis))
-    ctx.exit(result.status.exit_code)

@@ -8,11 +8,11 @@ import socket
 
 import click
 
-from prodstate.agent import Agent, AgentConfig
-from prodstate.logs import setup_logging
-from prodstate.model import Tier, format_address
-from prodstate.options import check_address, check_cluster, check_node_id, config_option, option
-from prodstate.security_options import security, security_options
+from prodstate.agent.logs import setup_logging
+from prodstate.agent.loop import Agent, AgentConfig
+from prodstate.cli.options import check_address, check_cluster, check_node_id, config_option, option
+from prodstate.cli.security import security, security_options
+from prodstate.core.model import Tier, format_address
 
 
 @click.command()
@@ -99,7 +99,7 @@ def agent(
             f"cannot serve metrics on {metrics_host}:{metrics_port}: {exc.strerror or exc}"
         ) from None
     if bound is not None:
-        logging.getLogger("prodstate.agent").info(
+        logging.getLogger("prodstate.agent.loop").info(
             "serving /metrics and /healthz",
             extra={"node_id": node_id, "metrics_address": format_address(metrics_host, bound)},
         )

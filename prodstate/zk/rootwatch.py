@@ -10,7 +10,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException, NoNodeError
 from kazoo.handlers.threading import KazooTimeoutError
 
-from prodstate.model import DataError, Member, RootRecord, validate_node_id
+from prodstate.core.model import DataError, Member, RootRecord, validate_node_id
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from prodstate.model import DataError
+from prodstate.core.model import DataError
 
 REDIS_ROLES = ("admin", "replication", "writer", "reader")
 #: ZooKeeper digest ACL ids: ``user:base64(sha1(user:password))``.

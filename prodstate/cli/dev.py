@@ -28,9 +28,9 @@ from kazoo.exceptions import KazooException, NoNodeError
 from kazoo.handlers.threading import KazooTimeoutError
 
 from prodstate.client import Client, ProdstateError
-from prodstate.model import RootRecord
-from prodstate.status import TreeStatus
-from prodstate.status_cli import collect_status
+from prodstate.core.model import RootRecord
+from prodstate.core.tree import TreeStatus
+from prodstate.ops.status import collect_status
 from prodstate.testing.cluster import LocalCluster
 from prodstate.testing.process import ProcessError
 from prodstate.testing.wait import wait_until

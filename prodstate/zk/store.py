@@ -14,7 +14,7 @@ unreachable" (StoreUnavailable) and "lost the race" (a False return) are
 different outcomes.
 
 ``read_view`` re-reads only what changed: what it read with a watch is kept in a
-``prodstate.zkcache.ReadCache`` until that watch fires, this agent writes the znode, or
+``prodstate.zk.cache.ReadCache`` until that watch fires, this agent writes the znode, or
 the connection or session changes (kazoo drops its watches when the connection drops);
 ``full=True`` reads everything afresh.
 """
@@ -41,9 +41,7 @@ from kazoo.protocol.states import EventType, WatchedEvent
 from kazoo.retry import KazooRetry
 from kazoo.security import ACL, ANYONE_ID_UNSAFE, Permissions
 
-from prodstate.credentials import NONE as NO_CREDENTIALS
-from prodstate.credentials import Credentials
-from prodstate.model import (
+from prodstate.core.model import (
     DataError,
     Lineage,
     Member,
@@ -52,8 +50,10 @@ from prodstate.model import (
     ZkState,
     candidate_from_znode,
 )
-from prodstate.zkacl import auth_data, prodstate_acl, same_acl
-from prodstate.zkcache import DataZnode, MemberZnode, ReadCache, Uncached
+from prodstate.security.credentials import NONE as NO_CREDENTIALS
+from prodstate.security.credentials import Credentials
+from prodstate.zk.acl import auth_data, prodstate_acl, same_acl
+from prodstate.zk.cache import DataZnode, MemberZnode, ReadCache, Uncached
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class ZkStore:
         #: The root and epoch records this session last wrote, to repair them if overwritten.
         self._own_root: RootRecord | None = None
         self._own_lineage: Lineage | None = None
-        #: What read_view read with a watch, until the watch fires (see prodstate.zkcache).
+        #: What read_view read with a watch, until the watch fires (see prodstate.zk.cache).
         self.cache = ReadCache()
         #: Requests sent to ZooKeeper by this store (for tests and benchmarks).
         self.requests = 0

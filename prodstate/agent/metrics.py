@@ -47,11 +47,11 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from prodstate import __version__
-from prodstate.decide import Decision, Promote
-from prodstate.model import Snapshot, Tier, ZkState
-from prodstate.redisctl import HEARTBEAT_KEY
+from prodstate.core.decide import Decision, Promote
+from prodstate.core.model import Snapshot, Tier, ZkState
+from prodstate.redis.control import HEARTBEAT_KEY
 
-log = logging.getLogger("prodstate.metrics")
+log = logging.getLogger("prodstate.agent.metrics")
 
 ROLES = ("root", "replica", "master-unelected", "down")
 DECISION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

@@ -1,7 +1,7 @@
 """The agent loop: gather a snapshot, decide, log the reason, act. Nothing else.
 
 Watch events and ZooKeeper state changes only wake the loop early; every
-decision is taken by ``prodstate.decide.decide`` from a fresh snapshot.
+decision is taken by ``prodstate.core.decide.decide`` from a fresh snapshot.
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ import redis
 from kazoo.exceptions import KazooException
 
 from prodstate import __version__
-from prodstate.backoff import Backoff, is_denied
-from prodstate.credentials import NONE as NO_CREDENTIALS
-from prodstate.credentials import Credentials
-from prodstate.decide import (
+from prodstate.agent.backoff import Backoff, is_denied
+from prodstate.agent.metrics import AgentMetrics, RedisStats, read_heartbeat, read_stats
+from prodstate.core.decide import (
     AdoptPrevious,
     Claim,
     Decision,
@@ -40,8 +39,7 @@ from prodstate.decide import (
     follow_target,
     no_branch_since,
 )
-from prodstate.metrics import AgentMetrics, RedisStats, read_heartbeat, read_stats
-from prodstate.model import (
+from prodstate.core.model import (
     Lineage,
     PeerState,
     RedisState,
@@ -51,13 +49,15 @@ from prodstate.model import (
     ZkState,
     parse_address,
 )
-from prodstate.parent import reaction_delay
-from prodstate.redisacl import managed_users, replication_settings, setuser_args
-from prodstate.redisctl import RedisControl
-from prodstate.tlsconfig import TlsFiles
-from prodstate.zkstore import StoreUnavailable, View, ZkStore
+from prodstate.core.rendezvous import reaction_delay
+from prodstate.redis.control import RedisControl
+from prodstate.redis.users import managed_users, replication_settings, setuser_args
+from prodstate.security.credentials import NONE as NO_CREDENTIALS
+from prodstate.security.credentials import Credentials
+from prodstate.security.tls import TlsFiles
+from prodstate.zk.store import StoreUnavailable, View, ZkStore
 
-log = logging.getLogger("prodstate.agent")
+log = logging.getLogger("prodstate.agent.loop")
 
 
 @dataclass(frozen=True)

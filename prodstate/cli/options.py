@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from prodstate.model import DataError, parse_address, validate_node_id
+from prodstate.core.model import DataError, parse_address, validate_node_id
 
 
 def env_name(option: str) -> str:

@@ -12,10 +12,10 @@ from typing import Any
 
 import click
 
-from prodstate.credentials import NONE, Credentials, load_credentials
-from prodstate.model import DataError
-from prodstate.options import option
-from prodstate.tlsconfig import TlsFiles, tls_files
+from prodstate.cli.options import option
+from prodstate.core.model import DataError
+from prodstate.security.credentials import NONE, Credentials, load_credentials
+from prodstate.security.tls import TlsFiles, tls_files
 
 _FILES = {
     "--credentials-file": "Private TOML file of credentials (mode 0600).",

@@ -15,6 +15,8 @@ from typing import Any
 import click
 import redis
 
+from prodstate.cli.options import check_address, check_cluster, option
+from prodstate.cli.security import security, security_options
 from prodstate.client import (
     Client,
     NoRoot,
@@ -24,8 +26,6 @@ from prodstate.client import (
     WriteRejected,
     WriteUncertain,
 )
-from prodstate.options import check_address, check_cluster, option
-from prodstate.security_options import security, security_options
 
 EXIT_NOT_APPLIED, EXIT_ERROR, EXIT_UNCERTAIN = 1, 2, 3
 

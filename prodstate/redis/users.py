@@ -12,7 +12,7 @@ the same on every machine (any branch may become root, any node a parent):
 
 from __future__ import annotations
 
-from prodstate.credentials import Credentials, Secret
+from prodstate.security.credentials import Credentials, Secret
 
 #: Permissions of each role the agent creates (after ``reset on`` and its passwords).
 RULES = {

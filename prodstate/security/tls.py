@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from prodstate.model import DataError
+from prodstate.core.model import DataError
 
 
 @dataclass(frozen=True)

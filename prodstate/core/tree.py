@@ -2,7 +2,7 @@
 
 :func:`build_status` is pure: it compares what each Redis reports with what the
 agents should have built from the znodes. Reading those inputs is
-:func:`prodstate.status_cli.collect_status`'s job.
+:func:`prodstate.ops.status.collect_status`'s job.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
-from prodstate.model import (
+from prodstate.core.model import (
     FENCE_MIN_REPLICAS,
     UNREACHABLE,
     Lineage,
@@ -20,7 +20,7 @@ from prodstate.model import (
     RootRecord,
     Tier,
 )
-from prodstate.parent import choose_parent
+from prodstate.core.rendezvous import choose_parent
 
 
 @dataclass(frozen=True)

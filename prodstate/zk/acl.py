@@ -14,7 +14,7 @@ from kazoo.security import (
     make_digest_acl,
 )
 
-from prodstate.credentials import Credentials
+from prodstate.security.credentials import Credentials
 
 WORLD_READ = ACL(Permissions.READ, ANYONE_ID_UNSAFE)
 

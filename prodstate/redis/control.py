@@ -10,8 +10,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from prodstate.credentials import Secret
-from prodstate.model import (
+from prodstate.core.model import (
     FENCE_MIN_REPLICAS,
     UNREACHABLE,
     DataError,
@@ -19,7 +18,8 @@ from prodstate.model import (
     format_address,
     parse_address,
 )
-from prodstate.tlsconfig import TlsFiles
+from prodstate.security.credentials import Secret
+from prodstate.security.tls import TlsFiles
 
 HEARTBEAT_KEY = "prodstate:time"
 EPOCH_KEY = "prodstate:epoch"

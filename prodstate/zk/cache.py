@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from prodstate.model import Member
+from prodstate.core.model import Member
 
 T = TypeVar("T")
 

@@ -1,0 +1,2 @@
+"""Operations: reading the live tree for ``prodstate status`` and the heartbeat for
+``prodstate check``."""

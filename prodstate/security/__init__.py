@@ -1,0 +1,1 @@
+"""Where secrets come from (a private file or the environment) and the TLS files."""

@@ -1,0 +1,89 @@
+"""The layout of prodstate's znodes, named once; every reader and writer builds paths here.
+
+Under ``/prodstate/<cluster>``::
+
+    members/branch/<node-id>   ephemeral, JSON Member
+    members/leaf/<node-id>     ephemeral, JSON Member
+    election/n_<seq>           ephemeral sequential, data = node id (lowest leads)
+    root                       ephemeral, JSON RootRecord, owned by the root's session
+    epoch                      persistent, JSON Lineage (epoch, latest root, replids)
+    statedb/locks/<name>       persistent, the state database's deploy locks
+    statedb/deploying/<name>   kazoo Lock recipe, held while a service's deploy runs
+
+Pure strings: no ZooKeeper client is needed to build them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prodstate.core.model import Tier, validate_node_id
+
+#: The folder every cluster's znodes live under.
+TOP = "/prodstate"
+#: The persistent znodes of a cluster, relative to its base (created by its agents).
+PERSISTENT = ("members/branch", "members/leaf", "election", "epoch")
+#: The same with their parents, the base ("") first: the znodes whose ACL the agents keep.
+GUARDED = ("", "members", "members/branch", "members/leaf", "election", "epoch")
+#: Prefix of election znodes (``election/n_0000000007``).
+CANDIDATE_PREFIX = "n_"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The paths of one cluster's znodes."""
+
+    cluster: str
+
+    def __post_init__(self) -> None:
+        validate_node_id(self.cluster)
+
+    @property
+    def base(self) -> str:
+        """``/prodstate/<cluster>``."""
+        return f"{TOP}/{self.cluster}"
+
+    def path(self, relative: str) -> str:
+        """The absolute path of ``relative`` (e.g. ``"epoch"``; ``""`` for the base)."""
+        return f"{self.base}/{relative}" if relative else self.base
+
+    def members(self, tier: Tier | str) -> str:
+        """The folder of the members of ``tier``."""
+        return f"{self.base}/members/{Tier(tier)}"
+
+    def member(self, tier: Tier | str, node_id: str) -> str:
+        """The member znode of ``node_id`` in ``tier``."""
+        return f"{self.members(tier)}/{node_id}"
+
+    @property
+    def election(self) -> str:
+        """The folder of the root election's candidates."""
+        return f"{self.base}/election"
+
+    @property
+    def root(self) -> str:
+        """The ephemeral znode of the current root."""
+        return f"{self.base}/root"
+
+    @property
+    def epoch(self) -> str:
+        """The persistent znode of the lineage (epoch and replication ids)."""
+        return f"{self.base}/epoch"
+
+    @property
+    def statedb(self) -> str:
+        """The state database's folder."""
+        return f"{self.base}/statedb"
+
+    @property
+    def locks(self) -> str:
+        """The folder of the deploy locks."""
+        return f"{self.statedb}/locks"
+
+    def lock(self, name: str) -> str:
+        """The znode of the lock ``name``."""
+        return f"{self.locks}/{name}"
+
+    def deploying(self, service: str) -> str:
+        """The folder of the session-bound mutex held while ``service`` is deployed."""
+        return f"{self.statedb}/deploying/{service}"
