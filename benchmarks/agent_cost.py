@@ -38,6 +38,7 @@ from benchkit import (
 
 from prodstate.testing.cluster import LocalCluster
 from prodstate.testing.zk_server import ZooKeeperServer
+from prodstate.zk.paths import Layout
 
 MIB = 1024 * 1024
 #: One line of ``cons``: " /127.0.0.1:40000[1](queued=0,recved=12,sent=12,sid=0x1..,...)".
@@ -79,7 +80,7 @@ def session_ids(cluster: LocalCluster) -> dict[str, int]:
     zk = cluster.zk()
     owners = {}
     for name, tier in cluster.tiers.items():
-        stat = zk.exists(f"/prodstate/{cluster.cluster}/members/{tier}/{name}")
+        stat = zk.exists(Layout(cluster.cluster).member(tier, name))
         if stat is None:
             raise RuntimeError(f"{name} is not registered")
         owners[name] = stat.ephemeralOwner

@@ -46,6 +46,7 @@ from prodstate.client import Client
 from prodstate.core.model import DataError, RootRecord
 from prodstate.redis.control import connect
 from prodstate.testing.cluster import LocalCluster
+from prodstate.zk.paths import Layout
 
 POLL = 0.01  # seconds between polls; no loop below sleeps longer than this
 WAIT_MS = 100  # WAIT timeout for the acknowledged write (returns as soon as a replica acks)
@@ -164,7 +165,7 @@ def measure_root_failover(cluster: LocalCluster, run: int, timeout: float) -> Ro
     values = seed(cluster, f"root{run}")
     before = cluster.full_syncs()
     zk = cluster.zk()
-    path = f"/prodstate/{cluster.cluster}/root"
+    path = Layout(cluster.cluster).root
     clients: dict[str, redis.Redis] = {}
     key, value = "failover", f"run{run}"
 
@@ -281,7 +282,7 @@ def measure_branch_loss(cluster: LocalCluster, run: int, timeout: float) -> Bran
     victim = result.victim = max(sorted(children), key=lambda b: len(children[b]))
     orphans = result.orphans = children[victim]
     victim_address = cluster.redis[victim].address
-    member = f"/prodstate/{cluster.cluster}/members/branch/{victim}"
+    member = Layout(cluster.cluster).member("branch", victim)
     zk = cluster.zk()
     clients = {leaf: client_for(cluster.redis[leaf].address) for leaf in orphans}
     before = cluster.full_syncs()

@@ -41,6 +41,7 @@ from prodstate.core.model import Lineage, Member, RootRecord, Tier, ZkState
 from prodstate.core.rendezvous import choose_parent
 from prodstate.testing.wait import wait_until
 from prodstate.testing.zk_server import ZooKeeperEnsemble, ZooKeeperServer, four_letter_word
+from prodstate.zk.paths import Layout
 from prodstate.zk.store import ZkStore
 
 CLUSTER = "sim"
@@ -257,7 +258,7 @@ def measure(n: int, args: argparse.Namespace, workdir: Path) -> Figures:
         figures.converge_s = max(c[0][0] for c in leaves.chosen.values()) - go
         figures.register_requests = mntr(zk)["zk_packets_received"]
         figures.register_zk_cpu = cpu_seconds(zk) - cpu
-        members = branches["branch1"].client.get_children(f"/prodstate/{CLUSTER}/members/leaf")
+        members = branches["branch1"].client.get_children(Layout(CLUSTER).members("leaf"))
         if len(members) != n:
             raise RuntimeError(f"{len(members)} leaf member znodes, expected {n}")
 

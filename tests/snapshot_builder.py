@@ -166,6 +166,11 @@ raw_snapshots = st.builds(
     peers=st.lists(peers, max_size=3).map(tuple),
     previous_root=st.none() | peers,
     new_parent=st.none() | peers,
+    configured=mostly,
+    deferred=st.sampled_from([frozenset(), frozenset(), frozenset({"Configure"})]),
+    probed=mostly,
+    root_damage=st.sampled_from(["", "", "", "not JSON"]),
+    lineage_damage=st.sampled_from(["", "", "", "epoch 1 below 4"]),
 )
 
 

@@ -7,25 +7,29 @@ from dataclasses import replace
 import pytest
 from hypothesis import given, settings
 
-from prodstate.core.decide import (
+from prodstate.core.actions import (
     Action,
     AdoptPrevious,
     Claim,
+    Configure,
     Decision,
     Fence,
     FenceRemote,
+    Heartbeat,
     JoinElection,
     LeaveElection,
+    Probe,
     Promote,
     PublishReplid,
     Register,
+    RepairEpoch,
+    RepairRoot,
     Replicate,
     Serve,
     StepDown,
     Wait,
-    decide,
-    no_branch_since,
 )
+from prodstate.core.decide import decide, no_branch_since
 from prodstate.core.model import (
     FENCE_MIN_REPLICAS,
     Lineage,
@@ -252,9 +256,9 @@ def test_root_znode_of_this_nodes_previous_session_is_waited_out():
 # --- the root -----------------------------------------------------------------------------
 
 
-def test_serving_root_waits():
+def test_serving_root_writes_its_heartbeat():
     d = decide(root_snap(registered=branch(ME, available=False)))
-    assert d.action == Wait()
+    assert d.action == Heartbeat()
     assert "serving" in d.reason
 
 
@@ -334,12 +338,12 @@ def test_root_counts_attached_leaves_so_that_a_write_still_needs_a_branch():
     assert d.action == Serve(3)
     assert "2 non-branch replica(s) attached" in d.reason
     settled = master(min_replicas_to_write=1, replicas=(addr("b2"), addr("b3")))
-    assert act(root_snap(redis=settled)) == Wait()
+    assert act(root_snap(redis=settled)) == Heartbeat()
 
 
 def test_lone_root_ignores_attached_leaves():
     alone = master(min_replicas_to_write=0, replicas=("leaf-1.example.net:6379",))
-    assert act(root_snap(branches=(branch(ME),), redis=alone)) == Wait()
+    assert act(root_snap(branches=(branch(ME),), redis=alone)) == Heartbeat()
 
 
 def test_root_adopts_a_previous_root_that_is_still_master():
@@ -431,6 +435,7 @@ def test_node_never_replicates_from_its_own_address():
 # --- any snapshot -------------------------------------------------------------------------
 
 ROOT_ONLY = (StepDown, Promote, PublishReplid, Serve, AdoptPrevious, Fence)
+ROOT_ONLY += (RepairRoot, RepairEpoch, Heartbeat)
 
 
 @settings(max_examples=2000)
@@ -450,14 +455,22 @@ def test_any_snapshot_gets_one_safe_explained_decision(s):
     if isinstance(action, ROOT_ONLY):
         assert held, f"{action} from a node that does not hold the root"
     if s.zk_state is not ZkState.CONNECTED:
-        assert isinstance(action, Fence | Wait)
+        assert isinstance(action, Fence | Wait | Configure)
+    if isinstance(action, Configure):
+        assert not s.configured and "Configure" not in s.deferred
+    if isinstance(action, Probe):
+        assert not s.probed
+    if isinstance(action, RepairRoot):
+        assert s.root_damage
+    if isinstance(action, RepairEpoch):
+        assert s.lineage_damage
     if isinstance(action, Serve):
         assert s.root.replid == s.redis.replid and s.root.run_id in ("", s.redis.run_id)
     if not s.lineage.knows(s.redis):
         assert not isinstance(action, JoinElection | Claim)
         assert not (isinstance(action, Register) and action.member.available)
     if s.tier is Tier.LEAF and not held:
-        assert isinstance(action, Wait | Register | Replicate | LeaveElection)
+        assert isinstance(action, Wait | Register | Replicate | LeaveElection | Configure | Probe)
     if s.tier is Tier.LEAF and isinstance(action, Replicate) and s.root is not None:
         skip = {ME, s.root.node_id}
         live = {m.address for m in s.branches if m.available and m.node_id not in skip}

@@ -103,7 +103,7 @@ def test_a_real_replica_info_parses():
         {"role": "slave", "master_host": "h", "master_port": "6379x"},
         {"master_repl_offset": "12abc"},
         {"master_repl_offset": [1]},
-        {"connected_slaves": True},
+        {"master_sync_in_progress": True},
     ],
 )
 def test_malformed_info_fields_are_data_errors(repl):

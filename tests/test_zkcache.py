@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from prodstate.agent.loop import AgentConfig
+from prodstate.agent.config import AgentConfig
 from prodstate.core.model import Tier
 from prodstate.zk.cache import ReadCache, Uncached
 

@@ -7,14 +7,12 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import redis
 
-from prodstate.client.fenced import Client, WriteFailed, WriteUncertain, _Refused
+from prodstate.client import Client, WriteFailed, WriteUncertain
 from prodstate.testing import wait_until
 from prodstate.testing.cluster import LocalCluster
-from prodstate.zk.rootwatch import RootView
 
 CONFIRMED, FAILED, UNKNOWN = "confirmed", "failed", "unknown"
 
@@ -29,25 +27,6 @@ class Write:
     started: float
     ended: float
     epoch: int | None
-
-
-class _RecordingClient(Client):
-    """A Client that remembers the root epoch of the view that confirmed the last write."""
-
-    confirmed_epoch: int | None = None
-
-    def _attempt(
-        self,
-        view: RootView,
-        command: tuple[Any, ...],
-        acks: int | None,
-        deadline: float,
-        *rest: Any,
-    ) -> Any:
-        outcome = super()._attempt(view, command, acks, deadline, *rest)
-        if not isinstance(outcome, _Refused) and view.root is not None:
-            self.confirmed_epoch = view.root.epoch
-        return outcome
 
 
 class Writer:
@@ -83,7 +62,7 @@ class Writer:
 
     def _run(self) -> None:
         try:
-            with _RecordingClient(
+            with Client(
                 self.cluster.zk_hosts, self.cluster.cluster, timeout=self.timeout
             ) as client:
                 i = 0

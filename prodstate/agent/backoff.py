@@ -46,6 +46,10 @@ class Backoff:
         """Seconds until ``key`` may be tried again (0 if it may be tried now)."""
         return max(0.0, self._until.get(key, now) - now)
 
+    def waiting(self, now: float) -> frozenset[str]:
+        """The keys that may not be tried yet at ``now``."""
+        return frozenset(key for key, until in self._until.items() if until > now)
+
     def refused(self, key: str, now: float) -> float:
         """Record a refusal of ``key`` at ``now``; the delay before its next try."""
         last = self._delay.get(key)

@@ -6,39 +6,41 @@ decision is taken by ``prodstate.core.decide.decide`` from a fresh snapshot.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import replace
 
 import redis
 from kazoo.exceptions import KazooException
 
 from prodstate import __version__
 from prodstate.agent.backoff import Backoff, is_denied
+from prodstate.agent.config import AgentConfig
 from prodstate.agent.metrics import AgentMetrics, RedisStats, read_heartbeat, read_stats
-from prodstate.core.decide import (
+from prodstate.core.actions import (
+    QUIET,
     AdoptPrevious,
     Claim,
+    Configure,
     Decision,
     Fence,
     FenceRemote,
+    Heartbeat,
     JoinElection,
     LeaveElection,
+    Probe,
     Promote,
     PublishReplid,
     Register,
+    RepairEpoch,
+    RepairRoot,
     Replicate,
     Serve,
     StepDown,
     Wait,
-    decide,
-    election_candidates,
-    follow_target,
-    no_branch_since,
 )
+from prodstate.core.decide import decide, no_branch_since
 from prodstate.core.model import (
     Lineage,
     PeerState,
@@ -47,79 +49,13 @@ from prodstate.core.model import (
     Snapshot,
     Tier,
     ZkState,
-    parse_address,
 )
 from prodstate.core.rendezvous import reaction_delay
 from prodstate.redis.control import RedisControl
 from prodstate.redis.users import managed_users, replication_settings, setuser_args
-from prodstate.security.credentials import NONE as NO_CREDENTIALS
-from prodstate.security.credentials import Credentials
-from prodstate.security.tls import TlsFiles
 from prodstate.zk.store import StoreUnavailable, View, ZkStore
 
 log = logging.getLogger("prodstate.agent.loop")
-
-
-@dataclass(frozen=True)
-class AgentConfig:
-    """Everything an agent needs; see ``prodstate agent --help``."""
-
-    zk: str
-    cluster: str
-    tier: Tier
-    node_id: str
-    redis: str
-    advertise: str
-    session_timeout: float = 10.0
-    tick: float = 0.2
-    jitter: float = 0.5
-    #: Seconds between full re-reads of ZooKeeper (a safety net: watches drive the reads
-    #: between them); None: 10 for a branch, 60 for a leaf (see ``full_read_interval``).
-    refresh_interval: float | None = None
-    backlog_size: str = "64mb"
-    #: Seconds an empty leaf waits for a syncing branch before loading from the root.
-    cold_start_wait: float = 30.0
-    metrics_port: int | None = None
-    metrics_host: str = "0.0.0.0"
-    #: Seconds between reads of the local Redis's sync counters and heartbeat, for metrics.
-    metrics_interval: float = 1.0
-    credentials: Credentials = field(default=NO_CREDENTIALS, repr=False)
-    tls: TlsFiles | None = None
-
-    @property
-    def full_read_interval(self) -> float:
-        """``refresh_interval``, or its default for the tier.
-
-        A leaf's full re-read is 14 requests against ZooKeeper per leaf (with 10 branches),
-        ~14,000/s at 10,000 leaves every 10 s; its watches already report every change, and
-        a leaf that missed one at worst replicates from a stale choice, so 60 s. A branch
-        keeps 10 s: few of them, and they elect the root.
-        """
-        if self.refresh_interval is not None:
-            return self.refresh_interval
-        return 60.0 if self.tier is Tier.LEAF else 10.0
-
-    def redis_settings(self) -> dict[str, str]:
-        """Redis settings the tree needs, applied with CONFIG SET at start.
-
-        The replica-announce pair makes a master list this Redis by its advertised
-        address, which is how clients tell branches' acknowledgements from leaves'.
-        """
-        host, port = parse_address(self.advertise)
-        settings = {
-            "repl-backlog-size": self.backlog_size,
-            "repl-backlog-ttl": "0",
-            "repl-diskless-sync": "yes",
-            "replica-announce-ip": host,
-            "replica-announce-port": str(port),
-        }
-        if self.tls is not None:
-            settings["tls-replication"] = "yes"
-        return settings
-
-    def redis_options(self) -> dict[str, Any]:
-        """How the agent connects to any Redis: as its admin user, over TLS if configured."""
-        return {"user": self.credentials.redis_user("admin"), "tls": self.tls}
 
 
 #: Seconds before an action refused for lack of rights is tried again: doubling up to the max.
@@ -147,7 +83,8 @@ class Agent:
         self.view: View | None = None
         self._refresh_at: float | None = 0.0
         self._full_read_at: float | None = None
-        self._last_logged: tuple[str, str] | None = None
+        #: The last decision logged, and the last probe (so one each tick logs once).
+        self._last_logged: dict[bool, tuple[str, str]] = {}
         self._configured_run_id = ""
         self.last_decision: Decision | None = None
         self.last_snapshot: Snapshot | None = None
@@ -201,18 +138,25 @@ class Agent:
     # --- one tick ------------------------------------------------------------------------------
 
     def tick(self) -> Decision:
-        """Gather, decide, log, act; return the decision."""
+        """Gather, decide, log, act; return the decision.
+
+        A decision that needs other nodes' Redis asks for them (``Probe``): the loop reads
+        them into the snapshot and decides again, so each decision sees them fresh.
+        """
         snapshot = self.snapshot()
         started = time.monotonic()
         decision = decide(snapshot)
+        if isinstance(decision.action, Probe):
+            self._log(decision, snapshot)
+            snapshot = self._probe(decision.action, snapshot)
+            decision = decide(snapshot)
         self._log(decision, snapshot)
         self.last_snapshot, self.last_decision = snapshot, decision
         acted = False
-        if started - snapshot.now > max(1.0, self.config.session_timeout / 3):
+        if time.monotonic() - snapshot.now > max(1.0, self.config.session_timeout / 3):
             log.warning("snapshot went stale before acting: skipping", extra=self._identity())
         else:
             acted = self._act(decision, snapshot)
-            self._heartbeat(snapshot)
         self._observe(snapshot, decision, time.monotonic() - started, acted)
         return decision
 
@@ -230,25 +174,23 @@ class Agent:
         """Read the local Redis and (when due) ZooKeeper into an immutable Snapshot."""
         now = time.monotonic()
         redis_state = self.redis.state()
-        if redis_state.reachable and redis_state.run_id != self._configured_run_id:
-            self._configure(redis_state)
         self._refresh_view(now)
         view = self.view
         zk_state = self.zk.state
         root = view.root if view else None
         confirmed_at = None
         if (
-            root is not None
-            and root.node_id == self.config.node_id
+            view is not None
+            and root is not None
+            and root.held_by(self.config.node_id, self.zk.session_id)
             and zk_state is ZkState.CONNECTED
         ):
             try:
-                root = self.zk.confirm_root()
+                root, damage = self.zk.confirm_root()
                 confirmed_at = now
+                self.view = view = replace(view, root=root, root_damage=damage)
             except StoreUnavailable:
                 confirmed_at = None
-            if view is not None:
-                self.view = view = replace(view, root=root)
         snapshot = Snapshot(
             node_id=self.config.node_id,
             tier=self.config.tier,
@@ -268,10 +210,14 @@ class Agent:
             registered=view.registered if view else None,
             lineage_readable=view.lineage_readable if view else True,
             cold_start_wait=self.config.cold_start_wait,
+            configured=redis_state.run_id == self._configured_run_id,
+            deferred=self._refused.waiting(now),
+            probed=False,
+            root_damage=view.root_damage if view else "",
+            lineage_damage=view.lineage_damage if view else "",
         )
         self._no_branch_since = no_branch_since(self._no_branch_since, snapshot)
-        snapshot = replace(snapshot, no_branch_since=self._no_branch_since)
-        return self._with_peers(snapshot)
+        return replace(snapshot, no_branch_since=self._no_branch_since)
 
     def _refresh_view(self, now: float) -> None:
         due = self._refresh_at is not None and now >= self._refresh_at
@@ -299,41 +245,20 @@ class Agent:
             if self._refresh_at is None:
                 self._refresh_at = now + self.config.tick
 
-    def _with_peers(self, s: Snapshot) -> Snapshot:
-        """Read the Redis of the nodes a decision may depend on.
-
-        A leaf about to move reads its new parent; a branch, during a takeover or
-        right after one, reads the other candidates and the previous root.
-        """
-        if s.zk_state is not ZkState.CONNECTED:
-            return s
-        if s.tier is Tier.LEAF:
-            return self._with_new_parent(s)
-        previous = ""
-        peers: tuple[PeerState, ...] = ()
-        candidates = election_candidates(s)
-        if s.root is None and s.in_election and candidates[:1] == (self.config.node_id,):
-            previous = s.lineage.address
-            by_id = {m.node_id: m for m in s.branches}
-            peers = tuple(
-                PeerState(c, by_id[c].address, self._peer_state(by_id[c].address))
-                for c in candidates[1:]
-                if c in by_id
-            )
-        elif s.root is not None and s.root.node_id == s.node_id and s.root.previous:
-            previous = s.root.previous
-        if not previous or previous == s.address:
-            return replace(s, peers=peers)
-        prev = PeerState(s.lineage.node_id, previous, self._peer_state(previous))
-        return replace(s, peers=peers, previous_root=prev)
-
-    def _with_new_parent(self, s: Snapshot) -> Snapshot:
-        if s.root is None or not s.redis.reachable:
-            return s
-        target, _ = follow_target(s)
-        if target in (s.redis.master, s.address):
-            return s
-        return replace(s, new_parent=PeerState("", target, self._peer_state(target)))
+    def _probe(self, probe: Probe, s: Snapshot) -> Snapshot:
+        """The snapshot with the Redis states ``probe`` asked for (unreachable ones as such)."""
+        peers = tuple(
+            PeerState(node_id, address, self._peer_state(address))
+            for node_id, address in probe.candidates
+        )
+        previous = None
+        if probe.previous_root is not None:
+            node_id, address = probe.previous_root
+            previous = PeerState(node_id, address, self._peer_state(address))
+        new_parent = None
+        if probe.new_parent is not None:
+            new_parent = PeerState("", probe.new_parent, self._peer_state(probe.new_parent))
+        return replace(s, probed=True, peers=peers, previous_root=previous, new_parent=new_parent)
 
     def _resume_from(self, address: str) -> None:
         """Replicate from ``address`` once a fresh read shows it at or past this replica's
@@ -397,6 +322,15 @@ class Agent:
         match action:
             case Wait():
                 pass
+            case Configure():
+                self._configure(s.redis)
+            case Heartbeat():
+                self.redis.heartbeat(time.time())
+            case RepairRoot():
+                self.zk.repair_root()
+            case RepairEpoch():
+                assert view is not None
+                self.zk.repair_epoch(view.lineage_version)
             case Register(member=member):
                 self.zk.register(replace(member, version=__version__))
             case JoinElection():
@@ -428,7 +362,12 @@ class Agent:
                 record = replace(s.root, replid=replid)
                 lineage = replace(s.lineage, epoch=s.root.epoch, node_id=cfg.node_id)
                 lineage = replace(lineage, address=cfg.advertise).with_replid(replid)
-                self.zk.publish_replid(record, lineage, view.lineage_version)
+                if not self.zk.publish_replid(record, lineage, view.lineage_version):
+                    log.info(
+                        "the root or epoch znode changed before the replication id was "
+                        "published: reading ZooKeeper again",
+                        extra=self._identity(),
+                    )
             case Serve(min_replicas=k):
                 assert s.root is not None
                 self.redis.serve(k, s.root.epoch)
@@ -445,26 +384,14 @@ class Agent:
             case _:
                 raise AssertionError(f"unknown action {action!r}")
 
-    def _heartbeat(self, s: Snapshot) -> None:
-        root = s.root
-        if root is None or root.node_id != s.node_id or root.owner_session != s.session_id:
-            return
-        if s.root_confirmed_at is None or not s.redis.is_master or root.replid != s.redis.replid:
-            return
-        with contextlib.suppress(redis.RedisError, OSError):
-            self.redis.heartbeat(time.time())
-
     def _configure(self, state: RedisState) -> None:
+        """Apply the tree's settings and the managed users (errors propagate to ``_act``)."""
         credentials = self.config.credentials
         users = managed_users(credentials)
-        try:
-            self.redis.configure(self.config.redis_settings())
-            for role, secret in users.items():
-                self.redis.set_user(setuser_args(role, secret))
-            self.redis.configure(replication_settings(credentials))  # secret: never logged
-        except (redis.RedisError, OSError) as exc:
-            log.warning("could not configure Redis", extra={"error": repr(exc)})
-            return
+        self.redis.configure(self.config.redis_settings())
+        for role, secret in users.items():
+            self.redis.set_user(setuser_args(role, secret))
+        self.redis.configure(replication_settings(credentials))  # secret: never logged
         extra = {**self._identity(), "run_id": state.run_id, **self.config.redis_settings()}
         if users:
             extra["users"] = ",".join(f"{role}={s.user}" for role, s in users.items())
@@ -477,10 +404,12 @@ class Agent:
         return {"node_id": self.config.node_id, "tier": str(self.config.tier)}
 
     def _log(self, decision: Decision, s: Snapshot) -> None:
+        """Log the decision's reason; a quiet one only when it differs from the last."""
         key = (decision.action.name, decision.reason)
-        if isinstance(decision.action, Wait) and key == self._last_logged:
+        slot = isinstance(decision.action, Probe)
+        if isinstance(decision.action, QUIET) and key == self._last_logged.get(slot):
             return
-        self._last_logged = key
+        self._last_logged[slot] = key
         log.info(
             decision.reason,
             extra={
@@ -494,4 +423,13 @@ class Agent:
         )
 
 
-_ZK_ACTIONS = (Register, JoinElection, LeaveElection, Claim, PublishReplid, StepDown)
+_ZK_ACTIONS = (
+    Register,
+    JoinElection,
+    LeaveElection,
+    Claim,
+    PublishReplid,
+    StepDown,
+    RepairRoot,
+    RepairEpoch,
+)

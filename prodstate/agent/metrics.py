@@ -47,13 +47,13 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from prodstate import __version__
-from prodstate.core.decide import Decision, Promote
+from prodstate.core.actions import Decision, Promote
+from prodstate.core.health import ROLES, health, role_of
+from prodstate.core.heartbeat import HEARTBEAT_KEY, parse_heartbeat
 from prodstate.core.model import Snapshot, Tier, ZkState
-from prodstate.redis.control import HEARTBEAT_KEY
 
 log = logging.getLogger("prodstate.agent.metrics")
 
-ROLES = ("root", "replica", "master-unelected", "down")
 DECISION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -77,49 +77,9 @@ def read_stats(conn: redis.Redis) -> RedisStats | None:
 def read_heartbeat(conn: redis.Redis) -> float | None:
     """The root's last heartbeat (wall-clock seconds) in the local Redis; None if unknown."""
     try:
-        value = float(conn.get(HEARTBEAT_KEY))
-    except (redis.RedisError, OSError, TypeError, ValueError):
+        return parse_heartbeat(conn.get(HEARTBEAT_KEY))
+    except (redis.RedisError, OSError):
         return None
-    return value if math.isfinite(value) else None
-
-
-def role_of(s: Snapshot) -> str:
-    """``root`` (holds the root znode, Redis a master), ``replica``, ``master-unelected``,
-    or ``down`` (Redis unreachable or loading)."""
-    r = s.redis
-    if not r.reachable or r.loading:
-        return "down"
-    if r.role == "slave":
-        return "replica"
-    root = s.root
-    held = root is not None and (root.node_id, root.owner_session) == (s.node_id, s.session_id)
-    return "root" if r.is_master and held else "master-unelected"
-
-
-def health(s: Snapshot, staleness: float | None, max_staleness: float = 10.0) -> tuple[bool, str]:
-    """Whether this node serves fresh data, with a one-line reason (pure)."""
-    if s.zk_state is not ZkState.CONNECTED:
-        return False, f"ZooKeeper {s.zk_state}"
-    r = s.redis
-    if not r.reachable:
-        return False, "local Redis unreachable"
-    if r.loading:
-        return False, "local Redis is loading"
-    role = role_of(s)
-    if role == "master-unelected":
-        return False, "local Redis is a master but this node is not the root"
-    if role == "replica" and not r.link_up:
-        return False, f"replication link to {r.master} is down"
-    if role == "root" and r.fenced:
-        return False, "root Redis is fenced: not accepting writes"
-    if staleness is None:
-        return False, "no heartbeat in local Redis"
-    if staleness > max_staleness:
-        return False, f"data is {staleness:.1f}s stale (limit {max_staleness:g}s)"
-    if role == "root":
-        epoch = s.root.epoch if s.root else 0
-        return True, f"ok: root serving epoch {epoch}"
-    return True, f"ok: replica following {r.master}, {staleness:.1f}s behind"
 
 
 class _SyncCollector(Collector):

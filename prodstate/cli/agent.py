@@ -8,36 +8,58 @@ import socket
 
 import click
 
+from prodstate.agent.config import AgentConfig
 from prodstate.agent.logs import setup_logging
-from prodstate.agent.loop import Agent, AgentConfig
-from prodstate.cli.options import check_address, check_cluster, check_node_id, config_option, option
+from prodstate.agent.loop import Agent
+from prodstate.cli.options import (
+    check_address,
+    check_node_id,
+    config_option,
+    option,
+    redis_option,
+    zk_options,
+)
 from prodstate.cli.security import security, security_options
 from prodstate.core.model import Tier, format_address
 
 
 @click.command()
 @config_option
-@option("--zk", required=True, help="ZooKeeper hosts, e.g. zk1:2181,zk2:2181,zk3:2181.")
-@option("--cluster", required=True, callback=check_cluster, help="Cluster name (namespace).")
+@zk_options
 @option("--tier", required=True, type=click.Choice([t.value for t in Tier]), help="Tree tier.")
 @option("--node-id", default=socket.gethostname(), show_default="hostname", callback=check_node_id)
-@option("--redis", required=True, callback=check_address, help="Local Redis HOST:PORT to manage.")
+@redis_option("Local Redis HOST:PORT to manage.", default=None, required=True)
 @option("--advertise", callback=check_address, help="Address others replicate from [--redis].")
-@option("--session-timeout", default=10.0, show_default=True, type=click.FloatRange(0.5, 600))
+@option(
+    "--session-timeout",
+    default=AgentConfig.session_timeout,
+    show_default=True,
+    type=click.FloatRange(0.5, 600),
+)
 @option("--metrics-port", type=click.IntRange(0, 65535), help="Serve /metrics and /healthz here.")
-@option("--metrics-host", default="0.0.0.0", show_default=True, help="Address to serve them on.")
-@option("--tick", default=0.2, show_default=True, type=click.FloatRange(0.01, 5))
-@option("--jitter", default=0.5, show_default=True, type=click.FloatRange(0, 60))
+@option(
+    "--metrics-host",
+    default=AgentConfig.metrics_host,
+    show_default=True,
+    help="Address to serve them on.",
+)
+@option("--tick", default=AgentConfig.tick, show_default=True, type=click.FloatRange(0.01, 5))
+@option("--jitter", default=AgentConfig.jitter, show_default=True, type=click.FloatRange(0, 60))
 @option(
     "--refresh-interval",
     type=click.FloatRange(1, 3600),
     show_default="10 branch, 60 leaf",
     help="Seconds between full re-reads of ZooKeeper (watches drive the reads between).",
 )
-@option("--backlog-size", default="64mb", show_default=True, help="Redis repl-backlog-size.")
+@option(
+    "--backlog-size",
+    default=AgentConfig.backlog_size,
+    show_default=True,
+    help="Redis repl-backlog-size.",
+)
 @option(
     "--cold-start-wait",
-    default=30.0,
+    default=AgentConfig.cold_start_wait,
     show_default=True,
     type=click.FloatRange(0, 3600),
     help="Seconds an empty leaf waits for a syncing branch before loading from the root.",

@@ -1,8 +1,8 @@
 """Data commands: ``prodstate set``, ``get``, ``write`` and ``root``.
 
-Exit status: 0 when the write is confirmed (or the read answered); 1 when it
-was certainly not applied (or the key does not exist); 3 when it may have
-been applied but was not confirmed; 2 for usage errors and unreachable
+Exit status (:mod:`prodstate.cli.exits`): 0 when the write is confirmed (or the read
+answered); 1 when it was certainly not applied (or the key does not exist); 3 when it
+may have been applied but was not confirmed; 2 for usage errors and unreachable
 services. Every failure is one line on stderr.
 """
 
@@ -15,7 +15,8 @@ from typing import Any
 import click
 import redis
 
-from prodstate.cli.options import check_address, check_cluster, option
+from prodstate.cli.exits import ERROR, NOT_APPLIED, UNCERTAIN, fail
+from prodstate.cli.options import option, redis_option, zk_options
 from prodstate.cli.security import security, security_options
 from prodstate.client import (
     Client,
@@ -26,21 +27,6 @@ from prodstate.client import (
     WriteRejected,
     WriteUncertain,
 )
-
-EXIT_NOT_APPLIED, EXIT_ERROR, EXIT_UNCERTAIN = 1, 2, 3
-
-
-def _fail(message: str, code: int) -> None:
-    click.echo(f"prodstate: {message}", err=True)
-    raise SystemExit(code)
-
-
-def zk_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--zk and --cluster (also PRODSTATE_ZK and PRODSTATE_CLUSTER)."""
-    command = option("--cluster", required=True, callback=check_cluster, help="Cluster name.")(
-        command
-    )
-    return option("--zk", required=True, help="ZooKeeper hosts.")(command)
 
 
 def write_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -67,7 +53,7 @@ def _client(zk: str | None, cluster: str, **kw: Any) -> Iterator[Client]:
     try:
         client = Client(zk, cluster, tls=secured.tls, **kw)
     except ProdstateError as exc:
-        _fail(str(exc), EXIT_ERROR)
+        fail(str(exc), ERROR)
     try:
         yield client
     finally:
@@ -78,11 +64,11 @@ def _run_write(client: Client, command: tuple[str, ...], acks: int | None, timeo
     try:
         reply = client.write(*command, acks=acks, timeout=timeout)
     except WriteRejected as exc:
-        _fail(f"rejected, not applied: {exc}", EXIT_NOT_APPLIED)
+        fail(f"rejected, not applied: {exc}", NOT_APPLIED)
     except WriteUncertain as exc:
-        _fail(f"NOT CONFIRMED, may have been applied: {exc}", EXIT_UNCERTAIN)
+        fail(f"NOT CONFIRMED, may have been applied: {exc}", UNCERTAIN)
     except WriteFailed as exc:
-        _fail(str(exc), EXIT_NOT_APPLIED)
+        fail(str(exc), NOT_APPLIED)
     click.echo(_show(reply))
 
 
@@ -121,7 +107,7 @@ def write(
 
 @click.command()
 @security_options
-@option("--redis", default="localhost:6379", show_default=True, callback=check_address)
+@redis_option("The local Redis to read from.")
 @option("--max-staleness", type=click.FloatRange(0), help="Refuse data older than S seconds.")
 @click.argument("key")
 def get(redis: str, max_staleness: float | None, key: str) -> None:
@@ -129,7 +115,7 @@ def get(redis: str, max_staleness: float | None, key: str) -> None:
     with _client(None, "-", local=redis) as client:
         value = _local_read(lambda: client.get(key, max_staleness=max_staleness), redis)
     if value is None:
-        _fail(f"{key}: no such key", EXIT_NOT_APPLIED)
+        fail(f"{key}: no such key", NOT_APPLIED)
     click.echo(value)
 
 
@@ -137,11 +123,11 @@ def _local_read(read: Callable[[], Any], address: str) -> Any:
     try:
         return read()
     except StaleData as exc:
-        _fail(f"{address}: {exc}", EXIT_ERROR)
+        fail(f"{address}: {exc}", ERROR)
     except redis.ResponseError as exc:
-        _fail(f"{address} refused the read: {exc}", EXIT_NOT_APPLIED)
+        fail(f"{address} refused the read: {exc}", NOT_APPLIED)
     except redis.RedisError as exc:
-        _fail(f"cannot read from Redis at {address}: {exc}", EXIT_ERROR)
+        fail(f"cannot read from Redis at {address}: {exc}", ERROR)
 
 
 @click.command()
@@ -153,5 +139,5 @@ def root(zk: str, cluster: str) -> None:
         try:
             record = client.root()
         except NoRoot as exc:
-            _fail(str(exc), EXIT_NOT_APPLIED)
+            fail(str(exc), NOT_APPLIED)
     click.echo(f"{record.address} epoch={record.epoch} node={record.node_id}")

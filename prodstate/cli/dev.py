@@ -24,7 +24,7 @@ from typing import Any
 
 import click
 from kazoo.client import KazooClient
-from kazoo.exceptions import KazooException, NoNodeError
+from kazoo.exceptions import KazooException
 from kazoo.handlers.threading import KazooTimeoutError
 
 from prodstate.client import Client, ProdstateError
@@ -35,6 +35,7 @@ from prodstate.testing.cluster import LocalCluster
 from prodstate.testing.process import ProcessError
 from prodstate.testing.wait import wait_until
 from prodstate.testing.zk_server import ZooKeeperServer
+from prodstate.zk.client import read_root
 
 #: What a failed start raises: a server that exits or never gets ready, a missing
 #: binary or jar (OSError), a tree that does not form (TimeoutError), ZooKeeper unreachable.
@@ -124,7 +125,7 @@ def failover(branches: int, leaves: int, workdir: Path | None, session_timeout: 
     limit = 3 * session_timeout + 30
     with _local_cluster(workdir, branches, leaves, session_timeout, on_interrupt=130) as cluster:
         zk, name = cluster.zk(), cluster.cluster
-        old = _read_root(zk, name)
+        old = read_root(zk, name)
         if old is None:
             raise click.ClickException("the tree formed but no root is published")
         reader = next(
@@ -364,21 +365,13 @@ def _shape(status: TreeStatus) -> str:
     return _SECONDS.sub("Ns", dataclasses.replace(status, nodes=nodes).render_text())
 
 
-def _read_root(zk: KazooClient, cluster: str) -> RootRecord | None:
-    try:
-        raw, stat = zk.get(f"/prodstate/{cluster}/root")
-    except NoNodeError:
-        return None
-    return RootRecord.from_json(raw, stat.ephemeralOwner)
-
-
 def _root_change(zk: KazooClient, cluster: str, old: RootRecord) -> tuple[RootRecord | None] | None:
     """``(current root,)`` once the root is no longer ``old`` (None: no root), else None."""
-    now = _read_root(zk, cluster)
+    now = read_root(zk, cluster)
     return (now,) if now is None or now.node_id != old.node_id else None
 
 
 def _new_root(zk: KazooClient, cluster: str, old: RootRecord) -> RootRecord | None:
     """The current root once it is another node than ``old``."""
-    now = _read_root(zk, cluster)
+    now = read_root(zk, cluster)
     return now if now is not None and now.node_id != old.node_id else None

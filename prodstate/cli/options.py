@@ -98,3 +98,22 @@ def check_node_id(ctx: click.Context, param: click.Parameter, value: str | None)
 def check_cluster(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """Click callback: a cluster name (same rules as a node id)."""
     return check_node_id(ctx, param, value)
+
+
+def zk_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--zk`` and ``--cluster`` (also ``PRODSTATE_ZK`` and ``PRODSTATE_CLUSTER``)."""
+    command = option(
+        "--cluster", required=True, callback=check_cluster, help="Cluster name (namespace)."
+    )(command)
+    return option("--zk", required=True, help="ZooKeeper hosts, e.g. zk1:2181,zk2:2181,zk3:2181.")(
+        command
+    )
+
+
+def redis_option(
+    help: str, default: str | None = "localhost:6379", **kwargs: Any
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--redis HOST:PORT`` (also ``PRODSTATE_REDIS``)."""
+    if default is not None:
+        kwargs.update(default=default, show_default=True)
+    return option("--redis", callback=check_address, help=help, **kwargs)

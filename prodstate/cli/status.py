@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import click
-from kazoo.client import KazooClient
-from kazoo.exceptions import KazooException
-from kazoo.handlers.threading import KazooTimeoutError
 
-from prodstate.cli.options import check_cluster, config_option, env_name, option
+from prodstate.cli.options import config_option, env_name, option, zk_options
 from prodstate.cli.security import security, security_options
-from prodstate.ops.status import collect_status, kazoo_log
+from prodstate.ops.status import collect_status
+from prodstate.zk.client import ZK_ERRORS, quiet_client
 
 
 @click.command()
 @config_option
-@option("--zk", required=True, help="ZooKeeper hosts, e.g. zk1:2181,zk2:2181,zk3:2181.")
-@option("--cluster", required=True, callback=check_cluster, help="Cluster name (namespace).")
+@zk_options
 @click.option(
     "--json",
     "as_json",
@@ -66,17 +63,17 @@ def status(
     users = secured.credentials
     options = {"user": users.redis_user("admin") or users.redis_user("reader"), "tls": secured.tls}
     try:
-        client = KazooClient(hosts=zk, logger=kazoo_log)
+        client = quiet_client(zk)
     except ValueError as exc:
         raise click.BadParameter(str(exc), ctx, param_hint="--zk") from None
     try:
         client.start(timeout=zk_timeout)
-    except (KazooTimeoutError, KazooException, OSError):
+    except ZK_ERRORS:
         click.echo(f"prodstate status: cannot connect to ZooKeeper at {zk}", err=True)
         ctx.exit(2)
     try:
         report = collect_status(client, cluster, timeout, stale_after, zk_timeout, options)
-    except (KazooTimeoutError, KazooException, OSError) as exc:
+    except ZK_ERRORS as exc:
         detail = str(exc) or type(exc).__name__
         click.echo(f"prodstate status: cannot read ZooKeeper at {zk}: {detail}", err=True)
         ctx.exit(2)

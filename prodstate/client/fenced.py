@@ -16,19 +16,22 @@ have been applied is never silently retried: it raises WriteUncertain.
 
 from __future__ import annotations
 
-import math
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
-from kazoo.client import KazooClient
-from kazoo.handlers.threading import KazooTimeoutError
 
-from prodstate.core.model import DataError, RootRecord
-from prodstate.redis.control import EPOCH_KEY, HEARTBEAT_KEY, connect
+from prodstate.core import heartbeat
+from prodstate.core.heartbeat import EPOCH_KEY, HEARTBEAT_KEY
+from prodstate.core.model import RootRecord
+from prodstate.redis.control import connect
 from prodstate.security.credentials import Secret
 from prodstate.security.tls import TlsFiles
-from prodstate.zk.rootwatch import RootView, RootWatch
+
+if TYPE_CHECKING:  # a read-only client (zk=None) never imports kazoo
+    from kazoo.client import KazooClient
+
+    from prodstate.zk.rootwatch import RootView, RootWatch
 
 #: Keys the system writes itself; clients may read them but never write them.
 RESERVED_PREFIX = "prodstate:"
@@ -168,17 +171,16 @@ class Client:
         self.timeout = timeout
         self.ack_timeout = ack_timeout
         self._own_zk = isinstance(zk, str)
-        self.zk: KazooClient | None
-        if isinstance(zk, str):
-            self.zk = KazooClient(hosts=zk, timeout=zk_timeout)
-            try:
-                self.zk.start(timeout=zk_timeout)
-            except KazooTimeoutError:
-                self.zk.close()
-                raise ProdstateError(f"cannot connect to ZooKeeper at {zk}") from None
-        else:
-            self.zk = zk
-        self.watch = RootWatch(self.zk, cluster).start() if self.zk is not None else None
+        #: The epoch of the root that confirmed the last confirmed write (its fencing token).
+        self.confirmed_epoch: int | None = None
+        self.zk: KazooClient | None = None
+        self.watch: RootWatch | None = None
+        if zk is not None:
+            # Imported here: a read-only client (``prodstate get``) never loads kazoo.
+            from prodstate.zk.rootwatch import RootWatch
+
+            self.zk = _start_zookeeper(zk, zk_timeout) if isinstance(zk, str) else zk
+            self.watch = RootWatch(self.zk, cluster).start()
         self.local = connect(local, timeout=2.0, user=reader, tls=tls)
         self._roots: dict[str, redis.Redis] = {}
 
@@ -209,23 +211,17 @@ class Client:
         pipe = self.local.pipeline(transaction=False)
         pipe.get(HEARTBEAT_KEY)
         pipe.execute_command(*command)
-        heartbeat, value = pipe.execute()
-        age = self.staleness(heartbeat)
+        beat, value = pipe.execute()
+        age = self.staleness(beat)
         if age is None or age > max_staleness:
             shown = "no heartbeat" if age is None else f"{age:.1f}s old"
             raise StaleData(f"local copy is {shown} (limit {max_staleness:g}s)")
         return value
 
     @staticmethod
-    def staleness(heartbeat: str | None, now: float | None = None) -> float | None:
-        """Seconds since the root's heartbeat ``heartbeat`` (None if missing or malformed)."""
-        try:
-            value = float(heartbeat)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            return None
-        if not math.isfinite(value):
-            return None  # "nan" would compare as fresh, "inf" as from the future
-        return max(0.0, (time.time() if now is None else now) - value)
+    def staleness(raw: str | None, now: float | None = None) -> float | None:
+        """Seconds since the root's heartbeat ``raw`` (None if missing or malformed)."""
+        return heartbeat.age(raw, time.time() if now is None else now)
 
     def get(self, key: str, max_staleness: float | None = None) -> str | None:
         """GET from the local Redis."""
@@ -316,6 +312,7 @@ class Client:
             if view.root is not None:
                 outcome = self._attempt(view, args, acks, deadline, script)
                 if not isinstance(outcome, _Refused):
+                    self.confirmed_epoch = view.root.epoch
                     return outcome.reply
                 last = outcome.reason
             remaining = deadline - time.monotonic()
@@ -444,6 +441,20 @@ class Client:
                 )
 
 
+def _start_zookeeper(hosts: str, timeout: float) -> KazooClient:
+    """A started kazoo client; ProdstateError if ZooKeeper cannot be reached in time."""
+    from kazoo.client import KazooClient
+    from kazoo.handlers.threading import KazooTimeoutError
+
+    zk = KazooClient(hosts=hosts, timeout=timeout)
+    try:
+        zk.start(timeout=timeout)
+    except KazooTimeoutError:
+        zk.close()
+        raise ProdstateError(f"cannot connect to ZooKeeper at {hosts}") from None
+    return zk
+
+
 class _Confirmed:
     def __init__(self, reply: Any) -> None:
         self.reply = reply
@@ -466,17 +477,3 @@ def _never_sent(exc: redis.RedisError) -> bool:
     """True if the connection failed before the command could reach the server."""
     text = str(exc)
     return "connecting to" in text.lower() or "Connection refused" in text
-
-
-__all__ = [
-    "Client",
-    "DataError",
-    "NoRoot",
-    "ProdstateError",
-    "StaleData",
-    "WriteFailed",
-    "WriteRejected",
-    "WriteUncertain",
-    "branch_acks",
-    "role_offset",
-]

@@ -8,8 +8,27 @@ step per tick, each step re-checked against fresh state.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from prodstate.core.actions import (
+    AdoptPrevious,
+    Claim,
+    Configure,
+    Decision,
+    Fence,
+    FenceRemote,
+    Heartbeat,
+    JoinElection,
+    LeaveElection,
+    Probe,
+    Promote,
+    PublishReplid,
+    Register,
+    RepairEpoch,
+    RepairRoot,
+    Replicate,
+    Serve,
+    StepDown,
+    Wait,
+)
 from prodstate.core.model import (
     FENCE_MIN_REPLICAS,
     Member,
@@ -20,114 +39,11 @@ from prodstate.core.model import (
     Tier,
     ZkState,
 )
-from prodstate.core.rendezvous import choose_parent
+from prodstate.core.rendezvous import parent_of
 
 #: Seconds an empty leaf that sees no branch but the root waits for branches to register
 #: (a fleet's leaves may start before its branches).
 COLD_START_REGISTER_WAIT = 5.0
-
-
-@dataclass(frozen=True)
-class Action:
-    """Base of every action; ``Wait`` means nothing to do this tick."""
-
-    @property
-    def name(self) -> str:
-        """Short name for logs."""
-        return type(self).__name__
-
-
-@dataclass(frozen=True)
-class Wait(Action):
-    """Nothing to change."""
-
-
-@dataclass(frozen=True)
-class Register(Action):
-    """Create or update this agent's member znode."""
-
-    member: Member
-
-
-@dataclass(frozen=True)
-class JoinElection(Action):
-    """Become a root candidate (ephemeral sequential znode)."""
-
-
-@dataclass(frozen=True)
-class LeaveElection(Action):
-    """Stop being a root candidate."""
-
-
-@dataclass(frozen=True)
-class Replicate(Action):
-    """``REPLICAOF`` the given address (the local Redis follows it).
-
-    With ``when_caught_up``, only once a fresh read shows the new parent at or past this
-    replica's offset (a moment at most): the snapshot is a tick old, and Redis answers a
-    PSYNC ahead of its own offset with a full resync.
-    """
-
-    address: str
-    when_caught_up: bool = False
-
-
-@dataclass(frozen=True)
-class Fence(Action):
-    """Make the local Redis refuse writes at once."""
-
-
-@dataclass(frozen=True)
-class FenceRemote(Action):
-    """Make another Redis (the previous root) refuse writes."""
-
-    address: str
-
-
-@dataclass(frozen=True)
-class Claim(Action):
-    """Atomically publish this agent as root with ``epoch`` (lost race: nothing happens)."""
-
-    epoch: int
-
-
-@dataclass(frozen=True)
-class Promote(Action):
-    """``REPLICAOF NO ONE`` on the local Redis (still fenced)."""
-
-
-@dataclass(frozen=True)
-class PublishReplid(Action):
-    """Record the root Redis's replication id in the root and epoch znodes."""
-
-    replid: str
-
-
-@dataclass(frozen=True)
-class Serve(Action):
-    """Accept writes as root, requiring ``min_replicas`` branch replicas per write."""
-
-    min_replicas: int
-
-
-@dataclass(frozen=True)
-class AdoptPrevious(Action):
-    """Turn the previous root's Redis into a replica of this root."""
-
-    address: str
-
-
-@dataclass(frozen=True)
-class StepDown(Action):
-    """Give up the root: fence the local Redis, delete the root znode, leave the election."""
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What to do this tick, and why (one line, logged)."""
-
-    action: Action
-    reason: str
 
 
 def decide(s: Snapshot) -> Decision:
@@ -136,8 +52,11 @@ def decide(s: Snapshot) -> Decision:
         return _disconnected(s)
     if not s.redis.reachable or s.redis.loading:
         return _redis_down(s)
-    if _is_root(s):
+    if s.holds_root:
         return _as_root(s)
+    configure = _configure(s)
+    if configure is not None:
+        return configure
     membership = _membership(s)
     if membership is not None:
         return membership
@@ -161,17 +80,28 @@ def decide(s: Snapshot) -> Decision:
 # --- states ------------------------------------------------------------------------------
 
 
-def _is_root(s: Snapshot) -> bool:
-    root = s.root
-    return root is not None and root.node_id == s.node_id and root.owner_session == s.session_id
+def _configure(s: Snapshot) -> Decision | None:
+    """Configure the local Redis if it has not been since it started (and is not backing
+    off after a refusal)."""
+    r = s.redis
+    if s.configured or not r.reachable or r.loading or Configure().name in s.deferred:
+        return None
+    return Decision(
+        Configure(),
+        f"local Redis (run id {r.run_id[:8]}) not configured yet: applying the tree's "
+        "settings and users",
+    )
 
 
 def _disconnected(s: Snapshot) -> Decision:
-    held_root = _is_root(s)
+    held_root = s.holds_root
     if held_root and s.redis.is_master and not s.redis.fenced:
         return Decision(
             Fence(), f"ZooKeeper {s.zk_state}: a root that may be replaced stops writes"
         )
+    configure = _configure(s)
+    if configure is not None:
+        return configure
     if held_root and s.suspended_since is not None:
         waited = s.now - s.suspended_since
         if waited >= s.session_timeout:
@@ -185,7 +115,7 @@ def _disconnected(s: Snapshot) -> Decision:
 
 def _redis_down(s: Snapshot) -> Decision:
     why = "local Redis unreachable" if not s.redis.reachable else "local Redis is loading"
-    if _is_root(s):
+    if s.holds_root:
         return Decision(StepDown(), f"{why}: giving up the root at once")
     if s.in_election:
         return Decision(LeaveElection(), f"{why}: leaving the root election")
@@ -208,10 +138,22 @@ def _as_root(s: Snapshot) -> Decision:
         )
     if not s.root.replid and not s.lineage.knows(r):
         return Decision(StepDown(), "root Redis lacks the tree's history: it must not serve")
+    configure = _configure(s)
+    if configure is not None:
+        return configure
     if s.root_confirmed_at is None:
         if r.is_master and not r.fenced:
             return Decision(Fence(), "root znode could not be confirmed: stop writes until it is")
         return Decision(Wait(), "root znode could not be confirmed: staying fenced")
+    if s.root_damage:
+        return Decision(
+            RepairRoot(), f"repairing the root znode this session owns: {s.root_damage}"
+        )
+    if s.lineage_damage:
+        return Decision(
+            RepairEpoch(),
+            f"repairing the epoch znode from this root's own record: {s.lineage_damage}",
+        )
     if not r.is_master:
         return Decision(Promote(), f"root with epoch {s.root.epoch}: promoting the local Redis")
     if s.root.replid != r.replid:
@@ -224,6 +166,12 @@ def _as_root(s: Snapshot) -> Decision:
             f"root with epoch {s.root.epoch}: accepting writes only while "
             f"{wanted} replica(s) are attached{extra}",
         )
+    previous = s.root.previous
+    if previous and previous != s.address and not s.probed:
+        return Decision(
+            Probe(previous_root=(s.lineage.node_id, previous)),
+            f"reading previous root {previous}: if it is still a master it becomes a replica",
+        )
     prev = s.previous_root
     if prev is not None and prev.address != s.address and prev.redis.is_master:
         return Decision(
@@ -233,7 +181,7 @@ def _as_root(s: Snapshot) -> Decision:
     membership = _membership(s)
     if membership is not None:
         return membership
-    return Decision(Wait(), f"root with epoch {s.root.epoch}: serving")
+    return Decision(Heartbeat(), f"root with epoch {s.root.epoch}: serving")
 
 
 def _membership(s: Snapshot) -> Decision | None:
@@ -271,6 +219,10 @@ def _election(s: Snapshot) -> Decision:
     leader = candidates[0]
     if leader != s.node_id:
         return Decision(Wait(), f"no root: {leader} leads the election")
+    if not s.probed:
+        probe = _election_probe(s, candidates)
+        if probe is not None:
+            return probe
     prev = s.previous_root
     if prev is not None and prev.address == s.address:
         prev = None  # this node was the previous root: nothing to fence or catch up from
@@ -311,16 +263,27 @@ def _election(s: Snapshot) -> Decision:
     )
 
 
+def _election_probe(s: Snapshot, candidates: tuple[str, ...]) -> Decision | None:
+    """The leader reads the other candidates and the previous root before it fences, catches
+    up, yields or claims (None: there is nobody to read)."""
+    by_id = {m.node_id: m for m in s.branches}
+    others = tuple((c, by_id[c].address) for c in candidates[1:] if c in by_id)
+    previous = s.lineage.address
+    previous_root = (s.lineage.node_id, previous) if previous and previous != s.address else None
+    if not others and previous_root is None:
+        return None
+    named = [f"{len(others)} other candidate(s)"] if others else []
+    named += [f"previous root {previous}"] if previous_root else []
+    return Decision(
+        Probe(candidates=others, previous_root=previous_root),
+        f"leading the election: reading {' and '.join(named)} before taking the root",
+    )
+
+
 def follow_target(s: Snapshot) -> tuple[str, str]:
     """The address this node should replicate from while a root is serving, and why."""
     assert s.root is not None
-    if s.tier is Tier.BRANCH:
-        return s.root.address, f"branch follows root {s.root.node_id} (epoch {s.root.epoch})"
-    branches = {m.node_id: m for m in _other_branches(s, exclude=s.root.node_id)}
-    parent = choose_parent(s.node_id, branches)
-    if parent is None:
-        return s.root.address, f"no live branch: leaf follows root {s.root.node_id}"
-    return branches[parent].address, f"rendezvous hashing picks branch {parent}"
+    return parent_of(s.node_id, s.tier, s.root, s.branches)
 
 
 def _follow(s: Snapshot) -> Decision:
@@ -338,6 +301,10 @@ def _follow(s: Snapshot) -> Decision:
         # A replica whose own master is gone refuses PSYNC, and Redis retries only once a
         # second: following the root before it has promoted would cost up to a second.
         return Decision(Wait(), f"{why}, once it has promoted (no replication id published)")
+    if target != s.root.address and not s.probed:
+        return Decision(
+            Probe(new_parent=target), f"{why}: reading it first, so the move is a partial resync"
+        )
     new = s.new_parent
     when_caught_up = False
     if new is not None and new.address == target and target != s.root.address:

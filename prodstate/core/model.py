@@ -122,6 +122,17 @@ class Member:
         version = obj.get("version", "")
         return cls(node_id, tier, address, available, version if isinstance(version, str) else "")
 
+    @classmethod
+    def from_znode(cls, name: str, tier: Tier | str, raw: bytes) -> Member:
+        """Decode the member znode ``members/<tier>/<name>``; DataError if it is malformed or
+        names another node or tier than where it is registered."""
+        member = cls.from_json(raw)
+        if member.node_id != name:
+            raise DataError(f"it names node {member.node_id}")
+        if member.tier != tier:
+            raise DataError(f"it says tier {member.tier}")
+        return member
+
 
 @dataclass(frozen=True)
 class RootRecord:
@@ -134,6 +145,11 @@ class RootRecord:
     previous: str = ""
     owner_session: int = 0
     run_id: str = ""
+
+    def held_by(self, node_id: str, session_id: int) -> bool:
+        """True if this is the root znode of ``node_id``'s ZooKeeper session ``session_id``
+        (the same node's previous session does not hold it)."""
+        return self.node_id == node_id and self.owner_session == session_id
 
     def to_json(self) -> bytes:
         """Encode as the znode's data (the owner session is the znode's own stat)."""
@@ -235,7 +251,6 @@ class RedisState:
     master: str = ""
     link_up: bool = False
     sync_in_progress: bool = False
-    connected_replicas: int = 0
     min_replicas_to_write: int = 0
     loading: bool = False
     #: Addresses of the connected replicas, as they announce themselves.
@@ -296,3 +311,21 @@ class Snapshot:
     cold_start_wait: float = 0.0
     #: Since when (monotonic) this leaf has seen a root but no branch to follow.
     no_branch_since: float | None = None
+    #: False until the local Redis has been configured since it (last) started.
+    configured: bool = True
+    #: Names of actions backing off after a refusal for lack of rights: not asked for now.
+    deferred: frozenset[str] = frozenset()
+    #: True once the loop has read the peers this decision asked for (``Probe``): then
+    #: ``peers``, ``previous_root`` and ``new_parent`` hold what it read.
+    probed: bool = True
+    #: Why the root znode this session owns must be repaired ("" if it is intact); ``root``
+    #: then holds the record this session wrote.
+    root_damage: str = ""
+    #: Why the epoch znode must be repaired by this root ("" if it is intact); ``lineage``
+    #: then holds the lineage this root wrote.
+    lineage_damage: str = ""
+
+    @property
+    def holds_root(self) -> bool:
+        """True if this agent's current session holds the root znode."""
+        return self.root is not None and self.root.held_by(self.node_id, self.session_id)

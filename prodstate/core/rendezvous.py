@@ -12,6 +12,8 @@ import hashlib
 import random
 from collections.abc import Iterable
 
+from prodstate.core.model import Member, RootRecord, Tier
+
 
 def score(leaf_id: str, branch_id: str) -> int:
     """The rendezvous weight of ``branch_id`` for ``leaf_id``."""
@@ -22,6 +24,27 @@ def score(leaf_id: str, branch_id: str) -> int:
 def choose_parent(leaf_id: str, branch_ids: Iterable[str]) -> str | None:
     """The branch ``leaf_id`` replicates from, or None when there is no branch."""
     return max(branch_ids, key=lambda b: (score(leaf_id, b), b), default=None)
+
+
+def parent_of(
+    node_id: str, tier: Tier | str, root: RootRecord, branches: Iterable[Member]
+) -> tuple[str, str]:
+    """The address ``node_id`` should replicate from while ``root`` serves, and why.
+
+    A branch follows the root. A leaf takes the branch rendezvous hashing picks among the
+    available branches other than the root, or the root itself when there is none.
+    """
+    if Tier(tier) is Tier.BRANCH:
+        return root.address, f"branch follows root {root.node_id} (epoch {root.epoch})"
+    live = {
+        m.node_id: m
+        for m in branches
+        if m.tier is Tier.BRANCH and m.available and m.node_id not in (node_id, root.node_id)
+    }
+    parent = choose_parent(node_id, live)
+    if parent is None:
+        return root.address, f"no live branch: leaf follows root {root.node_id}"
+    return live[parent].address, f"rendezvous hashing picks branch {parent}"
 
 
 def reaction_delay(max_jitter: float, rng: random.Random | None = None) -> float:

@@ -20,7 +20,7 @@ from prodstate.core.model import (
     RootRecord,
     Tier,
 )
-from prodstate.core.rendezvous import choose_parent
+from prodstate.core.rendezvous import parent_of
 
 
 @dataclass(frozen=True)
@@ -121,11 +121,6 @@ def build_status(
     root_offset = root_state.offset if root_state.reachable and not root_state.loading else None
     if root is not None:
         problems.extend(_root_problems(root, root_state, root.node_id in members))
-    available = {
-        m.node_id: m.address
-        for m in members.values()
-        if m.tier == Tier.BRANCH and m.available and (root is None or m.node_id != root.node_id)
-    }
     by_address = {m.address: m.node_id for m in members.values()}
     if root is not None:
         by_address.setdefault(root.address, root.node_id)
@@ -136,8 +131,7 @@ def build_status(
         is_root = root is not None and node_id == root.node_id
         expected = None
         if root is not None and not is_root:
-            parent = None if member.tier == Tier.BRANCH else choose_parent(node_id, available)
-            expected = available[parent] if parent else root.address
+            expected, _ = parent_of(node_id, member.tier, root, members.values())
         mine = _node_problems(member, state, is_root, expected)
         if is_root and state.reachable and not state.is_master and not state.loading:
             mine.append(f"root {node_id} is not a master")

@@ -1,6 +1,6 @@
 """What ``prodstate check`` (a Nagios/Icinga plugin) reports: the age of the replicated heartbeat.
 
-The root agent writes its clock to :data:`~prodstate.redis.control.HEARTBEAT_KEY` at least once a
+The root agent writes its clock to :data:`~prodstate.core.heartbeat.HEARTBEAT_KEY` at least once a
 second and the value replicates to every machine, so ``now - heartbeat`` on a machine's Redis is
 how far behind the root that machine's copy of the state is (plus any clock difference).
 """
@@ -8,14 +8,14 @@ how far behind the root that machine's copy of the state is (plus any clock diff
 from __future__ import annotations
 
 import enum
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from redis import exceptions as redis_errors
 
-from prodstate.redis.control import HEARTBEAT_KEY, connect
+from prodstate.core.heartbeat import HEARTBEAT_KEY, parse_heartbeat
+from prodstate.redis.control import connect
 from prodstate.security.credentials import Secret
 from prodstate.security.tls import TlsFiles
 
@@ -91,11 +91,8 @@ def evaluate(heartbeat_raw: str | None, now: float, warning: float, critical: fl
         raise ValueError(f"need 0 <= warning <= critical, got {warning} and {critical}")
     if heartbeat_raw is None:
         return CheckResult(Status.UNKNOWN, f"heartbeat key {HEARTBEAT_KEY} is missing")
-    try:
-        heartbeat = float(heartbeat_raw)
-    except ValueError:
-        heartbeat = math.nan
-    if not math.isfinite(heartbeat):
+    heartbeat = parse_heartbeat(heartbeat_raw)
+    if heartbeat is None:
         shown = heartbeat_raw if len(heartbeat_raw) <= 40 else heartbeat_raw[:40] + "..."
         return CheckResult(Status.UNKNOWN, f"heartbeat {HEARTBEAT_KEY} is not a number: {shown!r}")
     delta = now - heartbeat

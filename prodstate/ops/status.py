@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -12,17 +11,14 @@ import redis
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
+from prodstate.core.heartbeat import HEARTBEAT_KEY, parse_heartbeat
 from prodstate.core.model import DataError, Lineage, Member, RedisState, RootRecord, Tier
 from prodstate.core.tree import TreeStatus, build_status
-from prodstate.redis.control import HEARTBEAT_KEY, connect, read_state
+from prodstate.redis.control import connect, read_state
+from prodstate.zk.paths import Layout
 
 #: At most this many Redis reads run at once.
 MAX_WORKERS = 32
-
-# kazoo logs every failed connection attempt; the command reports failures itself.
-kazoo_log = logging.getLogger("prodstate.ops.status.kazoo")
-kazoo_log.addHandler(logging.NullHandler())
-kazoo_log.propagate = False
 
 
 def _read_node(
@@ -35,10 +31,10 @@ def _read_node(
         if not state.reachable or state.loading:
             return state, None
         try:
-            raw = conn.get(HEARTBEAT_KEY)
-            return state, (time.time() - float(raw) if raw is not None else None)
-        except (redis.RedisError, OSError, ValueError):
+            heartbeat = parse_heartbeat(conn.get(HEARTBEAT_KEY))
+        except (redis.RedisError, OSError):
             return state, None
+        return state, (time.time() - heartbeat if heartbeat is not None else None)
     finally:
         conn.close()
 
@@ -65,13 +61,13 @@ def collect_status(
     Malformed znodes and unreachable Redis servers are reported as problems;
     ZooKeeper failures (kazoo exceptions, request timeouts) propagate.
     """
-    base = f"/prodstate/{cluster}"
+    layout = Layout(cluster)
     call = _zk_reader(zk, zk_timeout)
-    call("sync", base)
+    call("sync", layout.base)
     problems: list[str] = []
     root = None
     try:
-        raw, stat = call("get", f"{base}/root")
+        raw, stat = call("get", layout.root)
         root = RootRecord.from_json(raw, stat.ephemeralOwner)
     except NoNodeError:
         pass
@@ -79,30 +75,26 @@ def collect_status(
         problems.append(f"malformed root znode: {exc}")
     lineage = Lineage()
     try:
-        lineage = Lineage.from_json(call("get", f"{base}/epoch")[0])
+        lineage = Lineage.from_json(call("get", layout.epoch)[0])
     except NoNodeError:
         pass
     except DataError as exc:
         problems.append(f"malformed epoch znode: {exc}")
     members: dict[str, dict[str, Member]] = {}
-    for tier in (str(Tier.BRANCH), str(Tier.LEAF)):
+    for tier in Tier:
         members[tier] = {}
         try:
-            children = call("get_children", f"{base}/members/{tier}")
+            children = call("get_children", layout.members(tier))
         except NoNodeError:
             continue
         for child in sorted(children):
             try:
-                member = Member.from_json(call("get", f"{base}/members/{tier}/{child}")[0])
+                raw = call("get", layout.member(tier, child))[0]
+                members[tier][child] = Member.from_znode(child, tier, raw)
             except NoNodeError:
                 continue  # went away while we looked
             except DataError as exc:
                 problems.append(f"malformed member znode {tier}/{child}: {exc}")
-                continue
-            if member.node_id != child:
-                problems.append(f"member znode {tier}/{child} names node {member.node_id}")
-                continue
-            members[tier][child] = member
     targets = {m.node_id: m.address for by_id in members.values() for m in by_id.values()}
     if root is not None:
         targets.setdefault(root.node_id, root.address)

@@ -10,6 +10,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from prodstate.core.heartbeat import EPOCH_KEY, HEARTBEAT_KEY
 from prodstate.core.model import (
     FENCE_MIN_REPLICAS,
     UNREACHABLE,
@@ -20,9 +21,6 @@ from prodstate.core.model import (
 )
 from prodstate.security.credentials import Secret
 from prodstate.security.tls import TlsFiles
-
-HEARTBEAT_KEY = "prodstate:time"
-EPOCH_KEY = "prodstate:epoch"
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +112,6 @@ def parse_state(server: Any, repl: Any, persistence: Any, config: Any) -> RedisS
         master=master,
         link_up=repl.get("master_link_status") == "up",
         sync_in_progress=bool(_int(repl, "master_sync_in_progress")),
-        connected_replicas=_int(repl, "connected_slaves"),
         min_replicas_to_write=_int(config, "min-replicas-to-write"),
         loading=bool(_int(persistence, "loading")),
         replicas=_replicas(repl),

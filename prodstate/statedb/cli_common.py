@@ -1,41 +1,26 @@
 """What the state-database commands share: connections, durable writes, output, errors.
 
-Exit status, as for the data commands: 0 done; 1 refused or not applied (a lock held,
-no such record); 2 usage error or a service unreachable; 3 written but not confirmed.
+Exit status as for the data commands (:mod:`prodstate.cli.exits`): 0 done; 1 refused or
+not applied (a lock held, no such record); 2 usage error or a service unreachable;
+3 written but not confirmed.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 import redis
 from kazoo.client import KazooClient
-from kazoo.exceptions import KazooException
-from kazoo.handlers.threading import KazooTimeoutError
 
-from prodstate.cli.options import check_address, option
+from prodstate.cli.exits import ERROR, NOT_APPLIED, UNCERTAIN, fail
+from prodstate.cli.options import redis_option as local_redis_option
 from prodstate.client import Client, WriteFailed, WriteRejected, WriteUncertain
-
-EXIT_REFUSED, EXIT_ERROR, EXIT_UNCERTAIN = 1, 2, 3
-
-#: Errors of ZooKeeper requests (connection lost, timed out, refused).
-ZK_ERRORS = (KazooException, KazooTimeoutError, OSError)
-
-_kazoo_log = logging.getLogger("prodstate.statedb.kazoo")
-_kazoo_log.addHandler(logging.NullHandler())
-_kazoo_log.propagate = False
-
-
-def fail(message: str, code: int = EXIT_REFUSED) -> NoReturn:
-    """Print ``prodstate: message`` on stderr and exit with ``code``."""
-    click.echo(f"prodstate: {message}", err=True)
-    raise SystemExit(code)
+from prodstate.zk.client import ZK_ERRORS, quiet_client
 
 
 def this_host() -> str:
@@ -48,18 +33,12 @@ def checked(value: Any, check: Callable[..., Any], *args: Any) -> Any:
     try:
         return check(value, *args)
     except ValueError as exc:
-        fail(str(exc), EXIT_ERROR)
+        fail(str(exc), ERROR)
 
 
 def redis_option(command: Callable[..., Any]) -> Callable[..., Any]:
     """--redis: the local Redis that reads come from."""
-    return option(
-        "--redis",
-        default="localhost:6379",
-        show_default=True,
-        callback=check_address,
-        help="The local Redis to read from.",
-    )(command)
+    return local_redis_option("The local Redis to read from.")(command)
 
 
 def json_option(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -71,18 +50,18 @@ def json_option(command: Callable[..., Any]) -> Callable[..., Any]:
 def zookeeper(hosts: str, timeout: float = 5.0) -> Iterator[KazooClient]:
     """A started kazoo client; exit 2 with a message when ZooKeeper cannot be reached."""
     try:
-        zk = KazooClient(hosts=hosts, timeout=timeout, logger=_kazoo_log)
+        zk = quiet_client(hosts, timeout)
     except ValueError as exc:
-        fail(f"bad --zk {hosts!r}: {exc}", EXIT_ERROR)
+        fail(f"bad --zk {hosts!r}: {exc}", ERROR)
     try:
         zk.start(timeout=timeout)
     except ZK_ERRORS:
         zk.close()
-        fail(f"cannot connect to ZooKeeper at {hosts}", EXIT_ERROR)
+        fail(f"cannot connect to ZooKeeper at {hosts}", ERROR)
     try:
         yield zk
     except ZK_ERRORS as exc:
-        fail(f"ZooKeeper at {hosts} failed: {exc or type(exc).__name__}", EXIT_ERROR)
+        fail(f"ZooKeeper at {hosts} failed: {exc or type(exc).__name__}", ERROR)
     finally:
         zk.stop()
         zk.close()
@@ -105,7 +84,7 @@ def reader(address: str) -> Iterator[Client]:
     try:
         yield client
     except redis.RedisError as exc:
-        fail(f"cannot read from Redis at {address}: {exc}", EXIT_ERROR)
+        fail(f"cannot read from Redis at {address}: {exc}", ERROR)
     finally:
         client.close()
 
@@ -115,11 +94,11 @@ def durable(client: Client, commands: list[tuple[Any, ...]], timeout: float = 10
     try:
         return client.write_batch(commands, timeout=timeout)
     except WriteRejected as exc:
-        fail(f"rejected, not recorded: {exc}", EXIT_REFUSED)
+        fail(f"rejected, not recorded: {exc}", NOT_APPLIED)
     except WriteUncertain as exc:
-        fail(f"NOT CONFIRMED, may have been recorded: {exc}", EXIT_UNCERTAIN)
+        fail(f"NOT CONFIRMED, may have been recorded: {exc}", UNCERTAIN)
     except WriteFailed as exc:
-        fail(f"not recorded: {exc}", EXIT_REFUSED)
+        fail(f"not recorded: {exc}", NOT_APPLIED)
 
 
 def echo_json(value: Any) -> None:

@@ -12,15 +12,14 @@ import click
 from kazoo.client import KazooClient
 from kazoo.exceptions import LockTimeout
 
-from prodstate.cli.data import zk_options
+from prodstate.cli import exits
+from prodstate.cli.options import zk_options
 from prodstate.client import Client
 from prodstate.statedb.cli_common import (
-    EXIT_REFUSED,
     checked,
     durable,
     echo_json,
     echo_table,
-    fail,
     json_option,
     reader,
     redis_option,
@@ -119,11 +118,11 @@ def deploy(
             got = False
         if not got:
             holders = ", ".join(mutex.contenders()) or "another deploy"
-            fail(f"refused: a deploy of {service} is running ({holders})", EXIT_REFUSED)
+            exits.fail(f"refused: a deploy of {service} is running ({holders})", exits.NOT_APPLIED)
         try:
             held = store.holder(service)
             if held is not None:
-                fail(f"refused: {held.describe(time.time())}", EXIT_REFUSED)
+                exits.fail(f"refused: {held.describe(time.time())}", exits.NOT_APPLIED)
             status = _deploy(
                 zk_client, cluster, service, version, list(targets), who, host, list(command)
             )

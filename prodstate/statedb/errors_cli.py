@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from prodstate.cli.data import zk_options
+from prodstate.cli.options import zk_options
 from prodstate.client import Client
 from prodstate.statedb.cli_common import (
     checked,

@@ -8,15 +8,13 @@ import time
 import click
 from kazoo.client import KazooClient
 
-from prodstate.cli.data import zk_options
+from prodstate.cli import exits
+from prodstate.cli.options import zk_options
 from prodstate.client import ProdstateError
 from prodstate.statedb.cli_common import (
-    EXIT_REFUSED,
-    EXIT_UNCERTAIN,
     checked,
     echo_json,
     echo_table,
-    fail,
     json_option,
     this_host,
     writer,
@@ -48,9 +46,9 @@ def _mirror(zk: KazooClient, cluster: str, lock: LockRecord | None, name: str) -
         with writer(zk, cluster) as client:
             client.write(*mirror_command(lock, name), timeout=10)
     except ProdstateError as exc:
-        fail(
+        exits.fail(
             f"done in ZooKeeper, but the mirror in the dataset is not updated: {exc}",
-            EXIT_UNCERTAIN,
+            exits.UNCERTAIN,
         )
 
 
@@ -74,9 +72,9 @@ def acquire(zk: str, cluster: str, name: str, reason: str, ttl: str | None, hold
         try:
             LockStore(client, cluster).acquire(record)
         except LockHeld as exc:
-            fail(f"cannot lock: {exc}", EXIT_REFUSED)
+            exits.fail(f"cannot lock: {exc}", exits.NOT_APPLIED)
         except LockError as exc:
-            fail(str(exc), EXIT_REFUSED)
+            exits.fail(str(exc), exits.NOT_APPLIED)
         _mirror(client, cluster, record, name)
     click.echo(f"locked: {record.describe(now)}")
 
@@ -94,7 +92,7 @@ def release(zk: str, cluster: str, name: str, holder: str, force: bool) -> None:
         try:
             record = store.release(name, holder, force)
         except LockError as exc:
-            fail(str(exc), EXIT_REFUSED)
+            exits.fail(str(exc), exits.NOT_APPLIED)
         _mirror(client, cluster, None, name)
     click.echo(f"released {name} (was held by {record.holder}: {record.reason})")
 
@@ -111,7 +109,7 @@ def check(zk: str, cluster: str, names: tuple[str, ...]) -> None:
         now = time.time()
         held = [r for r in (store.holder(n, now) for n in names) if r is not None]
     if held:
-        fail("LOCKED: " + "; ".join(r.describe(now) for r in held), EXIT_REFUSED)
+        exits.fail("LOCKED: " + "; ".join(r.describe(now) for r in held), exits.NOT_APPLIED)
     click.echo(f"free: {', '.join(names)}")
 
 

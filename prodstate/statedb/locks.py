@@ -18,6 +18,7 @@ from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 from kazoo.recipe.lock import Lock
 
 from prodstate.statedb.keys import LOCKS, check_name, clip, dumps, fmt_time
+from prodstate.zk.paths import Layout
 
 
 @dataclass(frozen=True)
@@ -113,11 +114,11 @@ class LockStore:
 
     def __init__(self, zk: KazooClient, cluster: str) -> None:
         self.zk = zk
-        self.base = f"/prodstate/{cluster}/statedb"
+        self.layout = Layout(cluster)
 
     def path(self, name: str) -> str:
         """The znode of lock ``name``."""
-        return f"{self.base}/locks/{check_name(name, 'lock')}"
+        return self.layout.lock(check_name(name, "lock"))
 
     def read(self, name: str) -> tuple[LockRecord, int] | None:
         """The lock's record and znode version, expired or not; None if there is none.
@@ -203,7 +204,7 @@ class LockStore:
     def all(self) -> list[LockRecord]:
         """Every lock znode's record (expired ones included), by name."""
         try:
-            names = self.zk.get_children(f"{self.base}/locks")
+            names = self.zk.get_children(self.layout.locks)
         except NoNodeError:
             return []
         found = [self.read(name) for name in sorted(names)]
@@ -211,4 +212,4 @@ class LockStore:
 
     def deploy_mutex(self, service: str, identifier: str) -> Lock:
         """kazoo's Lock (session-bound) held by a deploy of ``service`` while it runs."""
-        return self.zk.Lock(f"{self.base}/deploying/{check_name(service, 'service')}", identifier)
+        return self.zk.Lock(self.layout.deploying(check_name(service, "service")), identifier)

@@ -6,14 +6,13 @@ import time
 
 import click
 
-from prodstate.cli.data import zk_options
+from prodstate.cli import exits
+from prodstate.cli.options import zk_options
 from prodstate.statedb.cli_common import (
-    EXIT_REFUSED,
     checked,
     durable,
     echo_json,
     echo_table,
-    fail,
     json_option,
     reader,
     redis_option,
@@ -101,7 +100,7 @@ def show(redis: str, as_json: bool, stale_after: float, host: str) -> None:
     with reader(redis) as client:
         raw = client.hget(MACHINES, host)
     if raw is None:
-        fail(f"unknown machine {host}: it has never reported", EXIT_REFUSED)
+        exits.fail(f"unknown machine {host}: it has never reported", exits.NOT_APPLIED)
     (found,) = machines({host: raw}, time.time(), stale_after)
     if as_json:
         echo_json(found.as_dict())
@@ -133,7 +132,7 @@ def forget(zk: str, cluster: str, redis: str, host: str) -> None:
         known = local.hget(MACHINES, host) is not None
         services = list(local.hgetall(host_services(host)))
     if not known and not services:
-        fail(f"unknown machine {host}: nothing is recorded for it", EXIT_REFUSED)
+        exits.fail(f"unknown machine {host}: nothing is recorded for it", exits.NOT_APPLIED)
     with zookeeper(zk) as zk_client, writer(zk_client, cluster) as client:
         durable(client, forget_commands(host, services))
     also = f" and its {len(services)} service record(s)" if services else ""

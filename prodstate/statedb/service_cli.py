@@ -10,14 +10,13 @@ from typing import Any
 
 import click
 
-from prodstate.cli.data import zk_options
+from prodstate.cli import exits
+from prodstate.cli.options import zk_options
 from prodstate.statedb.cli_common import (
-    EXIT_ERROR,
     checked,
     durable,
     echo_json,
     echo_table,
-    fail,
     json_option,
     reader,
     redis_option,
@@ -127,7 +126,7 @@ def discover(
     try:
         text = Path(patterns_file).read_text()
     except OSError as exc:
-        fail(f"cannot read {patterns_file}: {exc.strerror}", EXIT_ERROR)
+        exits.fail(f"cannot read {patterns_file}: {exc.strerror}", exits.ERROR)
     patterns = checked(text, parse_patterns)
     found = running_services(patterns, process_cmdlines())
     with reader(redis) as local:

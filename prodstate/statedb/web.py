@@ -13,11 +13,12 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import click
 from kazoo.client import KazooClient
 
-from prodstate.cli.data import zk_options
+from prodstate.cli import exits
+from prodstate.cli.options import zk_options
 from prodstate.client import Client
 from prodstate.ops.status import collect_status
 from prodstate.statedb import web_render
-from prodstate.statedb.cli_common import ZK_ERRORS, fail, redis_option, zookeeper
+from prodstate.statedb.cli_common import redis_option, zookeeper
 from prodstate.statedb.deploy_cli import read_deploys
 from prodstate.statedb.deploys import DeploySearch
 from prodstate.statedb.errors_cli import read_errors
@@ -25,6 +26,7 @@ from prodstate.statedb.keys import LOCKS, MACHINES, SERVICES, instances, loads, 
 from prodstate.statedb.locks import LockRecord
 from prodstate.statedb.machines import STALE_AFTER, machines
 from prodstate.statedb.services import instances_by_key, running
+from prodstate.zk.client import ZK_ERRORS
 
 StartResponse = Callable[..., Any]
 #: The errors page covers this many seconds.
@@ -168,7 +170,7 @@ def web(zk: str, cluster: str, redis: str, port: int, bind: str) -> None:
                 bind, port, Dashboard(zk_client, cluster, redis), _Server, _QuietHandler
             )
         except OSError as exc:
-            fail(f"cannot serve on {bind}:{port}: {exc.strerror or exc}", 2)
+            exits.fail(f"cannot serve on {bind}:{port}: {exc.strerror or exc}", 2)
         click.echo(f"prodstate web: serving http://{bind}:{server.server_port}/", err=True)
         try:
             server.serve_forever()

@@ -24,6 +24,7 @@ from prodstate.testing.secure import SecureSetup
 from prodstate.testing.tree import TreeReport, inspect_tree, read_root
 from prodstate.testing.wait import wait_until
 from prodstate.testing.zk_server import ZooKeeperEnsemble, ZooKeeperServer
+from prodstate.zk.paths import Layout
 
 T = TypeVar("T")
 
@@ -164,7 +165,7 @@ class LocalCluster:
         zk = self.zk()
         for name in names:
             agent = self.agents[name]
-            path = f"/prodstate/{self.cluster}/members/{self.tiers[name]}/{name}"
+            path = Layout(self.cluster).member(self.tiers[name], name)
 
             def registered(agent: AgentProcess = agent, path: str = path) -> bool:
                 if not agent.running:
@@ -287,7 +288,7 @@ class LocalCluster:
 
         def newer() -> RootRecord | None:
             zk = self.zk()
-            zk.sync(f"/prodstate/{self.cluster}")
+            zk.sync(Layout(self.cluster).base)
             root = read_root(zk, self.cluster)
             return root if root is not None and root.epoch > after_epoch else None
 

@@ -7,11 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import NoNodeError
 
-from prodstate.core.model import DataError, Lineage, Member, RootRecord, Tier
+from prodstate.core.model import Member, RootRecord, Tier
 from prodstate.core.tree import build_status
 from prodstate.redis.control import connect, read_state
+from prodstate.zk.client import read_epoch, read_members, read_root
+from prodstate.zk.paths import Layout
+
+__all__ = ["TreeReport", "inspect_tree", "read_epoch", "read_members", "read_root"]
 
 
 @dataclass(frozen=True)
@@ -28,37 +31,6 @@ class TreeReport:
         return self.root is not None and not self.problems
 
 
-def read_root(zk: KazooClient, cluster: str) -> RootRecord | None:
-    """The current root record, or None."""
-    try:
-        raw, stat = zk.get(f"/prodstate/{cluster}/root")
-    except NoNodeError:
-        return None
-    return RootRecord.from_json(raw, stat.ephemeralOwner)
-
-
-def read_epoch(zk: KazooClient, cluster: str) -> int:
-    """The epoch in the epoch znode; DataError if it does not parse, NoNodeError if gone."""
-    raw, _ = zk.get(f"/prodstate/{cluster}/epoch")
-    return Lineage.from_json(raw).epoch
-
-
-def read_members(zk: KazooClient, cluster: str, tier: str) -> dict[str, Member]:
-    """Registered members of one tier, by node id."""
-    path = f"/prodstate/{cluster}/members/{tier}"
-    members = {}
-    try:
-        children = zk.get_children(path)
-    except NoNodeError:
-        return {}
-    for child in children:
-        try:
-            members[child] = Member.from_json(zk.get(f"{path}/{child}")[0])
-        except (NoNodeError, DataError):
-            continue
-    return members
-
-
 def inspect_tree(
     zk: KazooClient,
     cluster: str,
@@ -72,7 +44,7 @@ def inspect_tree(
     ``branches`` is no parent for leaves, and an unregistered one is unavailable.
     Heartbeat staleness is not checked (see :func:`prodstate.core.tree.build_status`).
     """
-    zk.sync(f"/prodstate/{cluster}")
+    zk.sync(Layout(cluster).base)
     root = read_root(zk, cluster)
     states = {}
     for node, address in {**branches, **leaves}.items():

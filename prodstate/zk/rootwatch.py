@@ -10,7 +10,8 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException, NoNodeError
 from kazoo.handlers.threading import KazooTimeoutError
 
-from prodstate.core.model import DataError, Member, RootRecord, validate_node_id
+from prodstate.core.model import DataError, Member, RootRecord, Tier
+from prodstate.zk.paths import Layout
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +33,10 @@ class RootWatch:
     """
 
     def __init__(self, zk: KazooClient, cluster: str) -> None:
-        base = f"/prodstate/{validate_node_id(cluster)}"
+        layout = Layout(cluster)
         self.zk = zk
-        self.root_path = f"{base}/root"
-        self.branch_path = f"{base}/members/branch"
+        self.root_path = layout.root
+        self.branch_path = layout.members(Tier.BRANCH)
         self._cond = threading.Condition()
         self._root: RootRecord | None = None
         self._branches: dict[str, str] = {}
@@ -95,7 +96,7 @@ class RootWatch:
                 continue
             try:
                 raw, _ = self.zk.get(f"{self.branch_path}/{child}")
-                current[child] = Member.from_json(raw).address
+                current[child] = Member.from_znode(child, Tier.BRANCH, raw).address
             except NoNodeError:
                 continue
             except (DataError, KazooException, KazooTimeoutError) as exc:

@@ -1,12 +1,8 @@
-"""prodstate's znodes, behind one small class the agent loop drives.
+"""prodstate's znodes (laid out in :mod:`prodstate.zk.paths`), behind one small class the
+agent loop drives.
 
-Layout under ``/prodstate/<cluster>``::
-
-    members/branch/<node-id>   ephemeral, JSON Member
-    members/leaf/<node-id>     ephemeral, JSON Member
-    election/n_<seq>           ephemeral sequential, data = node id (lowest leads)
-    root                       ephemeral, JSON RootRecord, owned by the root's session
-    epoch                      persistent, JSON Lineage (epoch, latest root, replids)
+Reads never write: a root znode or epoch znode this agent's root must repair is reported
+in the View (``root_damage``, ``lineage_damage``), and the repair is an action.
 
 Every call is made only while CONNECTED and waits a bounded time, so the
 loop never hangs on requests kazoo queues while it reconnects. "Store
@@ -54,6 +50,7 @@ from prodstate.security.credentials import NONE as NO_CREDENTIALS
 from prodstate.security.credentials import Credentials
 from prodstate.zk.acl import auth_data, prodstate_acl, same_acl
 from prodstate.zk.cache import DataZnode, MemberZnode, ReadCache, Uncached
+from prodstate.zk.paths import CANDIDATE_PREFIX, GUARDED, PERSISTENT, TOP, Layout
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +70,11 @@ class View:
     lineage_version: int
     registered: Member | None
     in_election: bool
-    read_at: float
     lineage_readable: bool = True
+    #: Why the root znode this session owns needs repairing ("" if intact; see Snapshot).
+    root_damage: str = ""
+    #: Why the epoch znode needs repairing by this root ("" if intact; see Snapshot).
+    lineage_damage: str = ""
 
 
 class ZkStore:
@@ -89,10 +89,10 @@ class ZkStore:
         request_timeout: float | None = None,
         credentials: Credentials = NO_CREDENTIALS,
     ) -> None:
-        self.base = f"/prodstate/{cluster}"
+        self.layout = Layout(cluster)
+        self.base = self.layout.base
         #: ACL of every znode this agent creates (None: ZooKeeper's open default).
         self.acl = prodstate_acl(credentials)
-        self.session_timeout = session_timeout
         self.request_timeout = request_timeout or max(0.5, session_timeout / 3)
         self._wake = wake
         self._lock = threading.Lock()
@@ -174,20 +174,19 @@ class ZkStore:
         return session_id
 
     def _ensure_paths(self) -> None:
-        top = self.base.rsplit("/", 1)[0]
-        if self.acl is not None and self._call(self.client.exists_async, top) is None:
+        if self.acl is not None and self._call(self.client.exists_async, TOP) is None:
             # Shared by every cluster: others' agents may create their own base in it.
             with contextlib.suppress(NodeExistsError):
                 acl = [*self.acl, ACL(Permissions.CREATE, ANYONE_ID_UNSAFE)]
-                self._call(self.client.create_async, top, b"", acl=acl)
-        for path in ("members/branch", "members/leaf", "election", "epoch"):
-            full = f"{self.base}/{path}"
+                self._call(self.client.create_async, TOP, b"", acl=acl)
+        for path in PERSISTENT:
+            full = self.layout.path(path)
             if self._call(self.client.exists_async, full) is None:
                 with contextlib.suppress(NodeExistsError):
                     self._call(self.client.create_async, full, b"", makepath=True)
         if self.acl is not None:
-            for path in ("", "/members", "/members/branch", "/members/leaf", "/election", "/epoch"):
-                self._ensure_acl(self.base + path, self.acl)
+            for path in GUARDED:
+                self._ensure_acl(self.layout.path(path), self.acl)
 
     def _ensure_acl(self, path: str, acl: list[ACL]) -> None:
         """Set ``acl`` on a persistent znode made before credentials (or with older ones)."""
@@ -226,13 +225,11 @@ class ZkStore:
     def _touched(self, *paths: str) -> None:
         """This agent wrote these znodes: read them again (their watches may fire later)."""
         for path in paths:
-            self.cache.invalidate(f"{self.base}/{path}")
+            self.cache.invalidate(self.layout.path(path))
 
     # --- reads -----------------------------------------------------------------------------
 
-    def read_view(
-        self, node_id: str, tier: Tier, want_branches: bool = True, full: bool = False
-    ) -> View:
+    def read_view(self, node_id: str, tier: Tier, full: bool = False) -> View:
         """Read members, candidates, root and lineage, leaving watches that wake the loop.
 
         Only paths never read, or whose watch fired since, are fetched (all of them with
@@ -242,27 +239,24 @@ class ZkStore:
         if full:
             self.cache.clear()
         try:
-            return self._read_view(node_id, tier, want_branches, session_id)
+            return self._read_view(node_id, tier, session_id)
         except BaseException:
             self.cache.clear()
             raise
 
-    def _read_view(self, node_id: str, tier: Tier, want_branches: bool, session_id: int) -> View:
+    def _read_view(self, node_id: str, tier: Tier, session_id: int) -> View:
         branches: list[Member] = []
-        if want_branches:
-            path = f"{self.base}/members/branch"
-            for child in self._read_children(path):
-                znode = self._read_member(f"{path}/{child}")
-                member = znode.member if znode is not None else None
-                if member is not None and member.node_id == child:
-                    branches.append(member)
+        for child in self._read_children(self.layout.members(Tier.BRANCH)):
+            znode = self._read_member(Tier.BRANCH, child)
+            if znode is not None and znode.member is not None:
+                branches.append(znode.member)
         registered = self._own_registration(node_id, tier, session_id)
         candidates: list[str] = []
         if tier is Tier.BRANCH:
             candidates = self._read_candidates()
-        root = self._read_root(session_id)
-        owns_root = root is not None and root.owner_session == session_id
-        lineage, lineage_version, readable = self._read_lineage(owns_root)
+        root, root_damage = self._read_root(session_id)
+        owns_root = root is not None and root.held_by(node_id, session_id)
+        lineage, lineage_version, readable, lineage_damage = self._read_lineage(owns_root)
         return View(
             branches=tuple(branches),
             candidates=tuple(candidates),
@@ -271,8 +265,9 @@ class ZkStore:
             lineage_version=lineage_version,
             registered=registered,
             in_election=self._election_node is not None,
-            read_at=time.monotonic(),
             lineage_readable=readable,
+            root_damage=root_damage,
+            lineage_damage=lineage_damage,
         )
 
     def _read_children(self, path: str) -> list[str]:
@@ -286,8 +281,10 @@ class ZkStore:
         self.cache.forget([p for p in self.cache.cached_under(path) if p not in present])
         return children
 
-    def _read_member(self, path: str) -> MemberZnode | None:
-        """A member znode (cached while its watch is pending); None if it does not exist."""
+    def _read_member(self, tier: Tier, node_id: str) -> MemberZnode | None:
+        """A member znode (cached while its watch is pending); None if it does not exist,
+        a None member if it is malformed or names another node or tier."""
+        path = self.layout.member(tier, node_id)
 
         def load() -> MemberZnode | Uncached[None]:
             try:
@@ -295,7 +292,7 @@ class ZkStore:
             except NoNodeError:
                 return Uncached(None)  # no watch was left: the children watch reports it
             try:
-                member: Member | None = Member.from_json(raw)
+                member: Member | None = Member.from_znode(node_id, tier, raw)
             except DataError as exc:
                 log.warning(
                     "ignoring malformed member znode", extra={"path": path, "error": str(exc)}
@@ -306,15 +303,17 @@ class ZkStore:
         return self.cache.read(path, load)
 
     def _own_registration(self, node_id: str, tier: Tier, session_id: int) -> Member | None:
-        znode = self._read_member(f"{self.base}/members/{tier}/{node_id}")
+        znode = self._read_member(tier, node_id)
         if znode is None or znode.owner != session_id:
             return None
         return znode.member
 
     def _read_candidates(self) -> list[str]:
-        path = f"{self.base}/election"
+        path = self.layout.election
         children = self._call(self.client.get_children_async, path, self._watch)
-        ordered = sorted((c for c in children if c.startswith("n_")), key=lambda c: c[-10:])
+        ordered = sorted(
+            (c for c in children if c.startswith(CANDIDATE_PREFIX)), key=lambda c: c[-10:]
+        )
         if self._election_node and self._election_node.rsplit("/", 1)[1] not in children:
             self._election_node = None
         candidates = []
@@ -334,7 +333,7 @@ class ZkStore:
 
     def _root_znode(self) -> DataZnode | None:
         """The root znode (cached while its watch is pending); None if there is none."""
-        path = f"{self.base}/root"
+        path = self.layout.root
 
         def load() -> DataZnode | Uncached[None] | None:
             for _ in range(3):
@@ -350,31 +349,27 @@ class ZkStore:
 
         return self.cache.read(path, load)
 
-    def _read_root(self, session_id: int = 0) -> RootRecord | None:
+    def _read_root(self, session_id: int) -> tuple[RootRecord | None, str]:
+        """The root record, and why it needs repairing ("" if it does not): a malformed root
+        znode owned by this session reads as the record this session wrote."""
         znode = self._root_znode()
         if znode is None:
-            return None
+            return None, ""
         try:
-            return RootRecord.from_json(znode.raw, owner_session=znode.owner)
+            return RootRecord.from_json(znode.raw, owner_session=znode.owner), ""
         except DataError as exc:
             own = self._own_root
             if own is None or not session_id or znode.owner != session_id:
                 log.warning("ignoring malformed root znode", extra={"error": str(exc)})
-                return None
-            log.warning(
-                "repairing the malformed root znode this session owns",
-                extra={"error": str(exc), "epoch": own.epoch},
-            )
-            try:
-                self._call(self.client.set_async, f"{self.base}/root", own.to_json(), znode.version)
-            finally:
-                self._touched("root")
-            return replace(own, owner_session=session_id)
+                return None, ""
+            return replace(own, owner_session=session_id), str(exc)
 
-    def _read_lineage(self, owns_root: bool = False) -> tuple[Lineage, int, bool]:
-        """The lineage, its znode version, and whether the znode was readable (a malformed one
-        reads as empty, which must not be mistaken for a cluster that never had a root)."""
-        path = f"{self.base}/epoch"
+    def _read_lineage(self, owns_root: bool) -> tuple[Lineage, int, bool, str]:
+        """The lineage, its znode version, whether the znode was readable (a malformed one
+        reads as empty, which must not be mistaken for a cluster that never had a root), and
+        why the root must repair it ("" if it need not): for the live root a malformed
+        epoch znode, or one below its own epoch, reads as the lineage it wrote."""
+        path = self.layout.epoch
 
         def load() -> DataZnode:
             raw, stat = self._call(self.client.get_async, path, self._watch)
@@ -386,7 +381,7 @@ class ZkStore:
         try:
             lineage = Lineage.from_json(raw)
             if not owns_root or own is None or lineage.epoch >= own.epoch:
-                return lineage, version, True
+                return lineage, version, True, ""
             problem = f"epoch {lineage.epoch} below the live root's {own.epoch} (recreated?)"
         except DataError as exc:
             if not owns_root or own is None:
@@ -394,17 +389,9 @@ class ZkStore:
                     "malformed epoch znode: no root can be claimed until it is repaired",
                     extra={"error": str(exc)},
                 )
-                return Lineage(), version, False
+                return Lineage(), version, False, ""
             problem = str(exc)
-        log.warning(
-            "repairing the epoch znode from this root's own record",
-            extra={"error": problem, "epoch": own.epoch},
-        )
-        try:
-            stat = self._call(self.client.set_async, path, own.to_json(), version)
-        finally:
-            self._touched("epoch")
-        return own, stat.version, True
+        return own, version, True, problem
 
     # --- writes ----------------------------------------------------------------------------
 
@@ -413,7 +400,7 @@ class ZkStore:
         session_id = self.connected_session()
         relative = f"members/{member.tier}/{member.node_id}"
         try:
-            self._register(member, f"{self.base}/{relative}", session_id)
+            self._register(member, self.layout.path(relative), session_id)
         finally:
             self._touched(relative, f"members/{member.tier}")
 
@@ -444,7 +431,7 @@ class ZkStore:
         """Enter the root election (at the back of the queue)."""
         self.connected_session()
         if self._election_node is None:
-            path = f"{self.base}/election/n_"
+            path = f"{self.layout.election}/{CANDIDATE_PREFIX}"
             self._election_node = self._call(
                 self.client.create_async, path, node_id.encode(), ephemeral=True, sequence=True
             )
@@ -460,9 +447,9 @@ class ZkStore:
         """Atomically create the root znode and bump the epoch; False if another won."""
         self.connected_session()
         tx = self.client.transaction()
-        tx.check(f"{self.base}/epoch", lineage_version)
-        tx.create(f"{self.base}/root", record.to_json(), ephemeral=True)
-        tx.set_data(f"{self.base}/epoch", lineage.to_json())
+        tx.check(self.layout.epoch, lineage_version)
+        tx.create(self.layout.root, record.to_json(), ephemeral=True)
+        tx.set_data(self.layout.epoch, lineage.to_json())
         try:
             failed = self._commit(tx)
         finally:
@@ -476,13 +463,13 @@ class ZkStore:
     def publish_replid(self, record: RootRecord, lineage: Lineage, lineage_version: int) -> bool:
         """Record the root Redis's replication id; False if the znodes changed meanwhile."""
         session_id = self.connected_session()
-        path = f"{self.base}/root"
+        path = self.layout.root
         _, stat = self._call(self.client.get_async, path)
         if stat.ephemeralOwner != session_id:
             return False
         tx = self.client.transaction()
         tx.set_data(path, record.to_json(), version=stat.version)
-        tx.set_data(f"{self.base}/epoch", lineage.to_json(), version=lineage_version)
+        tx.set_data(self.layout.epoch, lineage.to_json(), version=lineage_version)
         try:
             failed = self._commit(tx)
         finally:
@@ -492,16 +479,42 @@ class ZkStore:
         self._own_root, self._own_lineage = record, lineage
         return True
 
-    def confirm_root(self) -> RootRecord | None:
-        """Read the root znode afresh (one request), for a root checking it still holds it."""
+    def confirm_root(self) -> tuple[RootRecord | None, str]:
+        """Read the root znode afresh (one request), for a root checking it still holds it;
+        the record and why it needs repairing ("" if it does not)."""
         session_id = self.connected_session()
         self._touched("root")
         return self._read_root(session_id)
 
+    def repair_root(self) -> None:
+        """Write this session's own root record over the root znode it owns (a version-checked
+        write: a znode that changed meanwhile is read again, not overwritten)."""
+        session_id = self.connected_session()
+        own, path = self._own_root, self.layout.root
+        if own is None:
+            raise StoreUnavailable("no root record written by this session to repair from")
+        try:
+            _, stat = self._call(self.client.get_async, path)
+            if stat.ephemeralOwner == session_id:
+                self._call(self.client.set_async, path, own.to_json(), stat.version)
+        finally:
+            self._touched("root")
+
+    def repair_epoch(self, version: int) -> None:
+        """Write this root's own lineage over the epoch znode at ``version``."""
+        self.connected_session()
+        own = self._own_lineage
+        if own is None:
+            raise StoreUnavailable("no lineage written by this session to repair from")
+        try:
+            self._call(self.client.set_async, self.layout.epoch, own.to_json(), version)
+        finally:
+            self._touched("epoch")
+
     def release_root(self) -> None:
         """Delete the root znode if this session owns it."""
         session_id = self.connected_session()
-        path = f"{self.base}/root"
+        path = self.layout.root
         try:
             _, stat = self._call(self.client.get_async, path)
             if stat.ephemeralOwner == session_id:

@@ -1,0 +1,73 @@
+"""What an agent is told: ``prodstate agent``'s options, with their defaults, as one record."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from prodstate.core.model import Tier, parse_address
+from prodstate.security.credentials import NONE as NO_CREDENTIALS
+from prodstate.security.credentials import Credentials
+from prodstate.security.tls import TlsFiles
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """Everything an agent needs; see ``prodstate agent --help``."""
+
+    zk: str
+    cluster: str
+    tier: Tier
+    node_id: str
+    redis: str
+    advertise: str
+    session_timeout: float = 10.0
+    tick: float = 0.2
+    jitter: float = 0.5
+    #: Seconds between full re-reads of ZooKeeper (a safety net: watches drive the reads
+    #: between them); None: 10 for a branch, 60 for a leaf (see ``full_read_interval``).
+    refresh_interval: float | None = None
+    backlog_size: str = "64mb"
+    #: Seconds an empty leaf waits for a syncing branch before loading from the root.
+    cold_start_wait: float = 30.0
+    metrics_port: int | None = None
+    metrics_host: str = "0.0.0.0"
+    #: Seconds between reads of the local Redis's sync counters and heartbeat, for metrics.
+    metrics_interval: float = 1.0
+    credentials: Credentials = field(default=NO_CREDENTIALS, repr=False)
+    tls: TlsFiles | None = None
+
+    @property
+    def full_read_interval(self) -> float:
+        """``refresh_interval``, or its default for the tier.
+
+        A leaf's full re-read is 14 requests against ZooKeeper per leaf (with 10 branches),
+        ~14,000/s at 10,000 leaves every 10 s; its watches already report every change, and
+        a leaf that missed one at worst replicates from a stale choice, so 60 s. A branch
+        keeps 10 s: few of them, and they elect the root.
+        """
+        if self.refresh_interval is not None:
+            return self.refresh_interval
+        return 60.0 if self.tier is Tier.LEAF else 10.0
+
+    def redis_settings(self) -> dict[str, str]:
+        """Redis settings the tree needs, applied with CONFIG SET at start.
+
+        The replica-announce pair makes a master list this Redis by its advertised
+        address, which is how clients tell branches' acknowledgements from leaves'.
+        """
+        host, port = parse_address(self.advertise)
+        settings = {
+            "repl-backlog-size": self.backlog_size,
+            "repl-backlog-ttl": "0",
+            "repl-diskless-sync": "yes",
+            "replica-announce-ip": host,
+            "replica-announce-port": str(port),
+        }
+        if self.tls is not None:
+            settings["tls-replication"] = "yes"
+        return settings
+
+    def redis_options(self) -> dict[str, Any]:
+        """How the agent connects to any Redis: as its admin user, over TLS if configured."""
+        return {"user": self.credentials.redis_user("admin"), "tls": self.tls}

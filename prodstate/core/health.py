@@ -1,0 +1,48 @@
+"""The health of one node, judged from its snapshot and the age of its heartbeat (pure).
+
+``/healthz`` answers with it, and ``prodstate_role`` reports the role.
+"""
+
+from __future__ import annotations
+
+from prodstate.core.model import Snapshot, ZkState
+
+#: The roles ``role_of`` names.
+ROLES = ("root", "replica", "master-unelected", "down")
+
+
+def role_of(s: Snapshot) -> str:
+    """``root`` (holds the root znode, Redis a master), ``replica``, ``master-unelected``,
+    or ``down`` (Redis unreachable or loading)."""
+    r = s.redis
+    if not r.reachable or r.loading:
+        return "down"
+    if r.role == "slave":
+        return "replica"
+    return "root" if r.is_master and s.holds_root else "master-unelected"
+
+
+def health(s: Snapshot, staleness: float | None, max_staleness: float = 10.0) -> tuple[bool, str]:
+    """Whether this node serves fresh data, with a one-line reason (pure)."""
+    if s.zk_state is not ZkState.CONNECTED:
+        return False, f"ZooKeeper {s.zk_state}"
+    r = s.redis
+    if not r.reachable:
+        return False, "local Redis unreachable"
+    if r.loading:
+        return False, "local Redis is loading"
+    role = role_of(s)
+    if role == "master-unelected":
+        return False, "local Redis is a master but this node is not the root"
+    if role == "replica" and not r.link_up:
+        return False, f"replication link to {r.master} is down"
+    if role == "root" and r.fenced:
+        return False, "root Redis is fenced: not accepting writes"
+    if staleness is None:
+        return False, "no heartbeat in local Redis"
+    if staleness > max_staleness:
+        return False, f"data is {staleness:.1f}s stale (limit {max_staleness:g}s)"
+    if role == "root":
+        epoch = s.root.epoch if s.root else 0
+        return True, f"ok: root serving epoch {epoch}"
+    return True, f"ok: replica following {r.master}, {staleness:.1f}s behind"

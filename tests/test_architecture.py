@@ -1,0 +1,73 @@
+"""The layout's boundaries: a pure core, and commands that import only what they use."""
+
+from __future__ import annotations
+
+import ast
+import json
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import prodstate
+import prodstate.core
+
+PACKAGE = Path(prodstate.__file__).parent
+#: What the decisions must never depend on: they are computed from values, not read.
+IO_LIBRARIES = ("kazoo", "redis", "click", "prometheus_client")
+
+
+def imported_after(code: str) -> list[str]:
+    """The top-level names of every module a fresh interpreter has loaded after ``code``."""
+    script = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", script], check=True, capture_output=True, text=True
+    ).stdout
+    return json.loads(out)
+
+
+def loaded(modules: list[str], prefixes: tuple[str, ...]) -> list[str]:
+    return [m for m in modules if m.split(".")[0] in prefixes or m.startswith(prefixes)]
+
+
+def test_the_core_imports_no_io_library():
+    names = [f"prodstate.core.{m.name}" for m in pkgutil.iter_modules(prodstate.core.__path__)]
+    assert "prodstate.core.decide" in names and "prodstate.core.model" in names
+    modules = imported_after("\n".join(f"import {name}" for name in names))
+    assert loaded(modules, IO_LIBRARIES) == []
+
+
+def test_check_and_get_load_neither_zookeeper_nor_the_agent_nor_the_harness():
+    for command in ("check", "get"):
+        modules = imported_after(
+            f"from prodstate.cli import load_command\nload_command({command!r})"
+        )
+        assert "redis" in modules, command
+        unwanted = ("kazoo", "prometheus_client", "prodstate.agent", "prodstate.testing")
+        unwanted += ("prodstate.statedb", "prodstate.zk", "prodstate.cli.dev")
+        assert loaded(modules, unwanted) == [], command
+
+
+def test_only_the_dev_command_imports_the_test_harness():
+    importers = []
+    for path in PACKAGE.rglob("*.py"):
+        relative = path.relative_to(PACKAGE).as_posix()
+        if relative.startswith("testing/") or relative == "cli/dev.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            if any(n == "prodstate.testing" or n.startswith("prodstate.testing.") for n in names):
+                importers.append(relative)
+    assert importers == []
+
+
+def test_every_command_of_the_table_loads():
+    from prodstate.cli import COMMANDS, cli, load_command
+
+    for name in COMMANDS:
+        assert load_command(name).name == name
+    assert sorted(cli.list_commands(None)) == sorted(COMMANDS)  # type: ignore[arg-type]
