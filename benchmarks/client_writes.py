@@ -30,8 +30,9 @@ from benchkit import Workdir, check_output_paths, log, ms, table, terminate_as_i
 from redis._parsers import _RESP2Parser
 from redis._parsers.socket import SocketBuffer
 
-from prodstate.client.fenced import _FENCED_WRITE, Client, branch_acks, role_offset
+from prodstate.client import Client, branch_acks, role_offset
 from prodstate.redis.control import EPOCH_KEY, connect
+from prodstate.redis.scripts import FENCED_WRITE
 from prodstate.testing.cluster import LocalCluster
 
 WAIT_MS = 1000  # WAIT timeout of the hand-built variants (the client's first WAIT: 50 ms)
@@ -101,14 +102,14 @@ def make_variants(
 
     def eval_wait(key: str) -> None:
         pipe = root.pipeline(transaction=False)
-        pipe.eval(_FENCED_WRITE, 1, EPOCH_KEY, str(epoch), "SET", key, value)
+        pipe.evalsha(FENCED_WRITE.sha, 1, EPOCH_KEY, str(epoch), "SET", key, value)
         pipe.execute_command("WAIT", 1, WAIT_MS)
         if pipe.execute()[1] < 1:
             raise NotAcked(key)
 
     def client_pipeline(key: str) -> None:
         pipe = root.pipeline(transaction=False)
-        pipe.eval(_FENCED_WRITE, 1, EPOCH_KEY, str(epoch), "SET", key, value)
+        pipe.evalsha(FENCED_WRITE.sha, 1, EPOCH_KEY, str(epoch), "SET", key, value)
         pipe.execute_command("ROLE")
         pipe.execute_command("WAIT", 1, WAIT_MS)
         pipe.execute_command("ROLE")
@@ -117,7 +118,7 @@ def make_variants(
 
     def wait_role(key: str) -> None:
         pipe = root.pipeline(transaction=False)
-        pipe.eval(_FENCED_WRITE, 1, EPOCH_KEY, str(epoch), "SET", key, value)
+        pipe.evalsha(FENCED_WRITE.sha, 1, EPOCH_KEY, str(epoch), "SET", key, value)
         pipe.execute_command("WAIT", 1, WAIT_MS)
         pipe.execute_command("ROLE")
         if pipe.execute()[1] < 1:

@@ -109,3 +109,37 @@ def test_a_replica_moving_to_a_lagging_sibling_resumes_only_if_it_waits_for_it(
 
 def _offset(server: RedisServer) -> int:
     return server.info("replication")["master_repl_offset"]
+
+
+def test_a_rewritten_config_keeps_its_private_mode(tmp_path: Path):
+    """CONFIG REWRITE writes a new redis.conf with Redis's own default mode (0644 here), and
+    the file holds masterauth: the agent puts the mode back."""
+    master = RedisServer(tmp_path, name="master").start()
+    replica = RedisServer(tmp_path, name="replica", config={"masterauth": "s3cret"})
+    replica.config_path.chmod(0o600)
+    replica.start()
+    try:
+        with RedisControl(replica.address) as control:
+            control.replicate(master.address)
+        text = replica.config_path.read_text()
+        assert f"replicaof {master.host} {master.port}" in text and "s3cret" in text
+        assert replica.config_path.stat().st_mode & 0o777 == 0o600
+    finally:
+        replica.stop()
+        master.stop()
+
+
+def test_a_config_in_a_folder_others_can_write_is_not_rewritten(tmp_path: Path):
+    master = RedisServer(tmp_path, name="master").start()
+    replica = RedisServer(tmp_path, name="replica")
+    replica.config_path.parent.chmod(0o777)
+    replica.start()
+    try:
+        with RedisControl(replica.address) as control:
+            control.replicate(master.address)  # REPLICAOF itself is done
+            assert control.persist_config() is False
+        assert "replicaof" not in replica.config_path.read_text()
+        assert replica.info("replication")["role"] == "slave"
+    finally:
+        replica.stop()
+        master.stop()

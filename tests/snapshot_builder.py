@@ -119,6 +119,7 @@ redis_states = st.builds(
     replicas=st.lists(st.sampled_from([*map(addr, POOL), "leaf.example.net:6379"]), max_size=3)
     .map(sorted)
     .map(tuple),
+    epoch_key=st.sampled_from([None, "", "3", "4", "99"]),
 )
 pool_ids = st.sampled_from(POOL)
 rarely = mostly.map(lambda b: not b)

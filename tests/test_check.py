@@ -107,10 +107,18 @@ def test_small_future_offset_is_plain_skew() -> None:
 
 
 def test_future_heartbeat_mentions_clock_skew() -> None:
-    result = evaluate(beat(-42.5), NOW, 5, 30)
+    result = evaluate(beat(-4.2), NOW, 5, 30)
     assert result.status is Status.OK
-    assert result.message == "heartbeat 0.0s old, 42.5s in the future (clock skew?)"
+    assert result.message == "heartbeat 0.0s old, 4.2s in the future (clock skew?)"
     assert result.perfdata == "staleness=0.000s;5;30;0"
+
+
+@pytest.mark.parametrize("ahead", [5.5, 42.5, 11 * 86400])
+def test_a_heartbeat_further_ahead_than_skew_is_unknown_not_fresh(ahead: float) -> None:
+    """A forged (or wildly skewed) heartbeat must not hide a stale copy."""
+    result = evaluate(beat(-ahead), NOW, 5, 30)
+    assert result.status is Status.UNKNOWN
+    assert "in the future, beyond the 5s allowed for clock skew" in result.message
 
 
 def test_evaluate_rejects_inverted_thresholds() -> None:

@@ -17,6 +17,7 @@ from prodstate.core.actions import (
     RepairEpoch,
     RepairRoot,
     Replicate,
+    Serve,
     StepDown,
     Wait,
 )
@@ -133,3 +134,11 @@ def test_only_a_serving_root_writes_the_heartbeat():
     assert decide(root_snap()).action == Heartbeat()
     assert not isinstance(decide(root_snap(redis=master(replid="c" * 40))).action, Heartbeat)
     assert not isinstance(decide(snap()).action, Heartbeat)
+
+
+def test_a_serving_root_writes_its_epoch_key_again_when_it_was_changed():
+    tampered = root_snap(redis=master(min_replicas_to_write=1, epoch_key="99"))
+    d = decide(tampered)
+    assert d.action == Serve(1) and "epoch key" in d.reason
+    intact = root_snap(redis=master(min_replicas_to_write=1, epoch_key="4"))
+    assert decide(intact).action == Heartbeat()

@@ -9,27 +9,51 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from prodstate.client import Client
 from prodstate.core.decide import follow_target
-from prodstate.core.health import role_of
-from prodstate.core.heartbeat import age, parse_heartbeat
-from prodstate.core.model import DataError, Member, RedisState, RootRecord, Tier
+from prodstate.core.health import health, role_of
+from prodstate.core.heartbeat import MAX_FUTURE, age, age_of, parse_heartbeat, problem
+from prodstate.core.model import (
+    FENCE_MIN_REPLICAS,
+    DataError,
+    Member,
+    RedisState,
+    RootRecord,
+    Tier,
+)
 from prodstate.core.tree import build_status
+from prodstate.ops.check import Status, evaluate
 from prodstate.zk.paths import PERSISTENT, Layout
-from tests.snapshot_builder import ME, ME_ADDR, ROOT_ID, SESSION, root_snap, snap
+from tests.snapshot_builder import ME, ME_ADDR, ROOT_ADDR, ROOT_ID, SESSION, master, root_snap, snap
 
 # --- the heartbeat -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("raw", [None, "", "abc", "inf", "-inf", "nan", "1e400", b"\xff"])
+@pytest.mark.parametrize(
+    "raw", [None, "", "abc", "inf", "-inf", "nan", "1e400", b"\xff", "1" * 4000, "1" * 33]
+)
 def test_a_heartbeat_that_is_not_a_finite_number_is_unknown(raw):
     assert parse_heartbeat(raw) is None
     assert age(raw, 100.0) is None
+    assert problem(raw, 100.0)
 
 
 def test_a_heartbeat_ages_from_now_and_never_below_zero():
     assert parse_heartbeat(b"12.5") == 12.5
     assert age("90.0", 100.0) == 10.0
-    assert age("110.0", 100.0) == 0.0
+    assert age("104.0", 100.0) == 0.0  # clock skew
+    assert problem("104.0", 100.0) == ""
+
+
+@pytest.mark.parametrize("ahead", [MAX_FUTURE + 0.1, 3600, 11 * 86400])
+def test_a_heartbeat_further_ahead_than_clock_skew_is_no_heartbeat(ahead):
+    """Every reader (client, check, status, metrics) uses these: a forged future heartbeat
+    cannot make a stale copy look fresh."""
+    raw = str(100.0 + ahead)
+    assert age(raw, 100.0) is None and age_of(100.0 + ahead, 100.0) is None
+    assert "in the future" in problem(raw, 100.0)
+    assert Client.staleness(raw, 100.0) is None
+    assert evaluate(raw, 100.0, 5, 30).status is Status.UNKNOWN
 
 
 # --- holding the root ------------------------------------------------------------------------
@@ -101,3 +125,31 @@ def test_the_layout_names_every_znode_under_the_cluster():
         Layout("../etc")
     with pytest.raises(ValueError):
         layout.members("root")
+
+
+# --- the epoch key in the root's Redis --------------------------------------------------------
+
+
+def test_status_and_health_report_an_epoch_key_that_differs_from_zookeeper():
+    s = root_snap(redis=master(min_replicas_to_write=1, epoch_key="9"))
+    ok, reason = health(s, staleness=0.1)
+    assert not ok and "epoch key '9'" in reason
+    assert health(replace(s, redis=replace(s.redis, epoch_key="4")), staleness=0.1)[0]
+    root = s.root
+    assert root is not None
+    member = Member(ME, Tier.BRANCH, ME_ADDR)
+    status = build_status(root, None, {"branch": {ME: member}}, {ME: s.redis}, {}, 0.0, None)
+    assert any("holds epoch key '9'" in p for p in status.problems)
+    fenced = replace(s.redis, min_replicas_to_write=FENCE_MIN_REPLICAS)  # mid-takeover
+    status = build_status(root, None, {"branch": {ME: member}}, {ME: fenced}, {}, 0.0, None)
+    assert not any("epoch key" in p for p in status.problems)
+
+
+def test_status_reports_a_heartbeat_from_the_future():
+    member = Member("l1", Tier.LEAF, "l1.example.net:6379")
+    root = RootRecord(ROOT_ID, ROOT_ADDR, 2, owner_session=7)
+    state = RedisState(reachable=True, role="slave", master=ROOT_ADDR, link_up=True)
+    members = {"leaf": {"l1": member}}
+    status = build_status(root, None, members, {"l1": state}, {"l1": 1e9}, 1000.0, 10.0)
+    assert any("in the future" in p for p in status.problems)
+    assert next(n for n in status.nodes if n.node_id == "l1").staleness is None

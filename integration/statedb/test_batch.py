@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from prodstate.client.fenced import _FENCED_BATCH, Client, WriteRejected, _Refused
+from prodstate.client.fenced import Client, WriteRejected, _Refused
+from prodstate.redis.scripts import FENCED_BATCH
 from prodstate.testing import wait_until
 from prodstate.zk.rootwatch import RootView
 
@@ -48,6 +49,6 @@ def test_a_batch_with_a_stale_epoch_is_refused(infra):
             root.__class__(root.node_id, root.address, root.epoch - 1), view.branches, 0
         )
         args = (3, "SET", "b:stale", "x")
-        outcome = client._attempt(stale, args, None, time.monotonic() + 2, _FENCED_BATCH)
+        outcome = client._attempt(stale, args, None, time.monotonic() + 2, FENCED_BATCH)
         assert isinstance(outcome, _Refused) and "STALEEPOCH" in outcome.reason
         assert infra.redis[root.node_id].client().get("b:stale") is None

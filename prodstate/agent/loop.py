@@ -392,6 +392,7 @@ class Agent:
         for role, secret in users.items():
             self.redis.set_user(setuser_args(role, secret))
         self.redis.configure(replication_settings(credentials))  # secret: never logged
+        self.redis.load_scripts()
         extra = {**self._identity(), "run_id": state.run_id, **self.config.redis_settings()}
         if users:
             extra["users"] = ",".join(f"{role}={s.user}" for role, s in users.items())

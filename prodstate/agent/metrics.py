@@ -49,7 +49,7 @@ from prometheus_client.registry import Collector
 from prodstate import __version__
 from prodstate.core.actions import Decision, Promote
 from prodstate.core.health import ROLES, health, role_of
-from prodstate.core.heartbeat import HEARTBEAT_KEY, parse_heartbeat
+from prodstate.core.heartbeat import HEARTBEAT_KEY, age_of, parse_heartbeat
 from prodstate.core.model import Snapshot, Tier, ZkState
 
 log = logging.getLogger("prodstate.agent.metrics")
@@ -180,7 +180,7 @@ class AgentMetrics:
         role = role_of(s)
         for name in ROLES:
             self.role.labels(name).set(1 if name == role else 0)
-        staleness = None if heartbeat is None else now - heartbeat
+        staleness = age_of(heartbeat, now)
         self.staleness.set(math.nan if staleness is None else staleness)
         self.zk_connected.set(1 if s.zk_state is ZkState.CONNECTED else 0)
         up = r.link_up if role == "replica" else role == "root" and not r.fenced

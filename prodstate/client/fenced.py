@@ -25,6 +25,7 @@ from prodstate.core import heartbeat
 from prodstate.core.heartbeat import EPOCH_KEY, HEARTBEAT_KEY
 from prodstate.core.model import RootRecord
 from prodstate.redis.control import connect
+from prodstate.redis.scripts import FENCED_BATCH, FENCED_WRITE, RESERVED_PREFIX, Script
 from prodstate.security.credentials import Secret
 from prodstate.security.tls import TlsFiles
 
@@ -32,35 +33,6 @@ if TYPE_CHECKING:  # a read-only client (zk=None) never imports kazoo
     from kazoo.client import KazooClient
 
     from prodstate.zk.rootwatch import RootView, RootWatch
-
-#: Keys the system writes itself; clients may read them but never write them.
-RESERVED_PREFIX = "prodstate:"
-
-_FENCED_WRITE = """
-local current = redis.call('GET', KEYS[1])
-if current ~= ARGV[1] then
-  return redis.error_reply('STALEEPOCH this Redis serves epoch ' .. tostring(current) ..
-    ', the write carries epoch ' .. ARGV[1])
-end
-return redis.call(unpack(ARGV, 2))
-"""
-
-#: Several commands in one fenced script, so they apply together (no other write between
-#: them). ARGV after the epoch: for each command, its length then its words.
-_FENCED_BATCH = """
-local current = redis.call('GET', KEYS[1])
-if current ~= ARGV[1] then
-  return redis.error_reply('STALEEPOCH this Redis serves epoch ' .. tostring(current) ..
-    ', the write carries epoch ' .. ARGV[1])
-end
-local replies, i = {}, 2
-while i <= #ARGV do
-  local n = tonumber(ARGV[i])
-  replies[#replies + 1] = redis.call(unpack(ARGV, i + 1, i + n))
-  i = i + n + 1
-end
-return replies
-"""
 
 #: Seconds the first WAIT may take; slower acknowledgements are awaited in further rounds.
 _FIRST_WAIT = 0.05
@@ -279,7 +251,7 @@ class Client:
         the deadline) or WriteUncertain (may have been applied, not confirmed).
         """
         _check_command(command)
-        return self._write(_FENCED_WRITE, command, acks, timeout)
+        return self._write(FENCED_WRITE, command, acks, timeout)
 
     def write_batch(
         self,
@@ -298,10 +270,10 @@ class Client:
         for command in commands:
             _check_command(command)
             args += [len(command), *command]
-        return self._write(_FENCED_BATCH, tuple(args), acks, timeout)
+        return self._write(FENCED_BATCH, tuple(args), acks, timeout)
 
     def _write(
-        self, script: str, args: tuple[Any, ...], acks: int | None, timeout: float | None
+        self, script: Script, args: tuple[Any, ...], acks: int | None, timeout: float | None
     ) -> Any:
         watch = self._watch()
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
@@ -354,8 +326,11 @@ class Client:
         args: tuple[Any, ...],
         acks: int | None,
         deadline: float,
-        script: str = _FENCED_WRITE,
+        script: Script = FENCED_WRITE,
+        send_text: bool = False,
     ) -> _Confirmed | _Refused:
+        """One try at the root ``view`` names: the fenced script by digest (its text with
+        ``send_text``, once the root said it has not loaded it), then the confirmation."""
         root = view.root
         assert root is not None
         if view.branches and root.address not in view.branches:
@@ -366,7 +341,10 @@ class Client:
         # One round trip in the common case: the write, the offset it reached (ROLE), WAIT,
         # and the offsets the replicas acknowledged (ROLE again: structured, cheap to parse).
         pipe = conn.pipeline(transaction=False)
-        pipe.eval(script, 1, EPOCH_KEY, str(root.epoch), *args)
+        if send_text:
+            pipe.eval(script.text, 1, EPOCH_KEY, str(root.epoch), *args)
+        else:
+            pipe.evalsha(script.sha, 1, EPOCH_KEY, str(root.epoch), *args)
         if wanted:
             pipe.execute_command("ROLE")
             # Short: if the write is refused, this WAIT still runs (and waits for nothing).
@@ -385,6 +363,12 @@ class Client:
                 return _Refused(f"root {root.address} unreachable: {exc}")
             raise WriteUncertain(f"root {root.address} did not answer: {exc}") from None
         reply = results[0]
+        if isinstance(reply, redis.exceptions.NoScriptError) and not send_text:
+            # Not run: this root's agent has not loaded the script. Send its text instead
+            # (which a secured cluster's writer may not: then it is refused below).
+            return self._attempt(view, args, acks, deadline, script, send_text=True)
+        if send_text and "'eval'" in str(reply).lower():  # NOPERM for EVAL itself
+            return _Refused(f"root {root.address} has not loaded the fenced scripts yet")
         if isinstance(reply, redis.ResponseError):
             text = str(reply)
             if any(code in text for code in _REFUSALS):

@@ -255,6 +255,8 @@ class RedisState:
     loading: bool = False
     #: Addresses of the connected replicas, as they announce themselves.
     replicas: tuple[str, ...] = ()
+    #: The epoch key's value in this Redis ("" if absent; None if it was not read).
+    epoch_key: str | None = None
 
     @property
     def is_master(self) -> bool:

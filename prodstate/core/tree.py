@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
+from prodstate.core.heartbeat import MAX_FUTURE, age_of
 from prodstate.core.model import (
     FENCE_MIN_REPLICAS,
     UNREACHABLE,
@@ -138,10 +139,15 @@ def build_status(
         known = state.reachable and not state.loading
         offset = state.offset if known else None
         lag = root_offset - offset if root_offset is not None and offset is not None else None
-        heartbeat = heartbeats.get(node_id) if known else None
-        staleness = now - heartbeat if heartbeat is not None else None
+        beat = heartbeats.get(node_id) if known else None
+        staleness = age_of(beat, now)
         if stale_after is not None and known:
-            if staleness is None:
+            if beat is not None and staleness is None:
+                mine.append(
+                    f"{node_id} holds a heartbeat {beat - now:.1f}s in the future, beyond "
+                    f"the {MAX_FUTURE:g}s allowed for clock skew"
+                )
+            elif staleness is None:
                 mine.append(f"{node_id} holds no heartbeat from the root")
             elif staleness > stale_after:
                 mine.append(f"{node_id} is stale: last root heartbeat {staleness:.1f}s ago")
@@ -186,6 +192,13 @@ def _root_problems(root: RootRecord, state: RedisState, registered: bool) -> lis
         problems.append(
             f"root {root.node_id} refuses writes: it needs {state.min_replicas_to_write} "
             f"replica(s) attached, has {len(state.replicas)}"
+        )
+    epoch = state.epoch_key
+    serving = state.is_master and state.min_replicas_to_write < FENCE_MIN_REPLICAS
+    if serving and epoch is not None and epoch != str(root.epoch):
+        problems.append(
+            f"root {root.node_id} Redis holds epoch key {epoch[:20]!r}, but its epoch in "
+            f"ZooKeeper is {root.epoch}: every write is refused"
         )
     if root.run_id and state.run_id and state.run_id != root.run_id:
         problems.append(f"root {root.node_id} Redis restarted since it was elected")

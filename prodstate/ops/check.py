@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from redis import exceptions as redis_errors
 
-from prodstate.core.heartbeat import HEARTBEAT_KEY, parse_heartbeat
+from prodstate.core import heartbeat
+from prodstate.core.heartbeat import HEARTBEAT_KEY
 from prodstate.redis.control import connect
 from prodstate.security.credentials import Secret
 from prodstate.security.tls import TlsFiles
@@ -84,18 +85,19 @@ def evaluate(heartbeat_raw: str | None, now: float, warning: float, critical: fl
     """Judge the heartbeat value read from Redis (``None`` if the key is missing) at ``now``.
 
     Staleness above ``warning`` is WARNING, above ``critical`` CRITICAL (Nagios threshold
-    semantics: a value equal to a threshold is still within it). A heartbeat in the future
-    counts as 0 s old; more than :data:`SKEW_ALLOWANCE` ahead is mentioned as clock skew.
+    semantics: a value equal to a threshold is still within it). A heartbeat up to
+    :data:`~prodstate.core.heartbeat.MAX_FUTURE` ahead counts as 0 s old (more than
+    :data:`SKEW_ALLOWANCE` ahead is mentioned as clock skew); further ahead, missing or not
+    a number, it is UNKNOWN.
     """
     if not 0 <= warning <= critical:
         raise ValueError(f"need 0 <= warning <= critical, got {warning} and {critical}")
-    if heartbeat_raw is None:
-        return CheckResult(Status.UNKNOWN, f"heartbeat key {HEARTBEAT_KEY} is missing")
-    heartbeat = parse_heartbeat(heartbeat_raw)
-    if heartbeat is None:
-        shown = heartbeat_raw if len(heartbeat_raw) <= 40 else heartbeat_raw[:40] + "..."
-        return CheckResult(Status.UNKNOWN, f"heartbeat {HEARTBEAT_KEY} is not a number: {shown!r}")
-    delta = now - heartbeat
+    invalid = heartbeat.problem(heartbeat_raw, now)
+    if invalid:
+        return CheckResult(Status.UNKNOWN, invalid)
+    value = heartbeat.parse_heartbeat(heartbeat_raw)
+    assert value is not None
+    delta = now - value
     staleness = max(0.0, delta)
     if staleness > critical:
         status = Status.CRITICAL

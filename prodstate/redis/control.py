@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
@@ -19,7 +20,9 @@ from prodstate.core.model import (
     format_address,
     parse_address,
 )
+from prodstate.redis.scripts import SCRIPTS
 from prodstate.security.credentials import Secret
+from prodstate.security.files import file_mode, writable_by_others
 from prodstate.security.tls import TlsFiles
 
 log = logging.getLogger(__name__)
@@ -60,13 +63,14 @@ def read_state(conn: redis.Redis) -> RedisState:
         pipe.info("replication")
         pipe.info("persistence")
         pipe.config_get("min-replicas-to-write")
-        server, repl, persistence, config = pipe.execute()
+        pipe.get(EPOCH_KEY)
+        server, repl, persistence, config, epoch = pipe.execute()
     except redis.BusyLoadingError:
         return RedisState(reachable=True, loading=True)
     except (redis.RedisError, OSError):
         return UNREACHABLE
     try:
-        return parse_state(server, repl, persistence, config)
+        return parse_state(server, repl, persistence, config, "" if epoch is None else epoch)
     except DataError as exc:
         log.warning("ignoring a malformed INFO reply", extra={"error": str(exc)})
         return UNREACHABLE
@@ -90,11 +94,16 @@ def _text(section: Any, key: str) -> str:
     return str(value)
 
 
-def parse_state(server: Any, repl: Any, persistence: Any, config: Any) -> RedisState:
+def parse_state(
+    server: Any, repl: Any, persistence: Any, config: Any, epoch_key: Any = None
+) -> RedisState:
     """The parsed ``INFO server``, ``replication``, ``persistence`` and ``CONFIG GET`` replies
-    (as redis-py returns them) as a RedisState; DataError if any is malformed."""
+    and the epoch key's value ("" if absent, None if not read), as redis-py returns them,
+    as a RedisState; DataError if any is malformed."""
     if not all(isinstance(part, dict) for part in (server, repl, persistence, config)):
         raise DataError("INFO or CONFIG GET reply is not a mapping")
+    if epoch_key is not None and not isinstance(epoch_key, str):
+        raise DataError(f"epoch key is not text: {epoch_key!r}")
     role = _text(repl, "role")
     master = ""
     if role == "slave":
@@ -115,6 +124,7 @@ def parse_state(server: Any, repl: Any, persistence: Any, config: Any) -> RedisS
         min_replicas_to_write=_int(config, "min-replicas-to-write"),
         loading=bool(_int(persistence, "loading")),
         replicas=_replicas(repl),
+        epoch_key=None if epoch_key is None else epoch_key[:64],
     )
 
 
@@ -160,6 +170,11 @@ class RedisControl:
             if str(current.get(key)) != str(value):
                 self.conn.config_set(key, value)
 
+    def load_scripts(self) -> None:
+        """``SCRIPT LOAD`` the fenced scripts clients run by digest (see redis.scripts)."""
+        for script in SCRIPTS:
+            self.conn.script_load(script.text)
+
     def set_user(self, args: list[str]) -> None:
         """``ACL SETUSER`` with ``args`` (a user name, then its rules)."""
         self.conn.execute_command("ACL", "SETUSER", *args)
@@ -197,18 +212,45 @@ class RedisControl:
         """``CONFIG REWRITE``: a restarted Redis comes back as what the agent made it, a
         replica of the same master (its saved dataset then resumes with a partial resync,
         instead of starting as a master with a new replication id), or a fenced master.
-        False, and a warning once, when Redis cannot (no config file, or not writable)."""
+
+        The file holds ``masterauth``: it is not rewritten in a folder others may write
+        (they could replace it), and its mode is put back after the rewrite (Redis writes
+        a new file with its own default mode). False, and a warning once, when the file is
+        not rewritten (no config file, not writable, or unsafe)."""
+        path = self.config_file()
+        unsafe = writable_by_others(os.path.dirname(path)) if path else ""
+        if unsafe:
+            self._warn_once("not rewriting redis.conf: a restarted Redis will not resume", unsafe)
+            return False
+        mode = file_mode(path) if path else None
         try:
             self.conn.config_rewrite()
         except redis.ResponseError as exc:
-            if not self._rewrite_warned:
-                log.warning(
-                    "CONFIG REWRITE refused: a restarted Redis will not resume its replication",
-                    extra={"redis": self.address, "error": str(exc)},
-                )
-                self._rewrite_warned = True
+            self._warn_once(
+                "CONFIG REWRITE refused: a restarted Redis will not resume its replication",
+                str(exc),
+            )
             return False
+        if mode is not None and file_mode(path) != mode:
+            os.chmod(path, mode)
+            log.info(
+                "restored the mode of redis.conf after CONFIG REWRITE",
+                extra={"redis": self.address, "path": path, "mode": f"{mode:o}"},
+            )
         return True
+
+    def config_file(self) -> str:
+        """The path of this Redis's config file ("" if it has none or does not say)."""
+        try:
+            path = self.conn.info("server").get("config_file", "")
+        except (redis.RedisError, OSError):
+            return ""
+        return path if isinstance(path, str) else ""
+
+    def _warn_once(self, message: str, error: str) -> None:
+        if not self._rewrite_warned:
+            log.warning(message, extra={"redis": self.address, "error": error})
+            self._rewrite_warned = True
 
     def serve(self, min_replicas: int, epoch: int) -> None:
         """Accept writes acknowledged by ``min_replicas`` replicas; record the epoch first."""

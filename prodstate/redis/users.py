@@ -5,8 +5,9 @@ the default user off; the agent creates the others with ``ACL SETUSER`` from its
 the same on every machine (any branch may become root, any node a parent):
 
 * ``replication``: what a replica needs of its parent (``masteruser``/``masterauth``);
-* ``writer``: prodstate.Client's writes at the root (data commands, the fencing script,
-  ``WAIT`` and ``ROLE``; no administration);
+* ``writer``: prodstate.Client's writes at the root: data commands run inside the fenced
+  scripts, which it may call by digest only (it cannot load, flush or run any other
+  script or function), ``WAIT`` and ``ROLE``; no administration;
 * ``reader``: local readers and ``prodstate check`` (reads and ``INFO`` only).
 """
 
@@ -17,7 +18,17 @@ from prodstate.security.credentials import Credentials, Secret
 #: Permissions of each role the agent creates (after ``reset on`` and its passwords).
 RULES = {
     "replication": ("+psync", "+replconf", "+ping"),
-    "writer": ("~*", "&*", "+@all", "-@admin", "-@dangerous", "+role", "+wait"),
+    "writer": (
+        "~*",
+        "&*",
+        "+@all",
+        "-@admin",
+        "-@dangerous",
+        "-@scripting",
+        "+evalsha",
+        "+role",
+        "+wait",
+    ),
     "reader": ("~*", "+@read", "+@connection", "-@dangerous", "+info"),
 }
 
