@@ -49,8 +49,9 @@ from prodstate.testing.wait import wait_until
 
 TARGET = 1.1  # prodstate's p50 and p99 at most this times plain Redis's
 PATTERN = "__keyspace@0__:prop:*"  # the written keys' notifications, nothing else
-#: What the agent sets on its Redis (prodstate.agent.loop.AgentConfig.redis_settings), so the plain
-#: tree replicates with the same settings; keyspace events for string commands on both.
+#: What the agent sets on its Redis (prodstate.agent.config.AgentConfig.redis_settings), so
+#: the plain tree replicates with the same settings; keyspace events for string commands on
+#: both.
 REPLICATION = {
     "repl-backlog-size": "64mb",
     "repl-backlog-ttl": "0",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -12,7 +13,6 @@ from kazoo.security import OPEN_ACL_UNSAFE, make_digest_acl_credential
 from prodstate.core.model import Member, Tier, ZkState
 from prodstate.security.credentials import Credentials, Secret
 from prodstate.testing import wait_until
-from prodstate.testing.agent_process import AgentProcess
 from prodstate.zk.store import StoreUnavailable, ZkStore
 
 OLD, NEW = Secret("agents", "old-password"), Secret("agents-next", "new-password")
@@ -68,44 +68,29 @@ def test_an_open_cluster_is_secured_and_the_identity_rotated(zookeeper):
             ("anyone", "READ"),
         }
 
-    with store(zookeeper.hosts, Credentials(OLD)) as stale:
-        with pytest.raises(StoreUnavailable, match="NoAuth"):
-            register(stale, "stale-agent")
-        assert stale.client.exists("/prodstate/c1/members/branch/stale-agent") is None
+    # An agent left with the old identity cannot vouch for the cluster's ACLs any more.
+    stale = store(zookeeper.hosts, Credentials(OLD))
+    with pytest.raises(TimeoutError, match="has an ACL the agents cannot set"), stale:
+        pass
 
 
-def test_an_agent_with_a_wrong_password_backs_off_instead_of_retrying_every_tick(
-    zookeeper, redis_factory, tmp_path
-):
+def test_an_agent_with_a_wrong_password_refuses_to_run(zookeeper, redis_factory, tmp_path):
+    """A wrong password is another identity to ZooKeeper: the agent cannot set the cluster's
+    ACLs, so it does not act on them; it exits at start and says which znodes."""
     with store(zookeeper.hosts, Credentials(zookeeper=OLD)):  # the cluster's base, secured
         pass
     wrong = tmp_path / "wrong.toml"
     wrong.touch(mode=0o600)
     wrong.write_text(f'[zookeeper]\nuser = "{OLD.user}"\npassword = "not-{OLD.password}"\n')
-    agent = AgentProcess(
-        tmp_path,
-        node_id="b1",
-        tier="branch",
-        zk_hosts=zookeeper.hosts,
-        cluster="c1",
-        redis=redis_factory("redis-b1"),
-        tick=0.05,
-        extra_args=["--credentials-file", str(wrong)],
-    ).start()
-    try:
-
-        def refusals() -> list[tuple[str, float]]:
-            found = _REFUSED.findall(agent.log_path.read_text(errors="replace"))
-            return [(action, float(retry)) for action, retry in found]
-
-        wait_until(lambda: len(refusals()) >= 3, timeout=30, what="three refusals logged")
-        first = refusals()[0][0]
-        delays = [retry for action, retry in refusals() if action == first]
-        # Without the back-off a 50 ms tick would have tried some 60 times meanwhile.
-        assert delays[:3] == [1.0, 2.0, 4.0]
-        assert "action failed" not in agent.log_path.read_text(errors="replace")
-    finally:
-        agent.stop()
-
-
-_REFUSED = re.compile(r"action refused for lack of rights.* action=(\w+) .*retry_in=([\d.]+)")
+    options = ["--zk", zookeeper.hosts, "--cluster", "c1", "--tier", "branch"]
+    options += ["--redis", redis_factory("redis-b1").address, "--credentials-file", str(wrong)]
+    agent = subprocess.run(
+        [sys.executable, "-m", "prodstate", "agent", "--session-timeout", "2", *options],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert agent.returncode == 2, agent.stderr[-2000:]
+    last = agent.stderr.strip().splitlines()[-1]
+    assert last.startswith("prodstate: refusing to run: /prodstate/c1 has an ACL the agents")
+    assert "password" not in last and OLD.password not in agent.stderr

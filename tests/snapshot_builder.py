@@ -172,6 +172,7 @@ raw_snapshots = st.builds(
     probed=mostly,
     root_damage=st.sampled_from(["", "", "", "not JSON"]),
     lineage_damage=st.sampled_from(["", "", "", "epoch 1 below 4"]),
+    zk_untrusted=st.sampled_from(["", "", "", "", "/prodstate/c has an ACL the agents cannot set"]),
 )
 
 

@@ -456,6 +456,8 @@ def test_any_snapshot_gets_one_safe_explained_decision(s):
         assert held, f"{action} from a node that does not hold the root"
     if s.zk_state is not ZkState.CONNECTED:
         assert isinstance(action, Fence | Wait | Configure)
+    if s.zk_untrusted:
+        assert isinstance(action, Fence | Wait | Configure)
     if isinstance(action, Configure):
         assert not s.configured and "Configure" not in s.deferred
     if isinstance(action, Probe):

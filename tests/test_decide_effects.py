@@ -25,6 +25,7 @@ from prodstate.core.decide import decide
 from prodstate.core.model import FENCE_MIN_REPLICAS, Lineage, PeerState, Tier, ZkState
 from tests.snapshot_builder import (
     EMPTY,
+    ME,
     ME_ADDR,
     ROOT_ADDR,
     ROOT_ID,
@@ -142,3 +143,22 @@ def test_a_serving_root_writes_its_epoch_key_again_when_it_was_changed():
     assert d.action == Serve(1) and "epoch key" in d.reason
     intact = root_snap(redis=master(min_replicas_to_write=1, epoch_key="4"))
     assert decide(intact).action == Heartbeat()
+
+
+def test_an_agent_refuses_to_act_on_znodes_it_cannot_trust():
+    why = "/prodstate/c has an ACL the agents cannot set"
+    d = decide(snap(zk_untrusted=why, configured=False, registered=None))
+    assert d.action == Wait() and why in d.reason
+    assert decide(root_snap(zk_untrusted=why)).action == Fence()
+    fenced = master(min_replicas_to_write=FENCE_MIN_REPLICAS)
+    assert decide(root_snap(zk_untrusted=why, redis=fenced)).action == Wait()
+
+
+def test_a_lone_root_that_was_never_fenced_still_writes_its_epoch_key():
+    """The first root of a one-branch cluster needs no write quorum (0, as its Redis already
+    has), but writes are fenced by the epoch key, which it must write all the same."""
+    alone = master(min_replicas_to_write=0, epoch_key="")
+    d = decide(root_snap(branches=(branch(ME),), redis=alone))
+    assert d.action == Serve(0)
+    served = master(min_replicas_to_write=0, epoch_key="4")
+    assert decide(root_snap(branches=(branch(ME),), redis=served)).action == Heartbeat()

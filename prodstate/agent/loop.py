@@ -53,7 +53,7 @@ from prodstate.core.model import (
 from prodstate.core.rendezvous import reaction_delay
 from prodstate.redis.control import RedisControl
 from prodstate.redis.users import managed_users, replication_settings, setuser_args
-from prodstate.zk.store import StoreUnavailable, View, ZkStore
+from prodstate.zk.store import StoreUnavailable, UntrustedZnodes, View, ZkStore
 
 log = logging.getLogger("prodstate.agent.loop")
 
@@ -94,8 +94,25 @@ class Agent:
         self._stats_read_at = -float("inf")
         self._no_branch_since: float | None = None
         self._refused = Backoff(first=REFUSED_FIRST_RETRY, cap=REFUSED_MAX_RETRY)
+        self._untrusted_logged = ""
 
     # --- lifecycle ---------------------------------------------------------------------------
+
+    def preflight(self, timeout: float) -> str:
+        """Connect and check the cluster's znodes before the loop runs: why the agent must
+        not run ("" if it may; ZooKeeper out of reach is no reason, the loop waits for it)."""
+        self.zk.start()
+        deadline = time.monotonic() + timeout
+        while self.zk.state is not ZkState.CONNECTED and time.monotonic() < deadline:
+            self._wake.wait(0.1)  # the state listener sets it
+            self._wake.clear()
+        try:
+            self.zk.connected_session()
+        except UntrustedZnodes as exc:
+            return str(exc)
+        except (StoreUnavailable, KazooException):
+            pass
+        return ""
 
     def run(self) -> None:
         """Run until stop() is called."""
@@ -215,6 +232,7 @@ class Agent:
             probed=False,
             root_damage=view.root_damage if view else "",
             lineage_damage=view.lineage_damage if view else "",
+            zk_untrusted=self.zk.untrusted,
         )
         self._no_branch_since = no_branch_since(self._no_branch_since, snapshot)
         return replace(snapshot, no_branch_since=self._no_branch_since)
@@ -232,6 +250,15 @@ class Agent:
             self.view = self.zk.read_view(self.config.node_id, self.config.tier, full=full)
             if full:
                 self._full_read_at = now
+        except UntrustedZnodes as exc:
+            if str(exc) != self._untrusted_logged:
+                log.error(
+                    "refusing to act on this cluster's znodes: their ACLs are not the agents'",
+                    extra={**self._identity(), "error": str(exc)},
+                )
+                self._untrusted_logged = str(exc)
+            if self._refresh_at is None:
+                self._refresh_at = now + self.config.session_timeout
         except StoreUnavailable as exc:
             log.debug("could not read ZooKeeper", extra={"error": str(exc)})
             if self._refresh_at is None:

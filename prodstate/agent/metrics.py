@@ -137,6 +137,9 @@ class AgentMetrics:
             tier_gauge.labels(str(t)).set(1 if str(t) == str(tier) else 0)
         self.staleness = gauge("staleness_seconds", "Now minus the root heartbeat read locally.")
         self.zk_connected = gauge("zk_connected", "1 if ZooKeeper is connected.")
+        self.zk_untrusted = gauge(
+            "zk_untrusted", "1 while this cluster's znodes have ACLs the agents cannot set."
+        )
         self.link_up = gauge(
             "replication_link_up", "1 if the replication link is up (root: accepting writes)."
         )
@@ -183,6 +186,7 @@ class AgentMetrics:
         staleness = age_of(heartbeat, now)
         self.staleness.set(math.nan if staleness is None else staleness)
         self.zk_connected.set(1 if s.zk_state is ZkState.CONNECTED else 0)
+        self.zk_untrusted.set(1 if s.zk_untrusted else 0)
         up = r.link_up if role == "replica" else role == "root" and not r.fenced
         self.link_up.set(1 if up else 0)
         self.offset.set(math.nan if role == "down" else r.offset)

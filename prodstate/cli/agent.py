@@ -11,6 +11,7 @@ import click
 from prodstate.agent.config import AgentConfig
 from prodstate.agent.logs import setup_logging
 from prodstate.agent.loop import Agent
+from prodstate.cli.exits import ERROR, fail
 from prodstate.cli.options import (
     check_address,
     check_node_id,
@@ -125,6 +126,11 @@ def agent(
             "serving /metrics and /healthz",
             extra={"node_id": node_id, "metrics_address": format_address(metrics_host, bound)},
         )
+
+    problem = runner.preflight(timeout=min(10.0, session_timeout))
+    if problem:
+        runner.shutdown()
+        fail(f"refusing to run: {problem}", ERROR)
 
     def _stop(signum: int, frame: object) -> None:
         runner.stop()

@@ -50,6 +50,10 @@ def decide(s: Snapshot) -> Decision:
     """Choose the one action this tick, with its reason."""
     if s.zk_state is not ZkState.CONNECTED:
         return _disconnected(s)
+    if s.zk_untrusted:
+        if s.holds_root and s.redis.is_master and not s.redis.fenced:
+            return Decision(Fence(), f"cannot trust ZooKeeper ({s.zk_untrusted}): stop writes")
+        return Decision(Wait(), f"refusing to act on this cluster's znodes: {s.zk_untrusted}")
     if not s.redis.reachable or s.redis.loading:
         return _redis_down(s)
     if s.holds_root:

@@ -26,6 +26,8 @@ def health(s: Snapshot, staleness: float | None, max_staleness: float = 10.0) ->
     """Whether this node serves fresh data, with a one-line reason (pure)."""
     if s.zk_state is not ZkState.CONNECTED:
         return False, f"ZooKeeper {s.zk_state}"
+    if s.zk_untrusted:
+        return False, f"refusing to act on this cluster's znodes: {s.zk_untrusted}"
     r = s.redis
     if not r.reachable:
         return False, "local Redis unreachable"

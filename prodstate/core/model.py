@@ -326,6 +326,9 @@ class Snapshot:
     #: Why the epoch znode must be repaired by this root ("" if it is intact); ``lineage``
     #: then holds the lineage this root wrote.
     lineage_damage: str = ""
+    #: Why this cluster's znodes cannot be trusted (an ACL the agents cannot set): the
+    #: agent then refuses to act on them ("" while they can be trusted).
+    zk_untrusted: str = ""
 
     @property
     def holds_root(self) -> bool:

@@ -68,6 +68,8 @@ def collect_status(
     root = None
     try:
         raw, stat = call("get", layout.root)
+        if not stat.ephemeralOwner:
+            raise DataError("it is not ephemeral: no session holds it (planted?)")
         root = RootRecord.from_json(raw, stat.ephemeralOwner)
     except NoNodeError:
         pass
@@ -89,7 +91,9 @@ def collect_status(
             continue
         for child in sorted(children):
             try:
-                raw = call("get", layout.member(tier, child))[0]
+                raw, stat = call("get", layout.member(tier, child))
+                if not stat.ephemeralOwner:
+                    raise DataError("it is not ephemeral: no agent's session holds it")
                 members[tier][child] = Member.from_znode(child, tier, raw)
             except NoNodeError:
                 continue  # went away while we looked

@@ -35,8 +35,31 @@ def prodstate_acl(credentials: Credentials) -> list[ACL] | None:
     return [*acl, WORLD_READ]
 
 
+def creates_beyond(previous: list[ACL], wanted: list[ACL]) -> bool:
+    """True if ``previous`` let anyone create children that ``wanted`` does not let: the
+    folder was open (world, any authenticated user, an address range), and what is in it
+    may have been planted. Another digest identity is not "anyone": that is how an
+    identity rotation looks."""
+    creators = {(a.id.scheme, a.id.id) for a in wanted if a.perms & Permissions.CREATE}
+    return any(
+        a.perms & Permissions.CREATE
+        and a.id.scheme != "digest"
+        and (a.id.scheme, a.id.id) not in creators
+        for a in previous
+    )
+
+
 def same_acl(current: list[ACL], wanted: list[ACL]) -> bool:
     """True if two ACL lists grant the same (order does not matter)."""
     return {(a.perms, a.id.scheme, a.id.id) for a in current} == {
         (a.perms, a.id.scheme, a.id.id) for a in wanted
     }
+
+
+def acl_text(acl: list[ACL]) -> str:
+    """``digest:user:ALL,world:anyone:READ``: identities and rights, never a secret."""
+    parts = []
+    for entry in acl:
+        who = entry.id.id.split(":")[0] if entry.id.scheme == "digest" else entry.id.id
+        parts.append(f"{entry.id.scheme}:{who}:{'+'.join(entry.acl_list)}")
+    return ",".join(parts)

@@ -25,6 +25,8 @@ TOP = "/prodstate"
 PERSISTENT = ("members/branch", "members/leaf", "election", "epoch")
 #: The same with their parents, the base ("") first: the znodes whose ACL the agents keep.
 GUARDED = ("", "members", "members/branch", "members/leaf", "election", "epoch")
+#: The folders whose children others than the agents could make while they were open.
+OPEN_FOLDERS = ("members/branch", "members/leaf", "election")
 #: Prefix of election znodes (``election/n_0000000007``).
 CANDIDATE_PREFIX = "n_"
 

@@ -77,7 +77,9 @@ class RootWatch:
 
     def _on_root(self, data: bytes | None, stat: object) -> None:
         root = None
-        if data is not None and stat is not None:
+        if data is not None and stat is not None and not getattr(stat, "ephemeralOwner", 0):
+            log.warning("ignoring a root znode that is not ephemeral")
+        elif data is not None and stat is not None:
             try:
                 root = RootRecord.from_json(data, getattr(stat, "ephemeralOwner", 0))
             except DataError as exc:
@@ -95,7 +97,9 @@ class RootWatch:
                 current[child] = known[child]
                 continue
             try:
-                raw, _ = self.zk.get(f"{self.branch_path}/{child}")
+                raw, stat = self.zk.get(f"{self.branch_path}/{child}")
+                if not stat.ephemeralOwner:
+                    raise DataError("it is not ephemeral: no agent's session holds it")
                 current[child] = Member.from_znode(child, Tier.BRANCH, raw).address
             except NoNodeError:
                 continue

@@ -35,7 +35,7 @@ from kazoo.exceptions import (
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import EventType, WatchedEvent
 from kazoo.retry import KazooRetry
-from kazoo.security import ACL, ANYONE_ID_UNSAFE, Permissions
+from kazoo.security import ACL
 
 from prodstate.core.model import (
     DataError,
@@ -48,15 +48,19 @@ from prodstate.core.model import (
 )
 from prodstate.security.credentials import NONE as NO_CREDENTIALS
 from prodstate.security.credentials import Credentials
-from prodstate.zk.acl import auth_data, prodstate_acl, same_acl
+from prodstate.zk.acl import acl_text, auth_data, creates_beyond, prodstate_acl, same_acl
 from prodstate.zk.cache import DataZnode, MemberZnode, ReadCache, Uncached
-from prodstate.zk.paths import CANDIDATE_PREFIX, GUARDED, PERSISTENT, TOP, Layout
+from prodstate.zk.paths import CANDIDATE_PREFIX, GUARDED, OPEN_FOLDERS, PERSISTENT, TOP, Layout
 
 log = logging.getLogger(__name__)
 
 
 class StoreUnavailable(Exception):
     """ZooKeeper cannot be asked right now (not connected, or a request timed out)."""
+
+
+class UntrustedZnodes(StoreUnavailable):
+    """A prodstate znode keeps an ACL the agents cannot set: they refuse to act on it."""
 
 
 @dataclass(frozen=True)
@@ -116,12 +120,17 @@ class ZkStore:
             default_acl=self.acl,
         )
         self.client.add_listener(self._on_state)
+        #: Why this cluster's znodes cannot be trusted ("" while they can; see _ensure_paths).
+        self.untrusted = ""
+        self._started = False
 
     # --- connection ------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Connect in the background; the state listener reports progress."""
-        self.client.start_async()
+        """Connect in the background (once); the state listener reports progress."""
+        if not self._started:
+            self._started = True
+            self.client.start_async()
 
     def stop(self) -> None:
         """Close the session (ephemeral znodes go at once) and stop kazoo."""
@@ -174,31 +183,69 @@ class ZkStore:
         return session_id
 
     def _ensure_paths(self) -> None:
-        if self.acl is not None and self._call(self.client.exists_async, TOP) is None:
-            # Shared by every cluster: others' agents may create their own base in it.
-            with contextlib.suppress(NodeExistsError):
-                acl = [*self.acl, ACL(Permissions.CREATE, ANYONE_ID_UNSAFE)]
-                self._call(self.client.create_async, TOP, b"", acl=acl)
+        """Create prodstate's persistent znodes; with credentials, give each the agents' ACL
+        (no world CREATE anywhere, ``/prodstate`` included). UntrustedZnodes when one keeps
+        an ACL the agents cannot change: someone else owns it, and the agents refuse to act
+        on a cluster they cannot vouch for."""
+        self.untrusted = ""
+        self._secure()  # what someone else made first is vouched for before it is used
         for path in PERSISTENT:
             full = self.layout.path(path)
             if self._call(self.client.exists_async, full) is None:
                 with contextlib.suppress(NodeExistsError):
                     self._call(self.client.create_async, full, b"", makepath=True)
-        if self.acl is not None:
-            for path in GUARDED:
-                self._ensure_acl(self.layout.path(path), self.acl)
+        self._secure()
 
-    def _ensure_acl(self, path: str, acl: list[ACL]) -> None:
-        """Set ``acl`` on a persistent znode made before credentials (or with older ones)."""
+    def _secure(self) -> None:
+        """Give every persistent znode that exists the agents' ACL (with credentials);
+        UntrustedZnodes naming those whose ACL the agents cannot set."""
+        if self.acl is None:
+            return
+        if self._call(self.client.exists_async, TOP) is not None:
+            self._ensure_acl(TOP, self.acl)  # shared by clusters: theirs to set, if not ours
+        problems = []
+        for path in GUARDED:
+            full = self.layout.path(path)
+            if self._call(self.client.exists_async, full) is None:
+                continue
+            previous, problem = self._ensure_acl(full, self.acl)
+            problems += [problem] if problem else []
+            if previous and path in OPEN_FOLDERS and creates_beyond(previous, self.acl):
+                self._purge_unvouched(full)
+        if problems:
+            self.untrusted = "; ".join(problems)
+            raise UntrustedZnodes(self.untrusted)
+
+    def _ensure_acl(self, path: str, acl: list[ACL]) -> tuple[list[ACL], str]:
+        """Set ``acl`` on a persistent znode made before credentials (or with older ones):
+        the ACL it replaced ([] if none), and why it could not ("" if it is ``acl`` now)."""
         current, stat = self._call(self.client.get_acls_async, path)
         if same_acl(current, acl):
-            return
+            return [], ""
         try:
             self._call(self.client.set_acls_async, path, acl, stat.aversion)
         except StoreUnavailable as exc:
             log.warning("cannot set the ACL of a znode", extra={"path": path, "error": str(exc)})
-            return
-        log.info("set the ACL of a znode", extra={"path": path, "acl": _acl_text(acl)})
+            return [], f"{path} has an ACL the agents cannot set ({acl_text(current)})"
+        log.info("set the ACL of a znode", extra={"path": path, "acl": acl_text(acl)})
+        return current, ""
+
+    def _purge_unvouched(self, folder: str) -> None:
+        """Delete what was planted in ``folder`` while others could create in it: every
+        child whose ACL is not the agents' own."""
+        assert self.acl is not None
+        for child in self._call(self.client.get_children_async, folder):
+            path = f"{folder}/{child}"
+            try:
+                acl, _ = self._call(self.client.get_acls_async, path)
+                if not same_acl(acl, self.acl):
+                    self._call(self.client.delete_async, path)
+                    log.warning(
+                        "deleted a znode made while its folder was open to anyone",
+                        extra={"path": path, "acl": acl_text(acl)},
+                    )
+            except NoNodeError:
+                continue
 
     def _call(self, method: Callable, *args: object, **kwargs: object) -> object:
         """Run a kazoo async call and wait a bounded time for its result."""
@@ -293,6 +340,8 @@ class ZkStore:
                 return Uncached(None)  # no watch was left: the children watch reports it
             try:
                 member: Member | None = Member.from_znode(node_id, tier, raw)
+                if not stat.ephemeralOwner:
+                    raise DataError("it is not ephemeral: no agent's session holds it")
             except DataError as exc:
                 log.warning(
                     "ignoring malformed member znode", extra={"path": path, "error": str(exc)}
@@ -319,10 +368,12 @@ class ZkStore:
         candidates = []
         for child in ordered:
             try:
-                raw, _ = self._call(self.client.get_async, f"{path}/{child}")
+                raw, stat = self._call(self.client.get_async, f"{path}/{child}")
             except NoNodeError:
                 continue
             try:
+                if not stat.ephemeralOwner:
+                    raise DataError("it is not ephemeral: no agent's session holds it")
                 node = candidate_from_znode(raw)
             except DataError as exc:
                 log.warning("ignoring election znode", extra={"node": child, "error": str(exc)})
@@ -354,6 +405,9 @@ class ZkStore:
         znode owned by this session reads as the record this session wrote."""
         znode = self._root_znode()
         if znode is None:
+            return None, ""
+        if not znode.owner:
+            log.warning("ignoring a root znode that is not ephemeral: no session holds it")
             return None, ""
         try:
             return RootRecord.from_json(znode.raw, owner_session=znode.owner), ""
@@ -524,12 +578,3 @@ class ZkStore:
         finally:
             self._touched("root")
         self._own_root = self._own_lineage = None
-
-
-def _acl_text(acl: list[ACL]) -> str:
-    """``digest:user:ALL,world:anyone:READ``: identities and rights, never a secret."""
-    parts = []
-    for entry in acl:
-        who = entry.id.id.split(":")[0] if entry.id.scheme == "digest" else entry.id.id
-        parts.append(f"{entry.id.scheme}:{who}:{'+'.join(entry.acl_list)}")
-    return ",".join(parts)
