@@ -1,11 +1,14 @@
-"""ZkStore against a real ZooKeeper: failed first requests, and re-reading only what changed."""
+"""ZkStore against a real ZooKeeper: failed first requests, re-reading only what changed, and
+the election's protected create."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterator
 
 import pytest
+from kazoo.client import KazooClient
 from kazoo.security import OPEN_ACL_UNSAFE, make_acl
 
 from prodstate.core.model import Lineage, Member, RootRecord, Tier, ZkState
@@ -220,3 +223,117 @@ def test_a_member_znode_of_a_previous_session_is_replaced_without_a_gap(zookeepe
     finally:
         old.stop()
         new.stop()
+
+
+# --- the election's protected create ------------------------------------------------------------
+
+ELECTION = "/prodstate/c/election"
+PROTECTED_NAME = re.compile(r"n_[0-9a-f]{32}_\d{10}")
+
+
+def owners(zk: KazooClient) -> dict[str, int]:
+    """Each election znode's name -> the session that owns it."""
+    found = {}
+    for child in zk.get_children(ELECTION):
+        stat = zk.exists(f"{ELECTION}/{child}")
+        if stat is not None:
+            found[child] = stat.ephemeralOwner
+    return found
+
+
+def lost_reply(store: ZkStore, node_id: str) -> str:
+    """What a create whose reply was lost leaves: the store's own candidate znode, made
+    through its own session, that the store was never told of; its name."""
+    path = f"{ELECTION}/{store.election_prefix}"
+    created = store.client.create(path, node_id.encode(), ephemeral=True, sequence=True)
+    return created.rsplit("/", 1)[1]
+
+
+def test_a_join_whose_create_reply_was_lost_adopts_that_znode(
+    zookeeper, kazoo_factory, monkeypatch
+):
+    store = connected_store(zookeeper.hosts, "b1")
+    observer = kazoo_factory(zookeeper.hosts)
+    try:
+        call, applied = store._call, []
+
+        def reply_lost_once(method: Callable, *args: object, **kwargs: object) -> object:
+            result = call(method, *args, **kwargs)
+            if method == store.client.create_async and not applied:
+                applied.append(result)  # ZooKeeper applied it; the agent never hears so
+                raise StoreUnavailable("ZooKeeper request failed: ConnectionLoss()")
+            return result
+
+        monkeypatch.setattr(store, "_call", reply_lost_once)
+        with pytest.raises(StoreUnavailable):
+            store.join_election("b1")
+        assert not store.in_election
+
+        store.join_election("b1")  # the agent tries again on a later tick
+        name = applied[0].rsplit("/", 1)[1]
+        assert store.in_election and owners(observer) == {name: store.connected_session()}
+        assert PROTECTED_NAME.fullmatch(name) and name.startswith(store.election_prefix)
+        assert store.read_view("b1", Tier.BRANCH).candidates == ("b1",)
+
+        store.leave_election()
+        assert not store.in_election and owners(observer) == {}
+    finally:
+        store.stop()
+
+
+def test_leaving_removes_every_candidate_of_the_store_and_no_one_elses(zookeeper, kazoo_factory):
+    store, other = connected_store(zookeeper.hosts, "b1"), connected_store(zookeeper.hosts, "b2")
+    observer = kazoo_factory(zookeeper.hosts)
+    try:
+        other.join_election("b2")
+        # The store's prefix on another session's znode (as a previous session of the
+        # agent would leave until it expires): neither adopted nor deleted.
+        foreign = observer.create(
+            f"{ELECTION}/{store.election_prefix}", b"b1", ephemeral=True, sequence=True
+        ).rsplit("/", 1)[1]
+        lost = [lost_reply(store, "b1"), lost_reply(store, "b1")]
+        store.join_election("b1")  # adopts the first lost one, removes the second
+        session = store.connected_session()
+        assert owners(observer) == {
+            other.election_prefix + "0000000000": other.connected_session(),
+            foreign: observer.client_id[0],
+            lost[0]: session,
+        }
+        lost_reply(store, "b1")  # and one more, the store not knowing of it
+        store.leave_election()
+        assert set(owners(observer)) == {other.election_prefix + "0000000000", foreign}
+    finally:
+        store.stop()
+        other.stop()
+
+
+def test_a_candidate_the_store_did_not_know_of_is_seen_and_can_be_left(zookeeper, kazoo_factory):
+    # The agent may no longer want to join (its Redis went down): the orphan must still go.
+    store = connected_store(zookeeper.hosts, "b1")
+    observer = kazoo_factory(zookeeper.hosts)
+    try:
+        lost_reply(store, "b1")
+        assert not store.in_election
+        view = store.read_view("b1", Tier.BRANCH)
+        assert view.candidates == ("b1",) and view.in_election and store.in_election
+        store.leave_election()
+        assert owners(observer) == {}
+        assert store.read_view("b1", Tier.BRANCH).candidates == ()
+    finally:
+        store.stop()
+
+
+def test_old_and_protected_candidate_names_are_ordered_by_sequence(zookeeper, kazoo_factory):
+    # Agents before protected creates named their znodes n_<seq>; both kinds share the counter.
+    old = kazoo_factory(zookeeper.hosts)
+    stores = [connected_store(zookeeper.hosts, name) for name in ("b1", "b2")]
+    try:
+        old.create(f"{ELECTION}/n_", b"old1", ephemeral=True, sequence=True)
+        stores[0].join_election("b1")
+        old.create(f"{ELECTION}/n_", b"old2", ephemeral=True, sequence=True)
+        stores[1].join_election("b2")
+        view = stores[0].read_view("b1", Tier.BRANCH)
+        assert view.candidates == ("old1", "b1", "old2", "b2")
+    finally:
+        for store in stores:
+            store.stop()

@@ -6,13 +6,17 @@ import secrets
 import string
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from kazoo.exceptions import NoAuthError
 from kazoo.security import ANYONE_ID_UNSAFE, Permissions, make_digest_acl_credential
 
+from prodstate.cli import COMMANDS, load_command
 from prodstate.cli.agent import agent
+from prodstate.cli.exits import describe
 from prodstate.redis.users import RULES, managed_users, replication_settings, setuser_args
 from prodstate.security.credentials import (
     REDIS_ROLES,
@@ -146,6 +150,51 @@ def test_an_unreadable_credentials_file_is_a_usage_error_not_a_traceback(tmp_pat
 def test_there_is_no_option_that_takes_a_secret():
     names = {name for p in agent.params for name in p.opts}
     assert not {n for n in names if "password" in n or "secret" in n}
+
+
+def _leaf_commands(command: click.Command, path: str) -> list[tuple[str, click.Command]]:
+    if isinstance(command, click.Group):
+        return [
+            found
+            for name, sub in command.commands.items()
+            for found in _leaf_commands(sub, f"{path} {name}")
+        ]
+    return [(path, command)]
+
+
+def test_every_command_that_reaches_zookeeper_or_redis_takes_the_credentials_and_tls_files():
+    wanted = {"--credentials-file", "--tls-ca-file", "--tls-cert-file", "--tls-key-file"}
+    missing, checked = [], 0
+    for name in COMMANDS:
+        for path, command in _leaf_commands(load_command(name), name):
+            options = {o for p in command.params for o in p.opts}
+            if options & {"--zk", "--redis"}:
+                checked += 1
+                if not wanted <= options:
+                    missing.append(path)
+    assert checked > 20 and missing == []
+
+
+def test_a_state_database_command_refuses_an_unreadable_credentials_file(tmp_path):
+    from prodstate.statedb.lock_cli import lock
+
+    path = write(tmp_path / "c.toml", FULL, 0o644)
+    args = ["acquire", "web", "--reason", "r", "--zk", "127.0.0.1:1", "--cluster", "c"]
+    result = CliRunner().invoke(lock, [*args, "--credentials-file", path])
+    assert result.exit_code == 2 and "chmod 600" in result.output
+    assert "Traceback" not in result.output and "ZooKeeper" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("exc", "shown"),
+    [
+        (NoAuthError(), "NoAuthError"),
+        (ValueError(" \n "), "ValueError"),
+        (ValueError("two\nlines  here"), "two lines here"),
+    ],
+)
+def test_a_failure_is_described_in_one_nonempty_line(exc, shown):
+    assert describe(exc) == shown
 
 
 # --- ZooKeeper ACLs ---------------------------------------------------------------------------

@@ -21,6 +21,12 @@ ERROR = 2
 UNCERTAIN = 3
 
 
+def describe(exc: BaseException) -> str:
+    """``exc`` as one line: its text, or its type's name when it has none (kazoo's
+    ``NoAuthError()`` and ``ConnectionLoss()`` say nothing), so no message ends empty."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def fail(message: str, code: int = NOT_APPLIED) -> NoReturn:
     """Print ``prodstate: message`` on stderr and exit with ``code``."""
     click.echo(f"prodstate: {message}", err=True)

@@ -16,11 +16,15 @@ from typing import Any
 import click
 import redis
 from kazoo.client import KazooClient
+from kazoo.exceptions import NoAuthError
 
-from prodstate.cli.exits import ERROR, NOT_APPLIED, UNCERTAIN, fail
+from prodstate.cli.exits import ERROR, NOT_APPLIED, UNCERTAIN, describe, fail
 from prodstate.cli.options import redis_option as local_redis_option
+from prodstate.cli.security import Security, security
 from prodstate.client import Client, WriteFailed, WriteRejected, WriteUncertain
 from prodstate.zk.client import ZK_ERRORS, quiet_client
+
+_SECURITY = "prodstate.statedb.security"
 
 
 def this_host() -> str:
@@ -33,7 +37,17 @@ def checked(value: Any, check: Callable[..., Any], *args: Any) -> Any:
     try:
         return check(value, *args)
     except ValueError as exc:
-        fail(str(exc), ERROR)
+        fail(describe(exc), ERROR)
+
+
+def secured() -> Security:
+    """The ``--credentials-file`` and ``--tls-*`` files of the running command, loaded once
+    (a usage error, exit 2, if they are unusable; see :mod:`prodstate.cli.security`)."""
+    ctx = click.get_current_context()
+    if _SECURITY not in ctx.meta:
+        ctx.meta[_SECURITY] = security(ctx)
+    found: Security = ctx.meta[_SECURITY]
+    return found
 
 
 def redis_option(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -47,21 +61,31 @@ def json_option(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @contextmanager
-def zookeeper(hosts: str, timeout: float = 5.0) -> Iterator[KazooClient]:
-    """A started kazoo client; exit 2 with a message when ZooKeeper cannot be reached."""
+def zookeeper(hosts: str, doing: str, timeout: float = 5.0) -> Iterator[KazooClient]:
+    """A started kazoo client, authenticated with the command's ``[zookeeper]`` identity if
+    it has one (its znodes then get prodstate's ACL); exit 2 with a message naming ``doing``
+    (e.g. ``"taking lock web"``) when ZooKeeper cannot be reached or fails, 1 when it
+    refuses for lack of rights."""
+    credentials = secured().credentials
     try:
-        zk = quiet_client(hosts, timeout)
+        zk = quiet_client(hosts, timeout, credentials)
     except ValueError as exc:
-        fail(f"bad --zk {hosts!r}: {exc}", ERROR)
+        fail(f"bad --zk {hosts!r}: {describe(exc)}", ERROR)
     try:
         zk.start(timeout=timeout)
     except ZK_ERRORS:
         zk.close()
-        fail(f"cannot connect to ZooKeeper at {hosts}", ERROR)
+        fail(f"{doing}: cannot connect to ZooKeeper at {hosts}", ERROR)
     try:
         yield zk
+    except NoAuthError:
+        if credentials.zookeeper is None:
+            why = "prodstate's znodes need the agents' identity ([zookeeper] of --credentials-file)"
+        else:
+            why = f"the identity {credentials.zookeeper.user!r} has no rights on prodstate's znodes"
+        fail(f"{doing}: ZooKeeper at {hosts} refused it (NoAuthError): {why}", NOT_APPLIED)
     except ZK_ERRORS as exc:
-        fail(f"ZooKeeper at {hosts} failed: {exc or type(exc).__name__}", ERROR)
+        fail(f"{doing}: ZooKeeper at {hosts} failed: {describe(exc)}", ERROR)
     finally:
         zk.stop()
         zk.close()
@@ -69,8 +93,18 @@ def zookeeper(hosts: str, timeout: float = 5.0) -> Iterator[KazooClient]:
 
 @contextmanager
 def writer(zk: KazooClient, cluster: str, local: str = "localhost:6379") -> Iterator[Client]:
-    """A Client writing through the root of ``cluster``, sharing the kazoo session ``zk``."""
-    client = Client(zk, cluster, local=local)
+    """A Client writing through the root of ``cluster``, sharing the kazoo session ``zk``,
+    as the command's ``[redis.writer]`` identity, over TLS if the command was given it."""
+    found = secured()
+    users = found.credentials
+    client = Client(
+        zk,
+        cluster,
+        local=local,
+        writer=users.redis_user("writer"),
+        reader=users.redis_user("reader"),
+        tls=found.tls,
+    )
     try:
         yield client
     finally:
@@ -78,13 +112,26 @@ def writer(zk: KazooClient, cluster: str, local: str = "localhost:6379") -> Iter
 
 
 @contextmanager
+def recording(hosts: str, cluster: str, doing: str) -> Iterator[Client]:
+    """A :func:`writer` on its own ZooKeeper session (see :func:`zookeeper` for ``doing``)."""
+    with zookeeper(hosts, doing) as zk, writer(zk, cluster) as client:
+        yield client
+
+
+@contextmanager
 def reader(address: str) -> Iterator[Client]:
-    """A read-only Client of the local Redis; exit 2 if it cannot be read."""
-    client = Client(None, "-", local=address)
+    """A read-only Client of the local Redis, as the command's ``[redis.reader]`` identity,
+    over TLS if the command was given it; exit 2 if it cannot be read."""
+    found = secured()
+    identity = found.credentials.redis_user("reader")
+    client = Client(None, "-", local=address, reader=identity, tls=found.tls)
     try:
         yield client
     except redis.RedisError as exc:
-        fail(f"cannot read from Redis at {address}: {exc}", ERROR)
+        hint = ""
+        if isinstance(exc, redis.AuthenticationError) and identity is None:
+            hint = " (it needs --credentials-file with [redis.reader])"
+        fail(f"cannot read from Redis at {address}: {describe(exc)}{hint}", ERROR)
     finally:
         client.close()
 
@@ -94,11 +141,11 @@ def durable(client: Client, commands: list[tuple[Any, ...]], timeout: float = 10
     try:
         return client.write_batch(commands, timeout=timeout)
     except WriteRejected as exc:
-        fail(f"rejected, not recorded: {exc}", NOT_APPLIED)
+        fail(f"rejected, not recorded: {describe(exc)}", NOT_APPLIED)
     except WriteUncertain as exc:
-        fail(f"NOT CONFIRMED, may have been recorded: {exc}", UNCERTAIN)
+        fail(f"NOT CONFIRMED, may have been recorded: {describe(exc)}", UNCERTAIN)
     except WriteFailed as exc:
-        fail(f"not recorded: {exc}", NOT_APPLIED)
+        fail(f"not recorded: {describe(exc)}", NOT_APPLIED)
 
 
 def echo_json(value: Any) -> None:

@@ -14,6 +14,7 @@ from kazoo.exceptions import LockTimeout
 
 from prodstate.cli import exits
 from prodstate.cli.options import zk_options
+from prodstate.cli.security import security_options
 from prodstate.client import Client
 from prodstate.statedb.cli_common import (
     checked,
@@ -75,6 +76,7 @@ def run_captured(command: list[str], tail: OutputTail) -> int:
 
 
 @click.command(context_settings={"ignore_unknown_options": False})
+@security_options
 @zk_options
 @click.option("--service", required=True, help="The service deployed.")
 @click.option("--version", "version", required=True, help="The version deployed.")
@@ -109,7 +111,7 @@ def deploy(
     for target in targets:
         checked(target, check_name, "target")
     host = this_host()
-    with zookeeper(zk) as zk_client:
+    with zookeeper(zk, f"deploying {service}") as zk_client:
         store = LockStore(zk_client, cluster)
         mutex = store.deploy_mutex(service, f"{who} on {host}")
         try:
@@ -165,6 +167,7 @@ def _deploy(
 
 
 @click.command()
+@security_options
 @redis_option
 @json_option
 @click.option("--service", help="Only deploys of this service.")

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from prodstate.cli.options import zk_options
+from prodstate.cli.security import security_options
 from prodstate.client import Client
 from prodstate.statedb.cli_common import (
     checked,
@@ -15,10 +16,9 @@ from prodstate.statedb.cli_common import (
     echo_json,
     json_option,
     reader,
+    recording,
     redis_option,
     this_host,
-    writer,
-    zookeeper,
 )
 from prodstate.statedb.errors import ErrorEntry, entries, histogram, report_commands, sparkline
 from prodstate.statedb.keys import (
@@ -38,6 +38,7 @@ def error() -> None:
 
 
 @error.command()
+@security_options
 @zk_options
 @click.option("--host", default=this_host, show_default="this host", help="Where it happened.")
 @click.argument("service")
@@ -45,7 +46,7 @@ def error() -> None:
 def report(zk: str, cluster: str, host: str, service: str, message: str) -> None:
     """Record an error MESSAGE of SERVICE."""
     commands = checked(service, lambda s: report_commands(s, host, message, time.time()))
-    with zookeeper(zk) as zk_client, writer(zk_client, cluster) as client:
+    with recording(zk, cluster, f"recording an error of {service}") as client:
         durable(client, commands)
     click.echo(f"recorded an error of {service} on {host}")
 
@@ -66,6 +67,7 @@ def read_errors(
 
 
 @click.command()
+@security_options
 @redis_option
 @json_option
 @click.option("--service", help="Only this service.")

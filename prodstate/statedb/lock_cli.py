@@ -10,6 +10,7 @@ from kazoo.client import KazooClient
 
 from prodstate.cli import exits
 from prodstate.cli.options import zk_options
+from prodstate.cli.security import security_options
 from prodstate.client import ProdstateError
 from prodstate.statedb.cli_common import (
     checked,
@@ -47,7 +48,8 @@ def _mirror(zk: KazooClient, cluster: str, lock: LockRecord | None, name: str) -
             client.write(*mirror_command(lock, name), timeout=10)
     except ProdstateError as exc:
         exits.fail(
-            f"done in ZooKeeper, but the mirror in the dataset is not updated: {exc}",
+            "done in ZooKeeper, but the mirror in the dataset is not updated: "
+            f"{exits.describe(exc)}",
             exits.UNCERTAIN,
         )
 
@@ -58,6 +60,7 @@ def lock() -> None:
 
 
 @lock.command()
+@security_options
 @zk_options
 @click.argument("name")
 @click.option("--reason", required=True, help="Why the lock is held (shown to whoever is refused).")
@@ -68,7 +71,7 @@ def acquire(zk: str, cluster: str, name: str, reason: str, ttl: str | None, hold
     seconds = None if ttl is None else checked(ttl, parse_span)
     now = time.time()
     record = checked(name, lambda n: new_lock(n, holder, reason, now, seconds))
-    with zookeeper(zk) as client:
+    with zookeeper(zk, f"taking lock {name}") as client:
         try:
             LockStore(client, cluster).acquire(record)
         except LockHeld as exc:
@@ -80,13 +83,14 @@ def acquire(zk: str, cluster: str, name: str, reason: str, ttl: str | None, hold
 
 
 @lock.command()
+@security_options
 @zk_options
 @click.argument("name")
 @click.option("--holder", default=default_holder, show_default="user@host", help="Who releases it.")
 @click.option("--force", is_flag=True, help="Release a lock someone else holds.")
 def release(zk: str, cluster: str, name: str, holder: str, force: bool) -> None:
     """Release lock NAME (only its holder may, unless --force or expired)."""
-    with zookeeper(zk) as client:
+    with zookeeper(zk, f"releasing lock {name}") as client:
         store = LockStore(client, cluster)
         checked(name, store.path)
         try:
@@ -98,11 +102,12 @@ def release(zk: str, cluster: str, name: str, holder: str, force: bool) -> None:
 
 
 @lock.command()
+@security_options
 @zk_options
 @click.argument("names", nargs=-1, required=True)
 def check(zk: str, cluster: str, names: tuple[str, ...]) -> None:
     """Exit 0 if every lock NAME is free; exit 1 saying who holds one and why."""
-    with zookeeper(zk) as client:
+    with zookeeper(zk, "reading the locks") as client:
         store = LockStore(client, cluster)
         for name in names:
             checked(name, store.path)
@@ -114,11 +119,12 @@ def check(zk: str, cluster: str, names: tuple[str, ...]) -> None:
 
 
 @lock.command(name="list")
+@security_options
 @zk_options
 @json_option
 def list_locks(zk: str, cluster: str, as_json: bool) -> None:
     """Every lock in ZooKeeper, expired ones marked."""
-    with zookeeper(zk) as client:
+    with zookeeper(zk, "listing the locks") as client:
         records = LockStore(client, cluster).all()
     now = time.time()
     if as_json:

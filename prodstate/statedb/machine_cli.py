@@ -8,6 +8,7 @@ import click
 
 from prodstate.cli import exits
 from prodstate.cli.options import zk_options
+from prodstate.cli.security import security_options
 from prodstate.statedb.cli_common import (
     checked,
     durable,
@@ -15,10 +16,9 @@ from prodstate.statedb.cli_common import (
     echo_table,
     json_option,
     reader,
+    recording,
     redis_option,
     this_host,
-    writer,
-    zookeeper,
 )
 from prodstate.statedb.facts import collect
 from prodstate.statedb.keys import MACHINES, check_name, fmt_time, host_services
@@ -46,6 +46,7 @@ def machine() -> None:
 
 
 @machine.command()
+@security_options
 @zk_options
 @click.option("--host", default=this_host, show_default="this host", help="Record under this name.")
 @json_option
@@ -53,7 +54,7 @@ def report(zk: str, cluster: str, host: str, as_json: bool) -> None:
     """Collect this machine's facts (CPUs, memory, disks, OS, kernel, addresses), record them."""
     checked(host, check_name, "host")
     facts = collect(host)
-    with zookeeper(zk) as zk_client, writer(zk_client, cluster) as client:
+    with recording(zk, cluster, f"recording the facts of {host}") as client:
         durable(client, [record_command(facts)])
     if as_json:
         echo_json(facts)
@@ -65,6 +66,7 @@ def report(zk: str, cluster: str, host: str, as_json: bool) -> None:
 
 
 @machine.command(name="list")
+@security_options
 @redis_option
 @json_option
 @stale_option
@@ -90,6 +92,7 @@ def list_machines(redis: str, as_json: bool, stale_after: float) -> None:
 
 
 @machine.command()
+@security_options
 @redis_option
 @json_option
 @stale_option
@@ -121,6 +124,7 @@ def show(redis: str, as_json: bool, stale_after: float, host: str) -> None:
 
 
 @machine.command()
+@security_options
 @zk_options
 @redis_option
 @click.argument("host")
@@ -133,7 +137,7 @@ def forget(zk: str, cluster: str, redis: str, host: str) -> None:
         services = list(local.hgetall(host_services(host)))
     if not known and not services:
         exits.fail(f"unknown machine {host}: nothing is recorded for it", exits.NOT_APPLIED)
-    with zookeeper(zk) as zk_client, writer(zk_client, cluster) as client:
+    with recording(zk, cluster, f"forgetting {host}") as client:
         durable(client, forget_commands(host, services))
     also = f" and its {len(services)} service record(s)" if services else ""
     click.echo(f"forgot {host}{also}")

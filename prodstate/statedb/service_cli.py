@@ -12,6 +12,7 @@ import click
 
 from prodstate.cli import exits
 from prodstate.cli.options import zk_options
+from prodstate.cli.security import security_options
 from prodstate.statedb.cli_common import (
     checked,
     durable,
@@ -19,10 +20,9 @@ from prodstate.statedb.cli_common import (
     echo_table,
     json_option,
     reader,
+    recording,
     redis_option,
     this_host,
-    writer,
-    zookeeper,
 )
 from prodstate.statedb.keys import (
     SERVICES,
@@ -80,12 +80,13 @@ def _phone_home(
     with reader(redis) as local:
         previous = loads(local.hget(instances(name), host))
     commands = instance_commands(name, host, state, time.time(), version, previous=previous)
-    with zookeeper(zk) as zk_client, writer(zk_client, cluster) as client:
+    with recording(zk, cluster, f"recording {name} {state} on {host}") as client:
         durable(client, commands)
     click.echo(f"{name} {state} on {host}" + (f" (version {version})" if version else ""))
 
 
 @service.command()
+@security_options
 @zk_options
 @redis_option
 @host_option
@@ -97,6 +98,7 @@ def started(zk: str, cluster: str, redis: str, host: str, version: str | None, n
 
 
 @service.command()
+@security_options
 @zk_options
 @redis_option
 @host_option
@@ -107,6 +109,7 @@ def stopped(zk: str, cluster: str, redis: str, host: str, name: str) -> None:
 
 
 @service.command()
+@security_options
 @zk_options
 @redis_option
 @host_option
@@ -126,7 +129,9 @@ def discover(
     try:
         text = Path(patterns_file).read_text()
     except OSError as exc:
-        exits.fail(f"cannot read {patterns_file}: {exc.strerror}", exits.ERROR)
+        exits.fail(
+            f"cannot read {patterns_file}: {exc.strerror or exits.describe(exc)}", exits.ERROR
+        )
     patterns = checked(text, parse_patterns)
     found = running_services(patterns, process_cmdlines())
     with reader(redis) as local:
@@ -146,11 +151,12 @@ def discover(
         commands += instance_commands(name, host, RUNNING, now, None, DISCOVERY, current.get(name))
     for name in stop:
         commands += instance_commands(name, host, STOPPED, now, None, DISCOVERY, current.get(name))
-    with zookeeper(zk) as zk_client, writer(zk_client, cluster) as client:
+    with recording(zk, cluster, f"recording the services of {host}") as client:
         durable(client, commands)
 
 
 @service.command(name="list")
+@security_options
 @redis_option
 @json_option
 def list_services(redis: str, as_json: bool) -> None:
@@ -174,6 +180,7 @@ def list_services(redis: str, as_json: bool) -> None:
 
 
 @service.command()
+@security_options
 @redis_option
 @json_option
 @click.option("--all", "show_all", is_flag=True, help="Include stopped instances.")
@@ -187,6 +194,7 @@ def where(redis: str, as_json: bool, show_all: bool, name: str) -> None:
 
 
 @service.command()
+@security_options
 @redis_option
 @json_option
 @click.option("--all", "show_all", is_flag=True, help="Include stopped services.")

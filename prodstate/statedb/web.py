@@ -15,10 +15,11 @@ from kazoo.client import KazooClient
 
 from prodstate.cli import exits
 from prodstate.cli.options import zk_options
+from prodstate.cli.security import Security, security_options
 from prodstate.client import Client
 from prodstate.ops.status import collect_status
 from prodstate.statedb import web_render
-from prodstate.statedb.cli_common import redis_option, zookeeper
+from prodstate.statedb.cli_common import redis_option, secured, zookeeper
 from prodstate.statedb.deploy_cli import read_deploys
 from prodstate.statedb.deploys import DeploySearch
 from prodstate.statedb.errors_cli import read_errors
@@ -34,15 +35,25 @@ ERRORS_SPAN = 86_400.0
 
 
 class Dashboard:
-    """The WSGI application: one page per path, each read afresh on every request."""
+    """The WSGI application: one page per path, each read afresh on every request.
+
+    ``security``: the local Redis is read as its ``reader`` identity, every node's Redis
+    (the tree page) as ``admin`` if it is there (as ``prodstate status`` does), over TLS if
+    it has the files."""
 
     def __init__(
-        self, zk: KazooClient | None, cluster: str, redis: str, stale_after: float = STALE_AFTER
+        self,
+        zk: KazooClient | None,
+        cluster: str,
+        redis: str,
+        stale_after: float = STALE_AFTER,
+        security: Security | None = None,
     ) -> None:
         self.zk = zk
         self.cluster = cluster
         self.redis = redis
         self.stale_after = stale_after
+        self.security = security or Security()
         self.routes: dict[str, Callable[[dict[str, str]], tuple[str, str]]] = {
             "/": self.tree,
             "/machines": self.machines,
@@ -63,22 +74,28 @@ class Dashboard:
         try:
             status, body = handler(query)
         except Exception as exc:  # a page that cannot be read says why instead of a traceback
-            text = web_render.page("Error", path, f'<p class="bad">{web_render.e(exc)}</p>')
+            text = web_render.page(
+                "Error", path, f'<p class="bad">{web_render.e(exits.describe(exc))}</p>'
+            )
             return _reply(start_response, "503 Service Unavailable", text)
         return _reply(start_response, status, body)
 
     def _local(self) -> Client:
-        return Client(None, "-", local=self.redis)
+        reader = self.security.credentials.redis_user("reader")
+        return Client(None, "-", local=self.redis, reader=reader, tls=self.security.tls)
 
     def tree(self, query: dict[str, str]) -> tuple[str, str]:
         """The tree with each node's health."""
         if self.zk is None:
             return "200 OK", web_render.tree_page(None, "no ZooKeeper given (--zk)")
+        users = self.security.credentials
+        user = users.redis_user("admin") or users.redis_user("reader")
+        options = {"user": user, "tls": self.security.tls}
         try:
-            status = collect_status(self.zk, self.cluster)
+            status = collect_status(self.zk, self.cluster, redis_options=options)
         except ZK_ERRORS as exc:
             return "503 Service Unavailable", web_render.tree_page(
-                None, f"cannot read ZooKeeper: {exc or type(exc).__name__}"
+                None, f"cannot read ZooKeeper: {exits.describe(exc)}"
             )
         return "200 OK", web_render.tree_page(status, None)
 
@@ -158,17 +175,18 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 @click.command()
+@security_options
 @zk_options
 @redis_option
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--host", "bind", default="127.0.0.1", show_default=True, help="Address to serve on.")
 def web(zk: str, cluster: str, redis: str, port: int, bind: str) -> None:
     """Serve the read-only dashboard: tree, machines, services, deploys, locks, errors."""
-    with zookeeper(zk) as zk_client:
+    found = secured()
+    with zookeeper(zk, "serving the dashboard") as zk_client:
+        app = Dashboard(zk_client, cluster, redis, security=found)
         try:
-            server = make_server(
-                bind, port, Dashboard(zk_client, cluster, redis), _Server, _QuietHandler
-            )
+            server = make_server(bind, port, app, _Server, _QuietHandler)
         except OSError as exc:
             exits.fail(f"cannot serve on {bind}:{port}: {exc.strerror or exc}", 2)
         click.echo(f"prodstate web: serving http://{bind}:{server.server_port}/", err=True)

@@ -13,6 +13,8 @@ from kazoo.exceptions import KazooException, NoNodeError
 from kazoo.handlers.threading import KazooTimeoutError
 
 from prodstate.core.model import DataError, Lineage, Member, RootRecord, Tier
+from prodstate.security.credentials import NONE, Credentials
+from prodstate.zk.acl import auth_data, prodstate_acl
 from prodstate.zk.paths import Layout
 
 #: Errors of ZooKeeper requests (connection lost, timed out, refused).
@@ -23,10 +25,17 @@ quiet_log.addHandler(logging.NullHandler())
 quiet_log.propagate = False
 
 
-def quiet_client(hosts: str, timeout: float = 10.0) -> KazooClient:
+def quiet_client(hosts: str, timeout: float = 10.0, credentials: Credentials = NONE) -> KazooClient:
     """A kazoo client (not started) whose own logging is silenced; ValueError for bad
-    ``hosts``."""
-    return KazooClient(hosts=hosts, timeout=timeout, logger=quiet_log)
+    ``hosts``. With a ``[zookeeper]`` identity in ``credentials`` it authenticates as the
+    agents do and creates every znode with their ACL (:func:`prodstate.zk.acl.prodstate_acl`)."""
+    return KazooClient(
+        hosts=hosts,
+        timeout=timeout,
+        logger=quiet_log,
+        auth_data=auth_data(credentials) or None,
+        default_acl=prodstate_acl(credentials),
+    )
 
 
 def read_root(zk: KazooClient, cluster: str) -> RootRecord | None:

@@ -4,7 +4,7 @@ Under ``/prodstate/<cluster>``::
 
     members/branch/<node-id>   ephemeral, JSON Member
     members/leaf/<node-id>     ephemeral, JSON Member
-    election/n_<seq>           ephemeral sequential, data = node id (lowest leads)
+    election/n_<uuid>_<seq>    ephemeral sequential, data = node id (lowest <seq> leads)
     root                       ephemeral, JSON RootRecord, owned by the root's session
     epoch                      persistent, JSON Lineage (epoch, latest root, replids)
     statedb/locks/<name>       persistent, the state database's deploy locks
@@ -15,6 +15,7 @@ Pure strings: no ZooKeeper client is needed to build them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from prodstate.core.model import Tier, validate_node_id
@@ -27,8 +28,23 @@ PERSISTENT = ("members/branch", "members/leaf", "election", "epoch")
 GUARDED = ("", "members", "members/branch", "members/leaf", "election", "epoch")
 #: The folders whose children others than the agents could make while they were open.
 OPEN_FOLDERS = ("members/branch", "members/leaf", "election")
-#: Prefix of election znodes (``election/n_0000000007``).
+#: Prefix of election znodes: ``election/n_<uuid hex>_0000000007`` (a protected create), or
+#: plain ``n_0000000007``; both are ordered by their sequence.
 CANDIDATE_PREFIX = "n_"
+#: Digits of ZooKeeper's sequence counter, which ends every election znode's name.
+SEQUENCE_DIGITS = 10
+
+
+def candidate_prefix(token: str) -> str:
+    """The name of one store's election znodes before their sequence: ``n_<token>_``."""
+    return f"{CANDIDATE_PREFIX}{token}_"
+
+
+def ordered_candidates(children: Iterable[str]) -> list[str]:
+    """The election znodes among ``children`` by sequence, lowest (the leader) first,
+    whatever their prefix: ``n_<seq>`` and ``n_<uuid hex>_<seq>`` alike."""
+    candidates = (c for c in children if c.startswith(CANDIDATE_PREFIX))
+    return sorted(candidates, key=lambda c: c[-SEQUENCE_DIGITS:])
 
 
 @dataclass(frozen=True)

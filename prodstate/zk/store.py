@@ -21,6 +21,7 @@ import contextlib
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import cast
@@ -50,7 +51,15 @@ from prodstate.security.credentials import NONE as NO_CREDENTIALS
 from prodstate.security.credentials import Credentials
 from prodstate.zk.acl import acl_text, auth_data, creates_beyond, prodstate_acl, same_acl
 from prodstate.zk.cache import DataZnode, MemberZnode, ReadCache, Uncached
-from prodstate.zk.paths import CANDIDATE_PREFIX, GUARDED, OPEN_FOLDERS, PERSISTENT, TOP, Layout
+from prodstate.zk.paths import (
+    GUARDED,
+    OPEN_FOLDERS,
+    PERSISTENT,
+    TOP,
+    Layout,
+    candidate_prefix,
+    ordered_candidates,
+)
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +113,9 @@ class ZkStore:
         self.suspended_since: float | None = time.monotonic()
         self.session_id = 0
         self._election_node: str | None = None
+        #: The name of this store's election znodes before their sequence (``n_<uuid>_``):
+        #: how it finds a candidate whose create reply was lost (see join_election).
+        self.election_prefix = candidate_prefix(uuid.uuid4().hex)
         self._new_session = True
         #: The root and epoch records this session last wrote, to repair them if overwritten.
         self._own_root: RootRecord | None = None
@@ -300,7 +312,7 @@ class ZkStore:
         registered = self._own_registration(node_id, tier, session_id)
         candidates: list[str] = []
         if tier is Tier.BRANCH:
-            candidates = self._read_candidates()
+            candidates = self._read_candidates(session_id)
         root, root_damage = self._read_root(session_id)
         owns_root = root is not None and root.held_by(node_id, session_id)
         lineage, lineage_version, readable, lineage_damage = self._read_lineage(owns_root)
@@ -357,20 +369,25 @@ class ZkStore:
             return None
         return znode.member
 
-    def _read_candidates(self) -> list[str]:
+    def _read_candidates(self, session_id: int) -> list[str]:
+        """The node ids standing for election, in order; a candidate of this store that its
+        session owns but did not know of (a create whose reply was lost) is adopted."""
         path = self.layout.election
         children = self._call(self.client.get_children_async, path, self._watch)
-        ordered = sorted(
-            (c for c in children if c.startswith(CANDIDATE_PREFIX)), key=lambda c: c[-10:]
-        )
         if self._election_node and self._election_node.rsplit("/", 1)[1] not in children:
             self._election_node = None
         candidates = []
-        for child in ordered:
+        for child in ordered_candidates(children):
             try:
                 raw, stat = self._call(self.client.get_async, f"{path}/{child}")
             except NoNodeError:
                 continue
+            if (
+                self._election_node is None
+                and child.startswith(self.election_prefix)
+                and stat.ephemeralOwner == session_id
+            ):
+                self._election_node = f"{path}/{child}"
             try:
                 if not stat.ephemeralOwner:
                     raise DataError("it is not ephemeral: no agent's session holds it")
@@ -482,20 +499,51 @@ class ZkStore:
             raise failed[0]
 
     def join_election(self, node_id: str) -> None:
-        """Enter the root election (at the back of the queue)."""
-        self.connected_session()
-        if self._election_node is None:
-            path = f"{self.layout.election}/{CANDIDATE_PREFIX}"
-            self._election_node = self._call(
-                self.client.create_async, path, node_id.encode(), ephemeral=True, sequence=True
-            )
+        """Enter the root election (at the back of the queue), with one candidate znode.
+
+        A protected create, as kazoo's Lock recipe does: the znode is named after this
+        store (``n_<uuid hex>_<seq>``), and one its session already owns is adopted instead
+        of a second being made. A create that ZooKeeper applied but whose reply was lost
+        (StoreUnavailable) thus never leaves an orphan that heads the queue with no agent
+        acting on it.
+        """
+        session_id = self.connected_session()
+        if self._election_node is not None:
+            return
+        own = self._own_candidates(session_id)
+        if own:
+            log.info("adopting this session's election znode", extra={"path": own[0]})
+            for extra in own[1:]:
+                with contextlib.suppress(NoNodeError):
+                    self._call(self.client.delete_async, extra)
+            self._election_node = own[0]
+            return
+        path = f"{self.layout.election}/{self.election_prefix}"
+        self._election_node = self._call(
+            self.client.create_async, path, node_id.encode(), ephemeral=True, sequence=True
+        )
 
     def leave_election(self) -> None:
-        """Leave the root election."""
-        if self._election_node is not None:
+        """Leave the root election: delete every election znode of this store that its
+        session owns (the one it joined with, and any whose create reply was lost)."""
+        session_id = self.connected_session()
+        for path in self._own_candidates(session_id):
             with contextlib.suppress(NoNodeError):
-                self._call(self.client.delete_async, self._election_node)
-            self._election_node = None
+                self._call(self.client.delete_async, path)
+        self._election_node = None
+
+    def _own_candidates(self, session_id: int) -> list[str]:
+        """The paths of this store's election znodes owned by ``session_id``, by sequence."""
+        folder = self.layout.election
+        children = self._call(self.client.get_children_async, folder)
+        own = []
+        for child in ordered_candidates(children):
+            if not child.startswith(self.election_prefix):
+                continue
+            stat = self._call(self.client.exists_async, f"{folder}/{child}")
+            if stat is not None and stat.ephemeralOwner == session_id:
+                own.append(f"{folder}/{child}")
+        return own
 
     def claim_root(self, record: RootRecord, lineage: Lineage, lineage_version: int) -> bool:
         """Atomically create the root znode and bump the epoch; False if another won."""
