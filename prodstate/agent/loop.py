@@ -53,7 +53,8 @@ from prodstate.core.model import (
 from prodstate.core.rendezvous import reaction_delay
 from prodstate.redis.control import RedisControl
 from prodstate.redis.users import managed_users, replication_settings, setuser_args
-from prodstate.zk.store import StoreUnavailable, UntrustedZnodes, View, ZkStore
+from prodstate.zk.errors import StoreUnavailable, UntrustedZnodes
+from prodstate.zk.store import View, ZkStore
 
 log = logging.getLogger("prodstate.agent.loop")
 

@@ -17,11 +17,9 @@ the connection or session changes (kazoo drops its watches when the connection d
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import cast
@@ -36,7 +34,6 @@ from kazoo.exceptions import (
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import EventType, WatchedEvent
 from kazoo.retry import KazooRetry
-from kazoo.security import ACL
 
 from prodstate.core.model import (
     DataError,
@@ -45,31 +42,19 @@ from prodstate.core.model import (
     RootRecord,
     Tier,
     ZkState,
-    candidate_from_znode,
 )
 from prodstate.security.credentials import NONE as NO_CREDENTIALS
 from prodstate.security.credentials import Credentials
-from prodstate.zk.acl import acl_text, auth_data, creates_beyond, prodstate_acl, same_acl
+from prodstate.zk.acl import auth_data, prodstate_acl
 from prodstate.zk.cache import DataZnode, MemberZnode, ReadCache, Uncached
+from prodstate.zk.election import Election
+from prodstate.zk.errors import StoreUnavailable
+from prodstate.zk.guard import AclGuard
 from prodstate.zk.paths import (
-    GUARDED,
-    OPEN_FOLDERS,
-    PERSISTENT,
-    TOP,
     Layout,
-    candidate_prefix,
-    ordered_candidates,
 )
 
 log = logging.getLogger(__name__)
-
-
-class StoreUnavailable(Exception):
-    """ZooKeeper cannot be asked right now (not connected, or a request timed out)."""
-
-
-class UntrustedZnodes(StoreUnavailable):
-    """A prodstate znode keeps an ACL the agents cannot set: they refuse to act on it."""
 
 
 @dataclass(frozen=True)
@@ -112,10 +97,6 @@ class ZkStore:
         self.state = ZkState.LOST
         self.suspended_since: float | None = time.monotonic()
         self.session_id = 0
-        self._election_node: str | None = None
-        #: The name of this store's election znodes before their sequence (``n_<uuid>_``):
-        #: how it finds a candidate whose create reply was lost (see join_election).
-        self.election_prefix = candidate_prefix(uuid.uuid4().hex)
         self._new_session = True
         #: The root and epoch records this session last wrote, to repair them if overwritten.
         self._own_root: RootRecord | None = None
@@ -132,8 +113,9 @@ class ZkStore:
             default_acl=self.acl,
         )
         self.client.add_listener(self._on_state)
-        #: Why this cluster's znodes cannot be trusted ("" while they can; see _ensure_paths).
-        self.untrusted = ""
+        #: The agents' ACL on the persistent znodes, and this agent's candidacy (recipes).
+        self.guard = AclGuard(self.client, self._request, self.layout, self.acl)
+        self.election = Election(self.client, self._request, self.layout, self._watch)
         self._started = False
 
     # --- connection ------------------------------------------------------------------------
@@ -166,7 +148,7 @@ class ZkStore:
             else:
                 self.state = ZkState.LOST
                 self.suspended_since = self.suspended_since or now
-                self._election_node = None
+                self.election.node = None
                 self._new_session = True
                 self._own_root = self._own_lineage = None
         self._wake()
@@ -174,7 +156,17 @@ class ZkStore:
     @property
     def in_election(self) -> bool:
         """True while this agent's candidate znode exists (as far as it knows)."""
-        return self._election_node is not None
+        return self.election.node is not None
+
+    @property
+    def election_prefix(self) -> str:
+        """The name of this store's election znodes before their sequence."""
+        return self.election.prefix
+
+    @property
+    def untrusted(self) -> str:
+        """Why this cluster's znodes cannot be trusted ("" while they can)."""
+        return self.guard.untrusted
 
     def recheck_paths(self) -> None:
         """Re-create prodstate's persistent znodes and re-read everything on the next call
@@ -188,76 +180,15 @@ class ZkStore:
         session_id = self.client.client_id[0] if self.client.client_id else 0
         if self._new_session or session_id != self.session_id:
             self._call(self.client.sync_async, self.base)
-            self._ensure_paths()  # a request that fails here is retried on the next call
+            self.guard.ensure_paths()  # a request that fails here is retried on the next call
             self.cache.clear()
             self.session_id = session_id
             self._new_session = False
         return session_id
 
-    def _ensure_paths(self) -> None:
-        """Create prodstate's persistent znodes; with credentials, give each the agents' ACL
-        (no world CREATE anywhere, ``/prodstate`` included). UntrustedZnodes when one keeps
-        an ACL the agents cannot change: someone else owns it, and the agents refuse to act
-        on a cluster they cannot vouch for."""
-        self.untrusted = ""
-        self._secure()  # what someone else made first is vouched for before it is used
-        for path in PERSISTENT:
-            full = self.layout.path(path)
-            if self._call(self.client.exists_async, full) is None:
-                with contextlib.suppress(NodeExistsError):
-                    self._call(self.client.create_async, full, b"", makepath=True)
-        self._secure()
-
-    def _secure(self) -> None:
-        """Give every persistent znode that exists the agents' ACL (with credentials);
-        UntrustedZnodes naming those whose ACL the agents cannot set."""
-        if self.acl is None:
-            return
-        if self._call(self.client.exists_async, TOP) is not None:
-            self._ensure_acl(TOP, self.acl)  # shared by clusters: theirs to set, if not ours
-        problems = []
-        for path in GUARDED:
-            full = self.layout.path(path)
-            if self._call(self.client.exists_async, full) is None:
-                continue
-            previous, problem = self._ensure_acl(full, self.acl)
-            problems += [problem] if problem else []
-            if previous and path in OPEN_FOLDERS and creates_beyond(previous, self.acl):
-                self._purge_unvouched(full)
-        if problems:
-            self.untrusted = "; ".join(problems)
-            raise UntrustedZnodes(self.untrusted)
-
-    def _ensure_acl(self, path: str, acl: list[ACL]) -> tuple[list[ACL], str]:
-        """Set ``acl`` on a persistent znode made before credentials (or with older ones):
-        the ACL it replaced ([] if none), and why it could not ("" if it is ``acl`` now)."""
-        current, stat = self._call(self.client.get_acls_async, path)
-        if same_acl(current, acl):
-            return [], ""
-        try:
-            self._call(self.client.set_acls_async, path, acl, stat.aversion)
-        except StoreUnavailable as exc:
-            log.warning("cannot set the ACL of a znode", extra={"path": path, "error": str(exc)})
-            return [], f"{path} has an ACL the agents cannot set ({acl_text(current)})"
-        log.info("set the ACL of a znode", extra={"path": path, "acl": acl_text(acl)})
-        return current, ""
-
-    def _purge_unvouched(self, folder: str) -> None:
-        """Delete what was planted in ``folder`` while others could create in it: every
-        child whose ACL is not the agents' own."""
-        assert self.acl is not None
-        for child in self._call(self.client.get_children_async, folder):
-            path = f"{folder}/{child}"
-            try:
-                acl, _ = self._call(self.client.get_acls_async, path)
-                if not same_acl(acl, self.acl):
-                    self._call(self.client.delete_async, path)
-                    log.warning(
-                        "deleted a znode made while its folder was open to anyone",
-                        extra={"path": path, "acl": acl_text(acl)},
-                    )
-            except NoNodeError:
-                continue
+    def _request(self, method: Callable, *args: object, **kwargs: object) -> object:
+        """``_call`` for the recipes, looked up at each request."""
+        return self._call(method, *args, **kwargs)
 
     def _call(self, method: Callable, *args: object, **kwargs: object) -> object:
         """Run a kazoo async call and wait a bounded time for its result."""
@@ -312,7 +243,7 @@ class ZkStore:
         registered = self._own_registration(node_id, tier, session_id)
         candidates: list[str] = []
         if tier is Tier.BRANCH:
-            candidates = self._read_candidates(session_id)
+            candidates = self.election.read(session_id)
         root, root_damage = self._read_root(session_id)
         owns_root = root is not None and root.held_by(node_id, session_id)
         lineage, lineage_version, readable, lineage_damage = self._read_lineage(owns_root)
@@ -323,7 +254,7 @@ class ZkStore:
             lineage=lineage,
             lineage_version=lineage_version,
             registered=registered,
-            in_election=self._election_node is not None,
+            in_election=self.election.node is not None,
             lineage_readable=readable,
             root_damage=root_damage,
             lineage_damage=lineage_damage,
@@ -368,36 +299,6 @@ class ZkStore:
         if znode is None or znode.owner != session_id:
             return None
         return znode.member
-
-    def _read_candidates(self, session_id: int) -> list[str]:
-        """The node ids standing for election, in order; a candidate of this store that its
-        session owns but did not know of (a create whose reply was lost) is adopted."""
-        path = self.layout.election
-        children = self._call(self.client.get_children_async, path, self._watch)
-        if self._election_node and self._election_node.rsplit("/", 1)[1] not in children:
-            self._election_node = None
-        candidates = []
-        for child in ordered_candidates(children):
-            try:
-                raw, stat = self._call(self.client.get_async, f"{path}/{child}")
-            except NoNodeError:
-                continue
-            if (
-                self._election_node is None
-                and child.startswith(self.election_prefix)
-                and stat.ephemeralOwner == session_id
-            ):
-                self._election_node = f"{path}/{child}"
-            try:
-                if not stat.ephemeralOwner:
-                    raise DataError("it is not ephemeral: no agent's session holds it")
-                node = candidate_from_znode(raw)
-            except DataError as exc:
-                log.warning("ignoring election znode", extra={"node": child, "error": str(exc)})
-                continue
-            if node not in candidates:
-                candidates.append(node)
-        return candidates
 
     def _root_znode(self) -> DataZnode | None:
         """The root znode (cached while its watch is pending); None if there is none."""
@@ -499,51 +400,12 @@ class ZkStore:
             raise failed[0]
 
     def join_election(self, node_id: str) -> None:
-        """Enter the root election (at the back of the queue), with one candidate znode.
-
-        A protected create, as kazoo's Lock recipe does: the znode is named after this
-        store (``n_<uuid hex>_<seq>``), and one its session already owns is adopted instead
-        of a second being made. A create that ZooKeeper applied but whose reply was lost
-        (StoreUnavailable) thus never leaves an orphan that heads the queue with no agent
-        acting on it.
-        """
-        session_id = self.connected_session()
-        if self._election_node is not None:
-            return
-        own = self._own_candidates(session_id)
-        if own:
-            log.info("adopting this session's election znode", extra={"path": own[0]})
-            for extra in own[1:]:
-                with contextlib.suppress(NoNodeError):
-                    self._call(self.client.delete_async, extra)
-            self._election_node = own[0]
-            return
-        path = f"{self.layout.election}/{self.election_prefix}"
-        self._election_node = self._call(
-            self.client.create_async, path, node_id.encode(), ephemeral=True, sequence=True
-        )
+        """Enter the root election (at the back of the queue), with one candidate znode."""
+        self.election.join(node_id, self.connected_session())
 
     def leave_election(self) -> None:
-        """Leave the root election: delete every election znode of this store that its
-        session owns (the one it joined with, and any whose create reply was lost)."""
-        session_id = self.connected_session()
-        for path in self._own_candidates(session_id):
-            with contextlib.suppress(NoNodeError):
-                self._call(self.client.delete_async, path)
-        self._election_node = None
-
-    def _own_candidates(self, session_id: int) -> list[str]:
-        """The paths of this store's election znodes owned by ``session_id``, by sequence."""
-        folder = self.layout.election
-        children = self._call(self.client.get_children_async, folder)
-        own = []
-        for child in ordered_candidates(children):
-            if not child.startswith(self.election_prefix):
-                continue
-            stat = self._call(self.client.exists_async, f"{folder}/{child}")
-            if stat is not None and stat.ephemeralOwner == session_id:
-                own.append(f"{folder}/{child}")
-        return own
+        """Leave the root election (every candidate znode of this store's session)."""
+        self.election.leave(self.connected_session())
 
     def claim_root(self, record: RootRecord, lineage: Lineage, lineage_version: int) -> bool:
         """Atomically create the root znode and bump the epoch; False if another won."""
