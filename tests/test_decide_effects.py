@@ -162,3 +162,16 @@ def test_a_lone_root_that_was_never_fenced_still_writes_its_epoch_key():
     assert d.action == Serve(0)
     served = master(min_replicas_to_write=0, epoch_key="4")
     assert decide(root_snap(branches=(branch(ME),), redis=served)).action == Heartbeat()
+
+
+def test_a_leaf_whose_link_dropped_waits_for_a_new_parent_still_on_a_deposed_root():
+    """Its parent was promoted: the link is down a moment, and the branch it moves to has
+    not followed the new root yet (a PSYNC now would be answered with a full resync)."""
+    s = snap(tier=Tier.LEAF, redis=replica(master=ROOT_ADDR, link_up=False), probed=True)
+    target = decide(replace(s, probed=False)).action
+    assert isinstance(target, Probe) and target.new_parent is not None
+    deposed = PeerState("", target.new_parent, replica(master=addr("old-root")))
+    d = decide(replace(s, new_parent=deposed))
+    assert d.action == Wait() and "still follows old-root.example.net:6379" in d.reason
+    following = PeerState("", target.new_parent, replica(offset=900))  # behind, on the root
+    assert decide(replace(s, new_parent=following)).action == Replicate(target.new_parent)

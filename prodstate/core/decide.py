@@ -319,7 +319,7 @@ def _follow(s: Snapshot) -> Decision:
     when_caught_up = False
     if new is not None and new.address == target and target != s.root.address:
         when_caught_up = _can_resume(new.redis, s)
-        waiting = _not_ready(new.redis, s) if when_caught_up else ""
+        waiting = _not_ready(new.redis, s) if when_caught_up else _not_following(new.redis, s)
         if waiting:
             return Decision(
                 Wait(), f"{why}, but it {waiting}: waiting, so the move is a partial resync"
@@ -387,6 +387,21 @@ def _not_ready(parent: RedisState, s: Snapshot) -> str:
         return f"is not yet in sync with root {s.root.node_id}"
     if parent.offset < s.redis.offset:
         return f"is behind this node ({parent.offset} < {s.redis.offset})"
+    return ""
+
+
+def _not_following(parent: RedisState, s: Snapshot) -> str:
+    """Why a leaf holding the tree's data should not move to ``parent`` even though it
+    cannot resume where it is ("" if it may move now): the parent still follows another
+    master than the root. It is about to change masters (its agent reacts without jitter),
+    and a PSYNC meanwhile may name a replication id it does not know yet: a full resync.
+    Seen when a leaf's own parent is promoted: its link drops for a moment, and by the
+    time it moves it has taken the new root's replication id."""
+    assert s.root is not None
+    r = s.redis
+    holds_data = r.role == "slave" and s.lineage.knows(r)
+    if holds_data and parent.reachable and parent.master != s.root.address:
+        return f"still follows {parent.master or 'no master'}, not root {s.root.node_id}"
     return ""
 
 
