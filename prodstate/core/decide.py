@@ -163,7 +163,7 @@ def _as_root(s: Snapshot) -> Decision:
     if s.root.replid != r.replid:
         return Decision(PublishReplid(r.replid), f"publishing root replication id {r.replid[:8]}")
     wanted, attached = _write_quorum(s)
-    if r.epoch_key is not None and r.epoch_key != str(s.root.epoch) and not r.fenced:
+    if r.epoch_key_differs(s.root.epoch) and not r.fenced:
         return Decision(
             Serve(wanted),
             f"epoch key in the root's Redis reads {r.epoch_key[:20]!r}, not epoch "

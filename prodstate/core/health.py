@@ -40,7 +40,7 @@ def health(s: Snapshot, staleness: float | None, max_staleness: float = 10.0) ->
         return False, f"replication link to {r.master} is down"
     if role == "root" and r.fenced:
         return False, "root Redis is fenced: not accepting writes"
-    if role == "root" and s.root and r.epoch_key is not None and r.epoch_key != str(s.root.epoch):
+    if role == "root" and s.root and r.epoch_key_differs(s.root.epoch):
         return False, (
             f"root Redis holds epoch key {r.epoch_key[:20]!r}, not its epoch {s.root.epoch}: "
             "every write is refused"

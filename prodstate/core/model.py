@@ -263,6 +263,11 @@ class RedisState:
         """True if the Redis is a master (``REPLICAOF NO ONE``)."""
         return self.reachable and self.role == "master"
 
+    def epoch_key_differs(self, epoch: int) -> bool:
+        """True if the epoch key was read and is not ``epoch`` (every fenced write is then
+        refused with STALEEPOCH)."""
+        return self.epoch_key is not None and self.epoch_key != str(epoch)
+
     @property
     def fenced(self) -> bool:
         """True if the Redis refuses writes (``min-replicas-to-write`` set out of reach)."""

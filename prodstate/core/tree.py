@@ -193,11 +193,9 @@ def _root_problems(root: RootRecord, state: RedisState, registered: bool) -> lis
             f"root {root.node_id} refuses writes: it needs {state.min_replicas_to_write} "
             f"replica(s) attached, has {len(state.replicas)}"
         )
-    epoch = state.epoch_key
-    serving = state.is_master and state.min_replicas_to_write < FENCE_MIN_REPLICAS
-    if serving and epoch is not None and epoch != str(root.epoch):
+    if state.is_master and not state.fenced and state.epoch_key_differs(root.epoch):
         problems.append(
-            f"root {root.node_id} Redis holds epoch key {epoch[:20]!r}, but its epoch in "
+            f"root {root.node_id} Redis holds epoch key {state.epoch_key[:20]!r}, but its epoch in "
             f"ZooKeeper is {root.epoch}: every write is refused"
         )
     if root.run_id and state.run_id and state.run_id != root.run_id:
