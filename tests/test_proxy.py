@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -21,7 +22,7 @@ def echo() -> Iterator[str]:
     stop = threading.Event()
 
     def serve_one(conn: socket.socket) -> None:
-        with conn:
+        with conn, contextlib.suppress(OSError):  # a reset from the proxy ends it too
             while data := conn.recv(4096):
                 conn.sendall(data)
 
@@ -150,3 +151,81 @@ def test_delay_by_source_leaves_other_clients_alone(echo):
         with connect_from(proxy, "127.0.1.8") as slow, connect(proxy) as fast:
             assert timed_roundtrip(slow, b"s") >= 0.4
             assert timed_roundtrip(fast, b"f") < 0.4
+
+
+# --- reject: the noisy cut ---------------------------------------------------------------------
+
+
+def assert_reset_at_once(proxy: TcpProxy, source: str) -> None:
+    """A new connection from ``source`` is reset: its connect() or its first recv() says so."""
+    with pytest.raises(ConnectionResetError), connect_from(proxy, source) as sock:
+        sock.recv(10)
+
+
+def test_reject_resets_open_connections_on_both_sides():
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(2)
+        with TcpProxy(format_address("127.0.0.1", listener.getsockname()[1])) as proxy:
+            client = connect(proxy)
+            server, _ = listener.accept()
+            with client, server:
+                server.settimeout(2)
+                client.sendall(b"ping")
+                assert server.recv(10) == b"ping"
+                proxy.reject()
+                with pytest.raises(ConnectionResetError):
+                    client.recv(10)
+                with pytest.raises(ConnectionResetError):
+                    server.recv(10)
+                wait_until(lambda: proxy.connections == 0, timeout=5, what="connections closed")
+
+
+def test_new_connections_are_reset_while_rejected_and_heal_forwards_again(echo):
+    with TcpProxy(echo) as proxy:
+        proxy.reject()
+        assert proxy.is_cut
+        for _ in range(2):
+            assert_reset_at_once(proxy, "127.0.0.1")
+        assert proxy.connections == 0
+        proxy.heal()
+        assert not proxy.is_cut
+        with connect(proxy) as sock:
+            assert roundtrip(sock, b"again") == b"again"
+
+
+def test_reject_by_source_resets_only_that_sources_connections(echo):
+    with (
+        TcpProxy(echo) as proxy,
+        connect_from(proxy, "127.0.0.2") as rejected,
+        connect_from(proxy, "127.0.0.1") as other,
+    ):
+        assert roundtrip(rejected, b"a") == b"a"
+        assert roundtrip(other, b"b") == b"b"
+        proxy.reject(source="127.0.0.2")
+        with pytest.raises(ConnectionResetError):
+            rejected.recv(10)
+        assert roundtrip(other, b"still") == b"still"
+        assert_reset_at_once(proxy, "127.0.0.2")
+        with connect_from(proxy, "127.0.0.1") as new:
+            assert roundtrip(new, b"fine") == b"fine"
+        wait_until(lambda: proxy.connections == 1, timeout=5, what="only the other one left")
+        proxy.heal(source="127.0.0.2")
+        with connect_from(proxy, "127.0.0.2") as healed:
+            assert roundtrip(healed, b"back") == b"back"
+        assert roundtrip(other, b"untouched") == b"untouched"
+
+
+def test_reject_resets_connections_held_by_a_cut_and_heal_ends_both(echo):
+    with TcpProxy(echo) as proxy:
+        proxy.cut(source="127.0.0.2")
+        with connect_from(proxy, "127.0.0.2", timeout=0.3) as held:
+            held.sendall(b"held")
+            with pytest.raises(TimeoutError):
+                held.recv(10)
+            proxy.reject(source="127.0.0.2")
+            held.settimeout(2)
+            with pytest.raises(ConnectionResetError):
+                held.recv(10)
+        proxy.heal(source="127.0.0.2")  # undoes the cut and the reject
+        with connect_from(proxy, "127.0.0.2") as sock:
+            assert roundtrip(sock, b"flows") == b"flows"

@@ -2,11 +2,15 @@
 
 ``cut()`` is a black hole, like a network partition: connections stay open but
 nothing crosses in either direction, and new connections are accepted and held
-without reaching the server. ``heal()`` lets traffic flow again; ``reset()``
-closes every connection at once (a crash of the path rather than a partition).
-``cut(source=IP)`` does the same to the connections coming from one source
-address only, and ``delay()`` holds the bytes going one way for a random time
-around a mean, in order, like ``tc netem delay`` on the sender's interface.
+without reaching the server. ``reject()`` is a noisy cut, like a firewall that
+answers with resets: every open connection is closed with a TCP reset on both
+sides (the peers see ECONNRESET, not EOF), and every new one is reset at once.
+``heal()`` undoes either and lets traffic flow again; ``reset()`` closes every
+connection once, with a plain close, and accepts new ones (a crash of the path
+rather than a partition). ``cut(source=IP)`` and ``reject(source=IP)`` do the
+same to the connections coming from one source address only, and ``delay()``
+holds the bytes going one way for a random time around a mean, in order, like
+``tc netem delay`` on the sender's interface.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import contextlib
 import random
 import selectors
 import socket
+import struct
 import threading
 import time
 from collections import deque
@@ -23,6 +28,8 @@ from dataclasses import dataclass
 from prodstate.core.model import format_address, parse_address
 
 _CHUNK = 65536
+#: SO_LINGER on, zero seconds: close() then sends a reset instead of a FIN.
+_LINGER_RESET = struct.pack("ii", 1, 0)
 #: Directions of delay(): bytes the client sends, or bytes the server sends back.
 TO_SERVER, TO_CLIENT = "to_server", "to_client"
 
@@ -39,7 +46,7 @@ class Delay:
 
 
 class TcpProxy:
-    """Forward ``127.0.0.1:<port>`` to ``target`` until cut, healed, reset or stopped."""
+    """Forward ``127.0.0.1:<port>`` to ``target`` until cut, rejected, healed, reset or stopped."""
 
     def __init__(self, target: str, host: str = "127.0.0.1") -> None:
         self.target = parse_address(target)
@@ -55,6 +62,8 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._cut = False
         self._cut_sources: set[str] = set()
+        self._rejected = False
+        self._rejected_sources: set[str] = set()
         self._delays: dict[tuple[str, str | None], Delay] = {}
         self._running = False
         self._wakeup_r, self._wakeup_w = socket.socketpair()
@@ -63,8 +72,8 @@ class TcpProxy:
 
     @property
     def is_cut(self) -> bool:
-        """True while the proxy forwards nothing."""
-        return self._cut
+        """True while the proxy forwards nothing (cut or rejected for every source)."""
+        return self._cut or self._rejected
 
     @property
     def connections(self) -> int:
@@ -89,13 +98,25 @@ class TcpProxy:
             self._cut_sources.add(source)
         self._poke()
 
-    def heal(self, source: str | None = None) -> None:
-        """Forward again (connections accepted while cut included): everything, or ``source``."""
+    def reject(self, source: str | None = None) -> None:
+        """Reset every open connection (both sides) and every new one at once, until healed: all
+        connections, or only those from client address ``source``."""
         if source is None:
-            self._cut = False
+            self._rejected = True
+        else:
+            self._rejected_sources.add(source)
+        self._poke()
+
+    def heal(self, source: str | None = None) -> None:
+        """End cut() and reject(): forward again (connections held while cut included), for
+        everything, or for ``source``."""
+        if source is None:
+            self._cut = self._rejected = False
             self._cut_sources.clear()
+            self._rejected_sources.clear()
         else:
             self._cut_sources.discard(source)
+            self._rejected_sources.discard(source)
         self._poke()
 
     def delay(
@@ -162,6 +183,9 @@ class TcpProxy:
     def _is_cut(self, source: str) -> bool:
         return self._cut or source in self._cut_sources
 
+    def _is_rejected(self, source: str) -> bool:
+        return self._rejected or source in self._rejected_sources
+
     def _delay_for(self, receiver: socket.socket) -> Delay | None:
         direction = TO_CLIENT if receiver in self._clients else TO_SERVER
         source = self._source.get(receiver)
@@ -172,8 +196,24 @@ class TcpProxy:
             client, peer = self._listener.accept()
         except BlockingIOError:
             return
+        if self._is_rejected(peer[0]):
+            _close(client, reset=True)
+            return
         with self._lock:
             self._pending.append((client, peer[0]))
+
+    def _reset_rejected(self) -> None:
+        """Reset every connection, held or forwarding, whose source is rejected."""
+        if not (self._rejected or self._rejected_sources):
+            return
+        with self._lock:
+            held = [c for c, source in self._pending if self._is_rejected(source)]
+            self._pending = [(c, s) for c, s in self._pending if c not in held]
+            pairs = [c for c in self._clients if self._is_rejected(self._source.get(c, ""))]
+        for client in held:
+            _close(client, reset=True)
+        for client in pairs:
+            self._close_pair(client, reset=True)
 
     def _connect_pending(self) -> None:
         with self._lock:
@@ -199,7 +239,8 @@ class TcpProxy:
             self._pending.extend(held)
 
     def _sync_registrations(self) -> None:
-        """Watch every connection that is forwarding; none that is cut."""
+        """Watch every connection that is forwarding; none that is cut; reset rejected ones."""
+        self._reset_rejected()
         self._connect_pending()
         with self._lock:
             socks = list(self._peers)
@@ -215,6 +256,9 @@ class TcpProxy:
         peer = self._peers.get(sock)
         if peer is None:
             return
+        source = self._source.get(sock, "")
+        if self._is_cut(source) or self._is_rejected(source):
+            return  # cut or rejected since the select: the next loop unregisters or resets it
         try:
             data = sock.recv(_CHUNK)
         except OSError:
@@ -255,7 +299,7 @@ class TcpProxy:
         except OSError:
             self._close_pair(receiver)
 
-    def _close_pair(self, sock: socket.socket) -> None:
+    def _close_pair(self, sock: socket.socket, reset: bool = False) -> None:
         with self._lock:
             peer = self._peers.pop(sock, None)
             if peer is not None:
@@ -269,7 +313,7 @@ class TcpProxy:
                 continue
             if s in self._selector.get_map():
                 self._selector.unregister(s)
-            s.close()
+            _close(s, reset)
 
     def _close_all(self) -> None:
         with self._lock:
@@ -283,3 +327,11 @@ class TcpProxy:
             with contextlib.suppress(KeyError, ValueError):
                 self._selector.unregister(sock)
             sock.close()
+
+
+def _close(sock: socket.socket, reset: bool = False) -> None:
+    """Close ``sock``; with ``reset``, by a TCP reset (the peer's next call: ECONNRESET)."""
+    if reset:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+    sock.close()
