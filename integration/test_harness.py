@@ -12,7 +12,10 @@ import threading
 import pytest
 import redis
 from kazoo.client import KazooState
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
+from integration.conftest import SESSION
 from prodstate.testing import RedisServer, ZooKeeperEnsemble, expire_session, wait_until
 from prodstate.testing.cluster import LocalCluster
 from prodstate.testing.process import ProcessError
@@ -228,3 +231,68 @@ def test_cluster_start_reports_an_agent_that_exits_before_registering(tmp_path):
     cluster = LocalCluster(tmp_path, branches=1, leaves=0, agent_batch=1, agent_args=["--bogus"])
     with pytest.raises(ProcessError, match="agent-branch1 exited"):
         cluster.__enter__()
+
+
+def parent_of(cluster: LocalCluster, name: str) -> str:
+    """The node whose proxy node ``name``'s Redis replicates from."""
+    info = cluster.redis[name].info("replication")
+    address = f"{info['master_host']}:{info['master_port']}"
+    return next(n for n in cluster.redis if cluster.advertised(n) == address)
+
+
+def link_status(cluster: LocalCluster, name: str) -> str:
+    return cluster.redis[name].info("replication")["master_link_status"]
+
+
+def test_cut_link_silent_or_noisy_parts_one_leaf_from_its_parent_only(tmp_path):
+    with LocalCluster(
+        tmp_path, branches=2, leaves=1, redis_proxies=True, session_timeout=SESSION
+    ) as cluster:
+        cluster.wait_for_tree(timeout=60)
+        leaf, parent = "leaf1", parent_of(cluster, "leaf1")
+        others = [n for n in cluster.redis if n != leaf]
+
+        cluster.cut_link(leaf, parent)
+        cluster.confirmed_write("silent", "1")
+        for name in others:
+            wait_until(lambda n=name: cluster.redis[n].client().get("silent") == "1")
+        assert cluster.redis[leaf].client().get("silent") is None
+        assert link_status(cluster, leaf) == "up", "a silent cut leaves the link looking up"
+        cluster.heal_link(leaf, parent)
+        cluster.wait_everywhere("silent", "1")
+
+        cluster.cut_link(leaf, parent, noisy=True)
+        wait_until(lambda: link_status(cluster, leaf) == "down", timeout=5, what="link down")
+        cluster.heal_link(leaf, parent)
+        cluster.wait_for_tree(timeout=30)
+        cluster.confirmed_write("noisy", "2")
+        cluster.wait_everywhere("noisy", "2")
+
+        cluster.flap_link(leaf, parent_of(cluster, leaf), down=0.2, up=0.2, times=2, noisy=True)
+        cluster.wait_for_tree(timeout=30)
+        cluster.confirmed_write("flapped", "3")
+        cluster.wait_everywhere("flapped", "3")
+
+
+def test_hang_redis_freezes_the_server_but_not_its_agent(tmp_path):
+    with LocalCluster(tmp_path, branches=1, leaves=1, session_timeout=SESSION) as cluster:
+        cluster.wait_for_tree(timeout=60)
+        cluster.hang_redis("leaf1")
+        no_retry = Retry(NoBackoff(), 0)  # redis-py retries timeouts 3 times by default
+        with cluster.redis["leaf1"].client(socket_timeout=0.3, retry=no_retry) as conn:
+            with pytest.raises(redis.TimeoutError):
+                conn.ping()
+            assert cluster.agents["leaf1"].running
+            cluster.resume_redis("leaf1")
+            wait_until(conn.ping, ignore=(redis.RedisError,), what="ping after resume_redis")
+        cluster.wait_for_tree(timeout=30)
+
+
+def test_link_cuts_need_redis_proxies(tmp_path):
+    cluster = LocalCluster(tmp_path, branches=1, leaves=1)
+    with pytest.raises(ValueError, match="redis_proxies"):
+        cluster.cut_link("leaf1", "branch1")
+    with pytest.raises(ValueError, match="redis_proxies"):
+        cluster.heal_link("leaf1", "branch1")
+    with pytest.raises(ValueError, match="redis_proxies"):
+        cluster.flap_link("leaf1", "branch1", down=0.1, up=0.1, times=1)

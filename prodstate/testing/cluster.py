@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import signal
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -55,13 +56,13 @@ class LocalCluster:
         """``zk_proxies`` puts a cuttable proxy between each agent and each ZooKeeper server;
         ``redis_proxies`` puts one in front of each Redis (the address its agent advertises)
         and gives each Redis its own source address, so that one machine can be partitioned
-        or slowed (``partition``, ``slow_down``). ``redis_config`` is added to every Redis's
-        configuration file; ``security`` secures every Redis and agent with its credentials
-        (and TLS). ``agent_tick`` and ``agent_jitter`` are the agents' ``--tick`` and
-        ``--jitter`` (short for quick tests; a large cluster on few CPUs wants the agent's
-        defaults, 0.2 and 0.5); ``agent_batch`` starts the agents that many at a time, each
-        batch once the previous one has registered in ZooKeeper (hundreds of agents started
-        at once on a few CPUs starve each other)."""
+        or slowed (``partition``, ``slow_down``), or one replication link cut (``cut_link``).
+        ``redis_config`` is added to every Redis's configuration file; ``security`` secures
+        every Redis and agent with its credentials (and TLS). ``agent_tick`` and
+        ``agent_jitter`` are the agents' ``--tick`` and ``--jitter`` (short for quick tests; a
+        large cluster on few CPUs wants the agent's defaults, 0.2 and 0.5); ``agent_batch``
+        starts the agents that many at a time, each batch once the previous one has registered
+        in ZooKeeper (hundreds of agents started at once on a few CPUs starve each other)."""
         self.security = security
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="prodstate-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -225,6 +226,61 @@ class LocalCluster:
             else:
                 proxy.heal(source=self.source_ips[name])
         self.heal_zk(name)
+
+    def cut_link(self, child: str, parent: str, noisy: bool = False) -> None:
+        """Cut only the replication link from Redis ``child`` to Redis ``parent`` (the
+        connections from ``child``'s source address through ``parent``'s proxy), both ways.
+
+        Silent by default: a black hole, both ends keep the link up until their own timeouts.
+        ``noisy``: the link and every reconnection are reset at once (ECONNRESET on both ends).
+        Needs ``redis_proxies=True``; ``heal_link`` ends it."""
+        proxy, source = self._link(child, parent)
+        if noisy:
+            proxy.reject(source=source)
+        else:
+            proxy.cut(source=source)
+
+    def heal_link(self, child: str, parent: str) -> None:
+        """End the cut (silent or noisy) made by ``cut_link(child, parent)``."""
+        proxy, source = self._link(child, parent)
+        proxy.heal(source=source)
+
+    def flap_link(
+        self, child: str, parent: str, down: float, up: float, times: int, noisy: bool = False
+    ) -> None:
+        """Cut the link from ``child`` to ``parent`` for ``down`` seconds, then heal it for
+        ``up`` seconds, ``times`` times over (blocking); returns, healed, at the last heal."""
+        if down < 0 or up < 0 or times < 0:
+            raise ValueError("down, up and times must not be negative")
+        self._link(child, parent)  # a bad argument fails before the first cut
+        for i in range(times):
+            if i:
+                time.sleep(up)  # the fault's own timing, not a wait for a condition
+            self.cut_link(child, parent, noisy=noisy)
+            try:
+                time.sleep(down)
+            finally:
+                self.heal_link(child, parent)
+
+    def _link(self, child: str, parent: str) -> tuple[TcpProxy, str]:
+        """The proxy in front of ``parent`` and the source address of ``child``."""
+        if not self.use_redis_proxies:
+            raise ValueError("cutting a link needs a cluster made with redis_proxies=True")
+        for name in (child, parent):
+            if name not in self.redis_proxies:
+                raise ValueError(f"no Redis named {name!r} in this cluster")
+        if child == parent:
+            raise ValueError(f"a link joins two nodes, not {child!r} to itself")
+        return self.redis_proxies[parent], self.source_ips[child]
+
+    def hang_redis(self, name: str) -> None:
+        """Freeze node ``name``'s redis-server (SIGSTOP): its sockets stay open, it answers
+        nothing; its agent keeps running. ``resume_redis`` thaws it."""
+        self.redis[name].pause()
+
+    def resume_redis(self, name: str) -> None:
+        """SIGCONT node ``name``'s redis-server after ``hang_redis``."""
+        self.redis[name].resume()
 
     def slow_down(self, name: str, mean: float, jitter: float = 0.0) -> None:
         """Delay every byte machine ``name`` sends by ``mean`` +- ``jitter`` seconds, like
