@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from hypothesis import strategies as st
 
+from prodstate.core.freshness import ASSUMED_FRESH, DEFAULT_POLICY, Freshness
 from prodstate.core.model import (
     FENCE_MIN_REPLICAS,
     Lineage,
@@ -49,6 +50,13 @@ def master(**kw) -> RedisState:
 EMPTY = master(run_id="run-2", replid=EMPTY_REPLID, replid2=ZEROS, offset=0)
 
 
+def aged(age: float, fresh: bool | None = None) -> Freshness:
+    """A freshness record whose heartbeat last advanced ``age`` seconds before NOW (fresh
+    unless that is past the default ``stale_after``, or as ``fresh`` says)."""
+    verdict = age <= DEFAULT_POLICY.stale_after if fresh is None else fresh
+    return Freshness("1.0", NOW - 100, NOW - age, verdict, checked_at=NOW)
+
+
 def peer(node_id: str, redis: RedisState) -> PeerState:
     return PeerState(node_id, addr(node_id), redis)
 
@@ -77,7 +85,8 @@ def snap(**kw) -> Snapshot:
     base.update(kw)
     if "registered" not in kw:
         available = base["redis"].role == "slave"
-        base["registered"] = Member(base["node_id"], tier, ME_ADDR, available)
+        fresh = base.get("freshness", ASSUMED_FRESH).fresh
+        base["registered"] = Member(base["node_id"], tier, ME_ADDR, available, fresh=fresh)
     return Snapshot(**base)
 
 
@@ -120,6 +129,7 @@ redis_states = st.builds(
     .map(sorted)
     .map(tuple),
     epoch_key=st.sampled_from([None, "", "3", "4", "99"]),
+    acking=st.lists(st.sampled_from(list(map(addr, POOL))), max_size=2).map(sorted).map(tuple),
 )
 pool_ids = st.sampled_from(POOL)
 rarely = mostly.map(lambda b: not b)
@@ -139,7 +149,12 @@ raw_snapshots = st.builds(
     session_id=st.sampled_from([SESSION, SESSION - 1]),
     redis=redis_states,
     branches=st.lists(
-        st.builds(lambda n, up: Member(n[0], Tier.BRANCH, n[1], up), pool_nodes, st.booleans()),
+        st.builds(
+            lambda n, up, fresh: Member(n[0], Tier.BRANCH, n[1], up, fresh=fresh),
+            pool_nodes,
+            st.booleans(),
+            mostly,
+        ),
         max_size=5,
     ).map(tuple),
     candidates=st.lists(pool_ids, unique=True).map(tuple),
@@ -173,6 +188,12 @@ raw_snapshots = st.builds(
     root_damage=st.sampled_from(["", "", "", "not JSON"]),
     lineage_damage=st.sampled_from(["", "", "", "epoch 1 below 4"]),
     zk_untrusted=st.sampled_from(["", "", "", "", "/prodstate/c has an ACL the agents cannot set"]),
+    freshness=st.builds(lambda age, fresh: aged(age, fresh), st.floats(0, 60), mostly),
+    master_since=st.none() | times,
+    offset_since=st.none() | times,
+    avoiding=st.sets(pool_ids, max_size=2).map(frozenset),
+    unacked_since=st.none() | times,
+    held_off=rarely,
 )
 
 
@@ -182,7 +203,7 @@ def settle(s: Snapshot, settled: bool) -> Snapshot:
         return s
     r = s.redis
     knows = s.lineage.knows(r) and not r.sync_in_progress
-    member = Member(ME, s.tier, ME_ADDR, r.role == "slave" and knows)
+    member = Member(ME, s.tier, ME_ADDR, r.role == "slave" and knows, fresh=s.freshness.fresh)
     return replace(s, registered=member, in_election=s.tier is Tier.BRANCH and knows)
 
 

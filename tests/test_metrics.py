@@ -16,13 +16,23 @@ from prodstate.agent.metrics import (
     AgentMetrics,
     RedisStats,
     health,
-    read_heartbeat,
     read_stats,
     role_of,
 )
 from prodstate.core.decide import Decision, Promote, Replicate, Wait
+from prodstate.core.freshness import Freshness
 from prodstate.core.model import FENCE_MIN_REPLICAS, UNREACHABLE, RedisState, Tier, ZkState
-from tests.snapshot_builder import ME, ROOT_ADDR, SESSION, addr, master, replica, root_snap, snap
+from tests.snapshot_builder import (
+    ME,
+    ROOT_ADDR,
+    SESSION,
+    addr,
+    aged,
+    master,
+    replica,
+    root_snap,
+    snap,
+)
 
 WALL = 1_700_000_000.0
 WAIT = Decision(Wait(), "nothing to do")
@@ -33,8 +43,9 @@ def m() -> AgentMetrics:
     return AgentMetrics(ME, "prod", "branch")
 
 
-def observe(m: AgentMetrics, s, decision=WAIT, heartbeat=WALL - 0.5, stats=None, **kw) -> None:
-    m.observe(s, decision, 0.003, stats, heartbeat, WALL, **kw)
+def observe(m: AgentMetrics, s, decision=WAIT, age=0.5, stats=None, **kw) -> None:
+    s = replace(s, freshness=aged(age) if age is not None else Freshness())
+    m.observe(s, decision, 0.003, stats, **kw)
 
 
 def value(m: AgentMetrics, name: str, **labels: str) -> float | None:
@@ -74,7 +85,7 @@ def test_root_and_other_roles(m: AgentMetrics) -> None:
     observe(m, snap(redis=master()))
     assert value(m, "prodstate_role", role="master-unelected") == 1
     assert value(m, "prodstate_role", role="root") == 0
-    observe(m, snap(redis=UNREACHABLE, zk_state=ZkState.SUSPENDED), heartbeat=None)
+    observe(m, snap(redis=UNREACHABLE, zk_state=ZkState.SUSPENDED), age=None)
     assert value(m, "prodstate_role", role="down") == 1
     assert value(m, "prodstate_zk_connected") == 0
     assert value(m, "prodstate_replication_link_up") == 0
@@ -120,7 +131,7 @@ def test_resync_counters_keep_last_values(m: AgentMetrics) -> None:
 @pytest.mark.parametrize(
     ("s", "staleness", "ok", "reason"),
     [
-        (snap(), 0.5, True, f"ok: replica following {ROOT_ADDR}, 0.5s behind"),
+        (snap(), 0.5, True, f"ok: replica following {ROOT_ADDR}, heartbeat advanced 0.5s ago"),
         (root_snap(), 0.1, True, "ok: root serving epoch 4"),
         (snap(zk_state=ZkState.LOST), 0.5, False, "ZooKeeper lost"),
         (snap(redis=UNREACHABLE), 0.5, False, "local Redis unreachable"),
@@ -129,18 +140,31 @@ def test_resync_counters_keep_last_values(m: AgentMetrics) -> None:
         (snap(redis=master()), 0.5, False, "not the root"),
         (root_snap(redis=master(min_replicas_to_write=FENCE_MIN_REPLICAS)), 0, False, "fenced"),
         (snap(), None, False, "no heartbeat"),
-        (snap(), 12.0, False, "12.0s stale"),
+        (snap(), 12.0, False, "stale: heartbeat advanced 12.0s ago (stale after 3s"),
     ],
 )
 def test_health(s, staleness, ok, reason) -> None:
-    verdict, text = health(s, staleness)
+    freshness = Freshness() if staleness is None else aged(staleness)
+    verdict, text = health(replace(s, freshness=freshness))
     assert verdict is ok
     assert reason in text
 
 
-def test_health_threshold_and_leaf() -> None:
-    assert health(snap(), 3.0, max_staleness=2.0)[0] is False
-    assert health(snap(tier=Tier.LEAF, redis=replica(addr("b2"))), 1.0)[0] is True
+def test_health_follows_the_verdict_not_the_age_alone() -> None:
+    """Hysteresis: a copy 4 s old is still fresh until ``fall`` checks say otherwise, and
+    one 1 s old is stale until ``rise`` checks say it is fresh again."""
+    assert health(snap(freshness=aged(4.0, fresh=True)))[0] is True
+    assert health(snap(freshness=aged(1.0, fresh=False)))[0] is False
+    leaf = snap(tier=Tier.LEAF, redis=replica(addr("b2")), freshness=aged(1.0))
+    assert health(leaf)[0] is True
+
+
+def test_freshness_endpoint_body(m: AgentMetrics) -> None:
+    assert m.freshness()["fresh"] is False  # nothing observed yet
+    observe(m, snap(), age=0.5)
+    body = m.freshness()
+    assert body["fresh"] is True and body["advancing"] is True
+    assert body["heartbeat_age"] >= 0.5 and body["stale_after"] == 3.0
 
 
 def test_healthz_goes_bad_when_the_loop_stops(m: AgentMetrics, monkeypatch) -> None:
@@ -178,18 +202,6 @@ def test_read_stats() -> None:
     assert read_stats(FakeConn(stats={"sync_full": "x", "sync_partial_ok": 1})) is None
     assert read_stats(FakeConn(error=redis.ConnectionError("refused"))) is None
     assert read_stats(FakeConn(error=OSError("reset"))) is None
-
-
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [("1700000000.250000", 1700000000.25), (None, None), ("garbage", None), ("nan", None)],
-)
-def test_read_heartbeat(raw, expected) -> None:
-    assert read_heartbeat(FakeConn(heartbeat=raw)) == expected
-
-
-def test_read_heartbeat_error() -> None:
-    assert read_heartbeat(FakeConn(error=redis.TimeoutError("slow"))) is None
 
 
 def fetch(url: str) -> tuple[int, str]:

@@ -24,7 +24,17 @@ from prodstate.core.model import (
 from prodstate.core.tree import build_status
 from prodstate.ops.check import Status, evaluate
 from prodstate.zk.paths import PERSISTENT, Layout
-from tests.snapshot_builder import ME, ME_ADDR, ROOT_ADDR, ROOT_ID, SESSION, master, root_snap, snap
+from tests.snapshot_builder import (
+    ME,
+    ME_ADDR,
+    ROOT_ADDR,
+    ROOT_ID,
+    SESSION,
+    aged,
+    master,
+    root_snap,
+    snap,
+)
 
 # --- the heartbeat -----------------------------------------------------------------------------
 
@@ -131,10 +141,10 @@ def test_the_layout_names_every_znode_under_the_cluster():
 
 
 def test_status_and_health_report_an_epoch_key_that_differs_from_zookeeper():
-    s = root_snap(redis=master(min_replicas_to_write=1, epoch_key="9"))
-    ok, reason = health(s, staleness=0.1)
+    s = root_snap(redis=master(min_replicas_to_write=1, epoch_key="9"), freshness=aged(0.1))
+    ok, reason = health(s)
     assert not ok and "epoch key '9'" in reason
-    assert health(replace(s, redis=replace(s.redis, epoch_key="4")), staleness=0.1)[0]
+    assert health(replace(s, redis=replace(s.redis, epoch_key="4")))[0]
     root = s.root
     assert root is not None
     member = Member(ME, Tier.BRANCH, ME_ADDR)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from prodstate.core.freshness import DEFAULT_POLICY, FreshnessPolicy
 from prodstate.core.model import Tier, parse_address
 from prodstate.security.credentials import NONE as NO_CREDENTIALS
 from prodstate.security.credentials import Credentials
@@ -34,6 +35,8 @@ class AgentConfig:
     metrics_host: str = "0.0.0.0"
     #: Seconds between reads of the local Redis's sync counters and heartbeat, for metrics.
     metrics_interval: float = 1.0
+    #: The heartbeat period and the freshness thresholds.
+    freshness: FreshnessPolicy = DEFAULT_POLICY
     credentials: Credentials = field(default=NO_CREDENTIALS, repr=False)
     tls: TlsFiles | None = None
 

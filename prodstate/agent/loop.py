@@ -17,7 +17,7 @@ from kazoo.exceptions import KazooException
 from prodstate import __version__
 from prodstate.agent.backoff import Backoff, is_denied
 from prodstate.agent.config import AgentConfig
-from prodstate.agent.metrics import AgentMetrics, RedisStats, read_heartbeat, read_stats
+from prodstate.agent.metrics import AgentMetrics, RedisStats, read_stats
 from prodstate.core.actions import (
     QUIET,
     AdoptPrevious,
@@ -40,7 +40,8 @@ from prodstate.core.actions import (
     StepDown,
     Wait,
 )
-from prodstate.core.decide import decide, no_branch_since
+from prodstate.core.decide import decide, no_branch_since, unacked_since
+from prodstate.core.freshness import Freshness, Since
 from prodstate.core.model import (
     Lineage,
     PeerState,
@@ -91,11 +92,18 @@ class Agent:
         self.last_snapshot: Snapshot | None = None
         self.metrics = AgentMetrics(config.node_id, config.cluster, str(config.tier))
         self._stats: RedisStats | None = None
-        self._heartbeat_seen: float | None = None
         self._stats_read_at = -float("inf")
         self._no_branch_since: float | None = None
         self._refused = Backoff(first=REFUSED_FIRST_RETRY, cap=REFUSED_MAX_RETRY)
         self._untrusted_logged = ""
+        self.freshness = Freshness()
+        self._master_since = Since()
+        self._offset_since = Since()
+        self._unacked_since: float | None = None
+        #: Branches this leaf stays off, until when (monotonic).
+        self._avoiding: dict[str, float] = {}
+        self._held_off_until: float | None = None
+        self._heartbeat_at = -float("inf")
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -179,19 +187,25 @@ class Agent:
         return decision
 
     def _observe(self, s: Snapshot, decision: Decision, seconds: float, acted: bool) -> None:
-        """Update the metrics; Redis's counters and the heartbeat are read once a second."""
+        """Update the metrics; Redis's sync counters are read once a second."""
         if s.now - self._stats_read_at >= self.config.metrics_interval:
             self._stats_read_at = s.now
             self._stats = read_stats(self.redis.conn) if s.redis.reachable else None
-            self._heartbeat_seen = read_heartbeat(self.redis.conn) if s.redis.reachable else None
-        self.metrics.observe(
-            s, decision, seconds, self._stats, self._heartbeat_seen, time.time(), acted=acted
-        )
+        self.metrics.observe(s, decision, seconds, self._stats, acted=acted)
 
     def snapshot(self) -> Snapshot:
         """Read the local Redis and (when due) ZooKeeper into an immutable Snapshot."""
-        now = time.monotonic()
         redis_state = self.redis.state()
+        now = time.monotonic()  # after the read: a hung Redis takes its whole timeout
+        policy = self.config.freshness
+        self.freshness = self.freshness.observe(redis_state.heartbeat, now, policy)
+        master_since = self._master_since.update(redis_state.master, now)
+        offset_since = self._offset_since.update(redis_state.offset, now)
+        self._avoiding = {b: until for b, until in self._avoiding.items() if until > now}
+        if self._held_off_until is not None and (
+            now >= self._held_off_until or (self.freshness.fresh and redis_state.role == "slave")
+        ):
+            self._held_off_until = None
         self._refresh_view(now)
         view = self.view
         zk_state = self.zk.state
@@ -234,9 +248,18 @@ class Agent:
             root_damage=view.root_damage if view else "",
             lineage_damage=view.lineage_damage if view else "",
             zk_untrusted=self.zk.untrusted,
+            policy=policy,
+            freshness=self.freshness,
+            master_since=master_since if redis_state.reachable else None,
+            offset_since=offset_since if redis_state.reachable else None,
+            avoiding=frozenset(self._avoiding),
+            held_off=self._held_off_until is not None,
         )
         self._no_branch_since = no_branch_since(self._no_branch_since, snapshot)
-        return replace(snapshot, no_branch_since=self._no_branch_since)
+        self._unacked_since = unacked_since(self._unacked_since, snapshot)
+        return replace(
+            snapshot, no_branch_since=self._no_branch_since, unacked_since=self._unacked_since
+        )
 
     def _refresh_view(self, now: float) -> None:
         due = self._refresh_at is not None and now >= self._refresh_at
@@ -353,7 +376,9 @@ class Agent:
             case Configure():
                 self._configure(s.redis)
             case Heartbeat():
-                self.redis.heartbeat(time.time())
+                if s.now - self._heartbeat_at >= cfg.freshness.heartbeat_interval:
+                    self.redis.heartbeat(time.time())
+                    self._heartbeat_at = s.now
             case RepairRoot():
                 self.zk.repair_root()
             case RepairEpoch():
@@ -365,10 +390,13 @@ class Agent:
                 self.zk.join_election(cfg.node_id)
             case LeaveElection():
                 self.zk.leave_election()
-            case Replicate(address=address, when_caught_up=True):
-                self._resume_from(address)
-            case Replicate(address=address):
-                self.redis.replicate(address)
+            case Replicate(address=address, when_caught_up=caught_up, avoid=avoid):
+                if caught_up:
+                    self._resume_from(address)
+                else:
+                    self.redis.replicate(address)
+                if avoid:
+                    self._avoiding[avoid] = s.now + cfg.freshness.avoid_for
             case Fence():
                 self.redis.fence()
             case FenceRemote(address=address):
@@ -403,12 +431,14 @@ class Agent:
                 with self._peer(address, timeout=0.5) as peer:
                     peer.fence()
                     peer.replicate(cfg.advertise)
-            case StepDown():
+            case StepDown(hold_off=hold_off):
                 if s.redis.reachable:
                     self.redis.fence()
                     self.redis.drop_replicas()
                 self.zk.release_root()
                 self.zk.leave_election()
+                if hold_off:
+                    self._held_off_until = s.now + cfg.freshness.hold_off
             case _:
                 raise AssertionError(f"unknown action {action!r}")
 

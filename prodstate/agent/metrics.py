@@ -7,23 +7,23 @@ Interface for the agent loop (one ``AgentMetrics`` per agent)::
     ...                                       # each tick:
     started = time.monotonic()
     decision = decide(snapshot); act(decision)
-    metrics.observe(
-        snapshot, decision, time.monotonic() - started,
-        stats=read_stats(conn), heartbeat=read_heartbeat(conn), now=time.time(),
-    )
+    metrics.observe(snapshot, decision, time.monotonic() - started, stats=read_stats(conn))
     ...
     metrics.close()
 
-``now`` is wall-clock time (it is compared with the root's ``time.time()`` heartbeat), not
-``Snapshot.now``, which is monotonic. Pass ``acted=False`` when the action was skipped or
-failed, so that ``prodstate_promotions_total`` counts only promotions carried out.
+Pass ``acted=False`` when the action was skipped or failed, so that
+``prodstate_promotions_total`` counts only promotions carried out.
 
 ``/healthz`` answers with the verdict of ``health()`` at the last ``observe()``, or 503 if
 no observation is more recent than ``max_staleness`` seconds (the loop is stuck).
+``/freshness`` answers with the agent's freshness measure as JSON (what ``prodstate check
+--agent`` reads): ``heartbeat_age`` is the seconds since the root's heartbeat last
+advanced in the local Redis, on this machine's monotonic clock.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import socket
@@ -48,8 +48,8 @@ from prometheus_client.registry import Collector
 
 from prodstate import __version__
 from prodstate.core.actions import Decision, Promote
+from prodstate.core.freshness import DEFAULT_POLICY, Freshness
 from prodstate.core.health import ROLES, health, role_of
-from prodstate.core.heartbeat import HEARTBEAT_KEY, age_of, parse_heartbeat
 from prodstate.core.model import Snapshot, Tier, ZkState
 
 log = logging.getLogger("prodstate.agent.metrics")
@@ -71,14 +71,6 @@ def read_stats(conn: redis.Redis) -> RedisStats | None:
         info = conn.info("stats")
         return RedisStats(int(info["sync_full"]), int(info["sync_partial_ok"]))
     except (redis.RedisError, OSError, KeyError, TypeError, ValueError):
-        return None
-
-
-def read_heartbeat(conn: redis.Redis) -> float | None:
-    """The root's last heartbeat (wall-clock seconds) in the local Redis; None if unknown."""
-    try:
-        return parse_heartbeat(conn.get(HEARTBEAT_KEY))
-    except (redis.RedisError, OSError):
         return None
 
 
@@ -135,7 +127,12 @@ class AgentMetrics:
         tier_gauge = gauge("tier", "1 for this agent's tier.", "tier")
         for t in Tier:
             tier_gauge.labels(str(t)).set(1 if str(t) == str(tier) else 0)
-        self.staleness = gauge("staleness_seconds", "Now minus the root heartbeat read locally.")
+        self.staleness = gauge(
+            "staleness_seconds",
+            "Seconds since the root's heartbeat last advanced in the local Redis (this "
+            "machine's monotonic clock).",
+        )
+        self.fresh = gauge("fresh", "1 while the agent judges its local copy fresh.")
         self.zk_connected = gauge("zk_connected", "1 if ZooKeeper is connected.")
         self.zk_untrusted = gauge(
             "zk_untrusted", "1 while this cluster's znodes have ACLs the agents cannot set."
@@ -164,6 +161,8 @@ class AgentMetrics:
         for gauge in (self.staleness, self.offset):
             gauge.set(math.nan)
         self._master: str | None = None
+        self._freshness: Freshness | None = None
+        self._policy = DEFAULT_POLICY
         self._health: tuple[bool, str] = (False, "starting: nothing observed yet")
         self._observed_at: float | None = None
         self._server: ThreadingHTTPServer | None = None
@@ -174,17 +173,17 @@ class AgentMetrics:
         decision: Decision,
         seconds: float,
         stats: RedisStats | None,
-        heartbeat: float | None,
-        now: float,
         acted: bool = True,
     ) -> None:
-        """Record one tick; ``now`` and ``heartbeat`` are wall-clock seconds."""
+        """Record one tick."""
         s, r = snapshot, snapshot.redis
         role = role_of(s)
         for name in ROLES:
             self.role.labels(name).set(1 if name == role else 0)
-        staleness = age_of(heartbeat, now)
+        staleness = s.freshness.age(s.now)
         self.staleness.set(math.nan if staleness is None else staleness)
+        self.fresh.set(1 if s.freshness.fresh else 0)
+        self._freshness, self._policy = s.freshness, s.policy
         self.zk_connected.set(1 if s.zk_state is ZkState.CONNECTED else 0)
         self.zk_untrusted.set(1 if s.zk_untrusted else 0)
         up = r.link_up if role == "replica" else role == "root" and not r.fenced
@@ -200,7 +199,7 @@ class AgentMetrics:
         self.decision_seconds.observe(seconds)
         if stats is not None:
             self._syncs.stats = stats
-        self._health = health(s, staleness, self.max_staleness)
+        self._health = health(s)
         self._observed_at = time.monotonic()
 
     def healthz(self) -> tuple[bool, str]:
@@ -211,6 +210,20 @@ class AgentMetrics:
             if age > self.max_staleness:
                 return False, f"agent loop stuck: last observation {age:.1f}s ago"
         return self._health
+
+    def freshness(self) -> dict[str, object]:
+        """The agent's freshness measure now (the body of ``/freshness``)."""
+        now = time.monotonic()
+        f = self._freshness
+        age = f.age(now) if f is not None else None
+        stuck = self._observed_at is None or now - self._observed_at > self.max_staleness
+        return {
+            "fresh": bool(f is not None and f.fresh and not stuck),
+            "heartbeat_age": None if age is None else round(age, 3),
+            "advancing": f is not None and f.changed_at is not None,
+            "stale_after": self._policy.stale_after,
+            "loop_stuck": stuck,
+        }
 
     def serve(self, port: int, host: str = "0.0.0.0") -> ThreadingHTTPServer:
         """Serve ``/metrics`` and ``/healthz`` from a daemon thread; see ``port``."""
@@ -226,6 +239,9 @@ class AgentMetrics:
                     ok, reason = metrics.healthz()
                     status, ctype, body = (200 if ok else 503), "text/plain", reason.encode()
                     body += b"\n"
+                elif path == "/freshness":
+                    status, ctype = 200, "application/json"
+                    body = json.dumps(metrics.freshness()).encode() + b"\n"
                 else:
                     status, ctype, body = 404, "text/plain", b"not found: try /metrics\n"
                 self.send_response(status)

@@ -21,6 +21,7 @@ from prodstate.cli.options import (
     zk_options,
 )
 from prodstate.cli.security import security, security_options
+from prodstate.core.freshness import DEFAULT_POLICY, FreshnessPolicy
 from prodstate.core.model import Tier, format_address
 
 
@@ -66,6 +67,35 @@ from prodstate.core.model import Tier, format_address
     help="Seconds an empty leaf waits for a syncing branch before loading from the root.",
 )
 @option(
+    "--heartbeat-interval",
+    default=DEFAULT_POLICY.heartbeat_interval,
+    show_default=True,
+    type=click.FloatRange(0.05, 60),
+    help="Seconds between the root's heartbeat writes, and between freshness checks.",
+)
+@option(
+    "--stale-after",
+    default=DEFAULT_POLICY.stale_after,
+    show_default=True,
+    type=click.FloatRange(0.1, 3600),
+    help="A copy whose heartbeat has not advanced for longer is stale (a leaf blames its "
+    "own parent's link after twice this; a root unacknowledged this long gives up).",
+)
+@option(
+    "--fall",
+    default=DEFAULT_POLICY.fall,
+    show_default=True,
+    type=click.IntRange(1, 100),
+    help="Stale checks in a row that make a node stale.",
+)
+@option(
+    "--rise",
+    default=DEFAULT_POLICY.rise,
+    show_default=True,
+    type=click.IntRange(1, 100),
+    help="Fresh checks in a row that make a stale node fresh (doubled for a flapping link).",
+)
+@option(
     "--log-level",
     default="INFO",
     show_default=True,
@@ -90,11 +120,19 @@ def agent(
     refresh_interval: float | None,
     backlog_size: str,
     cold_start_wait: float,
+    heartbeat_interval: float,
+    stale_after: float,
+    fall: int,
+    rise: int,
     log_level: str,
     log_json: bool,
 ) -> None:
     """Arrange this machine's Redis into the cluster's tree and keep it there."""
     secured = security(ctx)
+    try:
+        freshness = FreshnessPolicy(heartbeat_interval, stale_after, fall, rise)
+    except ValueError as exc:
+        raise click.UsageError(f"{exc} (--heartbeat-interval, --stale-after)") from None
     setup_logging(log_level, log_json)
     config = AgentConfig(
         zk=zk,
@@ -111,6 +149,7 @@ def agent(
         cold_start_wait=cold_start_wait,
         metrics_port=metrics_port,
         metrics_host=metrics_host,
+        freshness=freshness,
         credentials=secured.credentials,
         tls=secured.tls,
     )

@@ -94,6 +94,9 @@ class Replicate(Action):
 
     address: str
     when_caught_up: bool = False
+    #: The branch this leaf moves off because its link is stale: the loop stays off it for
+    #: ``FreshnessPolicy.avoid_for`` ("" for an ordinary move).
+    avoid: str = ""
 
 
 @dataclass(frozen=True)
@@ -143,7 +146,14 @@ class AdoptPrevious(Action):
 
 @dataclass(frozen=True)
 class StepDown(Action):
-    """Give up the root: fence the local Redis, delete the root znode, leave the election."""
+    """Give up the root: fence the local Redis, delete the root znode, leave the election.
+
+    With ``hold_off``, sit out of the election for ``FreshnessPolicy.hold_off`` (or until
+    this node follows a new root and is fresh again): a root that no branch acknowledges
+    would otherwise win again at once, holding the most of the stream.
+    """
+
+    hold_off: bool = False
 
 
 @dataclass(frozen=True)

@@ -162,6 +162,9 @@ def _as_root(s: Snapshot) -> Decision:
         return Decision(Promote(), f"root with epoch {s.root.epoch}: promoting the local Redis")
     if s.root.replid != r.replid:
         return Decision(PublishReplid(r.replid), f"publishing root replication id {r.replid[:8]}")
+    unacked = _unacknowledged(s)
+    if unacked:
+        return Decision(StepDown(hold_off=True), unacked)
     wanted, attached = _write_quorum(s)
     if r.epoch_key_differs(s.root.epoch) and not r.fenced:
         return Decision(
@@ -199,9 +202,15 @@ def _membership(s: Snapshot) -> Decision | None:
     member = _member(s, available=_can_serve_leaves(s))
     if s.registered != member:
         state = "available to leaves" if member.available else "not available to leaves"
+        freshness = s.freshness.describe(s.now)
+        state += f", fresh: {freshness}" if member.fresh else f", stale: {freshness}"
+        if member.avoiding:
+            state += f", staying off {', '.join(member.avoiding)}"
         return Decision(Register(member), f"registering as {s.tier} ({state})")
     if s.tier is Tier.BRANCH:
         eligible = s.lineage_readable and s.lineage.knows(s.redis) and not s.redis.sync_in_progress
+        if eligible and s.held_off and not s.in_election:
+            return None  # gave up the root for lack of acknowledgements: sitting out
         if eligible and not s.in_election:
             return Decision(JoinElection(), "holding the tree's data: joining the root election")
         if not eligible and s.in_election:
@@ -245,9 +254,19 @@ def _election(s: Snapshot) -> Decision:
             FenceRemote(prev.address),
             f"won the election: fencing previous root {prev.address} before reading offsets",
         )
+    fresher = _fresher_candidate(s)
+    if fresher is not None:
+        return Decision(
+            LeaveElection(),
+            f"{s.freshness.describe(s.now)} here, while candidate {fresher.node_id} reports "
+            f"fresh and is as far along ({fresher.redis.offset} >= {s.redis.offset}): "
+            "yielding the election",
+        )
     ahead = _most_advanced(s)
-    if ahead is not None:
-        if prev is not None and ahead.address == prev.address:
+    stuck = ""
+    if ahead is not None and prev is not None and ahead.address == prev.address:
+        stuck = _catch_up_stuck(s, prev)
+        if not stuck:
             if s.redis.master == prev.address and s.redis.link_up:
                 return Decision(
                     Wait(),
@@ -259,6 +278,7 @@ def _election(s: Snapshot) -> Decision:
                 f"previous root {prev.address} is ahead ({ahead.redis.offset} > "
                 f"{s.redis.offset}): catching up from it",
             )
+    elif ahead is not None:
         return Decision(
             LeaveElection(),
             f"branch {ahead.node_id} is ahead ({ahead.redis.offset} > {s.redis.offset}): "
@@ -266,6 +286,8 @@ def _election(s: Snapshot) -> Decision:
         )
     if not s.lineage_readable:
         return Decision(Wait(), "epoch znode unreadable: not claiming root until it is repaired")
+    if stuck:
+        return Decision(Claim(s.lineage.epoch + 1), f"{stuck}: claiming root without them")
     return Decision(
         Claim(s.lineage.epoch + 1),
         f"won the election at offset {s.redis.offset}, no live branch ahead: "
@@ -290,15 +312,23 @@ def _election_probe(s: Snapshot, candidates: tuple[str, ...]) -> Decision | None
     )
 
 
-def follow_target(s: Snapshot) -> tuple[str, str]:
-    """The address this node should replicate from while a root is serving, and why."""
+def follow_target(s: Snapshot, blamed: str | None = None) -> tuple[str, str]:
+    """The address this node should replicate from while a root is serving, and why
+    (staying off the branches it avoids, and ``blamed``)."""
     assert s.root is not None
-    return parent_of(s.node_id, s.tier, s.root, s.branches)
+    avoid = s.avoiding | {blamed} if blamed else s.avoiding
+    return parent_of(s.node_id, s.tier, s.root, s.branches, avoid)
 
 
 def _follow(s: Snapshot) -> Decision:
     assert s.root is not None
-    target, why = follow_target(s)
+    blamed = _blamed_parent(s)
+    target, why = follow_target(s, blamed)
+    if blamed:
+        why = (
+            f"{s.freshness.describe(s.now)} on the link from branch {blamed}, which reports "
+            f"fresh: staying off it for {s.policy.avoid_for:g}s; {why}"
+        )
     if target == s.address:
         return Decision(Wait(), f"{why}, but that is this node's own address: refusing")
     if s.tier is Tier.LEAF and target == s.root.address:
@@ -325,7 +355,10 @@ def _follow(s: Snapshot) -> Decision:
                 Wait(), f"{why}, but it {waiting}: waiting, so the move is a partial resync"
             )
     current = s.redis.master or "none (master)"
-    return Decision(Replicate(target, when_caught_up), f"{why}; was replicating from {current}")
+    return Decision(
+        Replicate(target, when_caught_up, avoid=blamed or ""),
+        f"{why}; was replicating from {current}",
+    )
 
 
 def _cold_start(s: Snapshot) -> str:
@@ -410,7 +443,8 @@ def _not_following(parent: RedisState, s: Snapshot) -> str:
 
 def _member(s: Snapshot, available: bool) -> Member:
     version = s.registered.version if s.registered else ""
-    return Member(s.node_id, s.tier, s.address, available, version)
+    avoiding = tuple(sorted(s.avoiding)) if s.tier is Tier.LEAF else ()
+    return Member(s.node_id, s.tier, s.address, available, version, s.freshness.fresh, avoiding)
 
 
 def _can_serve_leaves(s: Snapshot) -> bool:
@@ -451,3 +485,99 @@ def _most_advanced(s: Snapshot) -> PeerState | None:
         if best is None or r.offset > best.redis.offset:
             best = peer
     return best
+
+
+# --- freshness ----------------------------------------------------------------------------
+
+
+def _unacknowledged(s: Snapshot) -> str:
+    """Why this root must give up ("" if it need not): no other branch has acknowledged its
+    stream for longer than ``stale_after`` while branches are registered. Its Redis has
+    lost them (a cut, or a hung Redis): no write can be confirmed, and they cannot take
+    over while it holds the root. It fences before it releases the root, so it cannot
+    confirm a write once another branch may claim."""
+    since = s.unacked_since
+    if since is None or s.now - since <= s.policy.stale_after or not _other_branches(s):
+        return ""
+    return (
+        f"no branch has acknowledged the root's stream for {s.now - since:.1f}s (limit "
+        f"{s.policy.stale_after:g}s) while {len(_other_branches(s))} are registered: giving "
+        f"up the root so that a branch that reaches the others can take over"
+    )
+
+
+def unacked_since(previous: float | None, s: Snapshot) -> float | None:
+    """Since when this serving root has had no other branch acknowledging its stream (None
+    while one does, while it is not a promoted root, or while no other branch is
+    registered)."""
+    r = s.redis
+    if not (s.holds_root and r.is_master and s.root is not None and s.root.replid == r.replid):
+        return None
+    others = {m.address for m in _other_branches(s)}
+    if not others or others & set(r.acking):
+        return None
+    return s.now if previous is None else previous
+
+
+def _stale_for(s: Snapshot) -> float:
+    """How long this node's copy has been stale on its current link: the heartbeat's age,
+    counted from no earlier than when it started following its current master."""
+    age = s.freshness.age(s.now) or 0.0
+    if s.master_since is not None:
+        age = min(age, s.now - s.master_since)
+    return age
+
+
+def _blamed_parent(s: Snapshot) -> str | None:
+    """The branch this leaf should move off because their link is stale: the leaf's copy
+    has been stale for longer than ``leaf_stale_after`` on that link while the branch
+    reports fresh, and another fresh branch is there to move to (None otherwise)."""
+    if s.tier is not Tier.LEAF or s.root is None or s.freshness.fresh:
+        return None
+    r = s.redis
+    if r.role != "slave" or _stale_for(s) <= s.policy.leaf_stale_after:
+        return None
+    parent = next(
+        (m for m in _other_branches(s, exclude=s.root.node_id) if m.address == r.master), None
+    )
+    if parent is None or not parent.fresh:
+        return None
+    skip = s.avoiding | {parent.node_id}
+    if not any(m.fresh and m.node_id not in skip for m in _other_branches(s, s.root.node_id)):
+        return None
+    return parent.node_id
+
+
+def _fresher_candidate(s: Snapshot) -> PeerState | None:
+    """A candidate this stale leader should yield to: one that reports fresh and is at
+    least as far along the stream (never one behind: that would lose writes)."""
+    if s.freshness.fresh:
+        return None
+    fresh = {m.node_id for m in s.branches if m.fresh}
+    for peer in s.peers:
+        r = peer.redis
+        if (
+            peer.node_id in fresh
+            and r.reachable
+            and s.lineage.knows(r)
+            and r.offset >= s.redis.offset
+        ):
+            return peer
+    return None
+
+
+def _catch_up_stuck(s: Snapshot, prev: PeerState) -> str:
+    """Why this leader stops waiting for the fenced previous root's last writes ("" while
+    it should wait): its offset has not moved for longer than ``stale_after`` although
+    the previous root is ahead, so their link is cut. Writes only the previous root holds
+    reached no live branch that could vouch for them."""
+    if s.offset_since is None or s.now - s.offset_since <= s.policy.stale_after:
+        return ""
+    if s.redis.master != prev.address:
+        return ""
+    return (
+        f"previous root {prev.address} is ahead ({prev.redis.offset} > {s.redis.offset}) "
+        f"but this node's offset has not moved for {s.now - s.offset_since:.1f}s while "
+        f"following it (their link is cut); its last {prev.redis.offset - s.redis.offset} "
+        "bytes are given up"
+    )

@@ -22,8 +22,10 @@ def role_of(s: Snapshot) -> str:
     return "root" if r.is_master and s.holds_root else "master-unelected"
 
 
-def health(s: Snapshot, staleness: float | None, max_staleness: float = 10.0) -> tuple[bool, str]:
-    """Whether this node serves fresh data, with a one-line reason (pure)."""
+def health(s: Snapshot) -> tuple[bool, str]:
+    """Whether this node serves fresh data, with a one-line reason (pure). Fresh is the
+    agent's own verdict (:mod:`prodstate.core.freshness`): how long ago the heartbeat last
+    advanced in the local Redis, on this machine's monotonic clock."""
     if s.zk_state is not ZkState.CONNECTED:
         return False, f"ZooKeeper {s.zk_state}"
     if s.zk_untrusted:
@@ -45,11 +47,15 @@ def health(s: Snapshot, staleness: float | None, max_staleness: float = 10.0) ->
             f"root Redis holds epoch key {r.epoch_key[:20]!r}, not its epoch {s.root.epoch}: "
             "every write is refused"
         )
+    staleness = s.freshness.age(s.now)
     if staleness is None:
         return False, "no heartbeat in local Redis"
-    if staleness > max_staleness:
-        return False, f"data is {staleness:.1f}s stale (limit {max_staleness:g}s)"
+    if not s.freshness.fresh:
+        return False, (
+            f"stale: {s.freshness.describe(s.now)} (stale after {s.policy.stale_after:g}s, "
+            f"fresh after {s.freshness.rise_needed(s.policy)} checks in a row)"
+        )
     if role == "root":
         epoch = s.root.epoch if s.root else 0
         return True, f"ok: root serving epoch {epoch}"
-    return True, f"ok: replica following {r.master}, {staleness:.1f}s behind"
+    return True, f"ok: replica following {r.master}, {s.freshness.describe(s.now)}"

@@ -8,11 +8,18 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from prodstate.core.freshness import ASSUMED_FRESH, DEFAULT_POLICY, Freshness, FreshnessPolicy
+
 NODE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 MAX_ZNODE_BYTES = 64 * 1024
 MAX_LINEAGE = 8
+#: The most branches a member znode lists as avoided.
+MAX_AVOIDING = 16
 #: ``min-replicas-to-write`` value that makes a Redis refuse every write.
 FENCE_MIN_REPLICAS = 1_000_000_000
+#: Seconds since a replica's last acknowledgement (``INFO`` ``lag``) within which it counts
+#: as acknowledging: replicas send ``REPLCONF ACK`` every second.
+MAX_ACK_LAG = 1
 
 
 class Tier(enum.StrEnum):
@@ -98,10 +105,16 @@ class Member:
     address: str
     available: bool = True
     version: str = ""
+    #: The agent's verdict on its local copy (see prodstate.core.freshness), published
+    #: only when it changes; members that do not say count as fresh.
+    fresh: bool = True
+    #: Branches this leaf stays off for now, having found their link to it stale.
+    avoiding: tuple[str, ...] = ()
 
     def to_json(self) -> bytes:
         """Encode as the znode's data."""
-        return json.dumps({**asdict(self), "tier": str(self.tier)}, sort_keys=True).encode()
+        data = {**asdict(self), "tier": str(self.tier), "avoiding": list(self.avoiding)}
+        return json.dumps(data, sort_keys=True).encode()
 
     @classmethod
     def from_json(cls, raw: bytes) -> Member:
@@ -120,7 +133,15 @@ class Member:
         if not isinstance(available, bool):
             raise DataError(f"{what}: field 'available' must be bool")
         version = obj.get("version", "")
-        return cls(node_id, tier, address, available, version if isinstance(version, str) else "")
+        fresh = obj.get("fresh", True)
+        if not isinstance(fresh, bool):
+            raise DataError(f"{what}: field 'fresh' must be bool")
+        version = version if isinstance(version, str) else ""
+        avoiding = obj.get("avoiding", [])
+        if not isinstance(avoiding, list) or not all(isinstance(a, str) for a in avoiding):
+            raise DataError(f"{what}: field 'avoiding' must be a list of str")
+        avoiding = tuple(sorted(avoiding[:MAX_AVOIDING]))
+        return cls(node_id, tier, address, available, version, fresh, avoiding)
 
     @classmethod
     def from_znode(cls, name: str, tier: Tier | str, raw: bytes) -> Member:
@@ -255,6 +276,11 @@ class RedisState:
     loading: bool = False
     #: Addresses of the connected replicas, as they announce themselves.
     replicas: tuple[str, ...] = ()
+    #: Those of them that acknowledged the stream within the last ``MAX_ACK_LAG`` seconds
+    #: (or are being sent a full copy).
+    acking: tuple[str, ...] = ()
+    #: The heartbeat key's text (None if absent or not read).
+    heartbeat: str | None = None
     #: The epoch key's value in this Redis ("" if absent; None if it was not read).
     epoch_key: str | None = None
 
@@ -334,6 +360,21 @@ class Snapshot:
     #: Why this cluster's znodes cannot be trusted (an ACL the agents cannot set): the
     #: agent then refuses to act on them ("" while they can be trusted).
     zk_untrusted: str = ""
+    #: The heartbeat period and freshness thresholds, and this node's freshness.
+    policy: FreshnessPolicy = DEFAULT_POLICY
+    freshness: Freshness = ASSUMED_FRESH
+    #: Since when (monotonic) the local Redis has followed its current master, and since
+    #: when its replication offset has not changed (None: not known).
+    master_since: float | None = None
+    offset_since: float | None = None
+    #: Branches this leaf stays off for now (it found their link to it stale).
+    avoiding: frozenset[str] = frozenset()
+    #: Since when this root has seen no other branch acknowledge its stream (None while
+    #: one does, or when it is not a serving root).
+    unacked_since: float | None = None
+    #: True while this node, having given up the root for lack of acknowledgements, sits
+    #: out of the election.
+    held_off: bool = False
 
     @property
     def holds_root(self) -> bool:

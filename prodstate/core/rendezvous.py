@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from prodstate.core.model import Member, RootRecord, Tier
 
@@ -27,12 +27,18 @@ def choose_parent(leaf_id: str, branch_ids: Iterable[str]) -> str | None:
 
 
 def parent_of(
-    node_id: str, tier: Tier | str, root: RootRecord, branches: Iterable[Member]
+    node_id: str,
+    tier: Tier | str,
+    root: RootRecord,
+    branches: Iterable[Member],
+    avoid: Collection[str] = (),
 ) -> tuple[str, str]:
     """The address ``node_id`` should replicate from while ``root`` serves, and why.
 
     A branch follows the root. A leaf takes the branch rendezvous hashing picks among the
-    available branches other than the root, or the root itself when there is none.
+    available branches other than the root that report fresh (all available ones when none
+    does: the whole tree is behind, and moving helps nobody), leaving out those in
+    ``avoid`` unless that leaves none; the root itself when there is no branch.
     """
     if Tier(tier) is Tier.BRANCH:
         return root.address, f"branch follows root {root.node_id} (epoch {root.epoch})"
@@ -41,10 +47,21 @@ def parent_of(
         for m in branches
         if m.tier is Tier.BRANCH and m.available and m.node_id not in (node_id, root.node_id)
     }
-    parent = choose_parent(node_id, live)
+    fresh = {b: m for b, m in live.items() if m.fresh}
+    pool = fresh or live
+    kept = {b: m for b, m in pool.items() if b not in avoid} or pool
+    parent = choose_parent(node_id, kept)
     if parent is None:
         return root.address, f"no live branch: leaf follows root {root.node_id}"
-    return live[parent].address, f"rendezvous hashing picks branch {parent}"
+    why = f"rendezvous hashing picks branch {parent}"
+    notes = []
+    if fresh and len(fresh) < len(live):
+        notes.append(f"stale: {', '.join(sorted(set(live) - set(fresh)))}")
+    if len(kept) < len(pool):
+        notes.append(f"avoiding: {', '.join(sorted(set(pool) - set(kept)))}")
+    if notes:
+        why += f" (passing over {'; '.join(notes)})"
+    return live[parent].address, why
 
 
 def reaction_delay(max_jitter: float, rng: random.Random | None = None) -> float:

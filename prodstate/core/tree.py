@@ -43,6 +43,8 @@ class NodeStatus:
     lag: int | None
     staleness: float | None
     problems: tuple[str, ...] = ()
+    #: The agent's own verdict on its copy, as published in its member znode.
+    fresh: bool = True
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,7 @@ def build_status(
         is_root = root is not None and node_id == root.node_id
         expected = None
         if root is not None and not is_root:
-            expected, _ = parent_of(node_id, member.tier, root, members.values())
+            expected, _ = parent_of(node_id, member.tier, root, members.values(), member.avoiding)
         mine = _node_problems(member, state, is_root, expected)
         if is_root and state.reachable and not state.is_master and not state.loading:
             mine.append(f"root {node_id} is not a master")
@@ -169,6 +171,7 @@ def build_status(
                 lag=lag,
                 staleness=round(staleness, 3) if staleness is not None else None,
                 problems=tuple(mine),
+                fresh=member.fresh,
             )
         )
     masters = sorted(n.node_id for n in nodes if n.reachable and n.role == "master")
@@ -214,6 +217,10 @@ def _node_problems(
     problems = []
     if member.tier == Tier.BRANCH and not is_root and not member.available:
         problems.append(f"branch {node} is not (yet) available to leaves")
+    if not member.fresh:
+        problems.append(f"{member.tier} {node} reports its copy stale (its agent's measure)")
+    if member.avoiding:
+        problems.append(f"leaf {node} stays off {', '.join(member.avoiding)} (stale link)")
     if expected is None:
         return problems
     if state.role == "master":
@@ -233,7 +240,8 @@ def _line(n: NodeStatus) -> str:
     if n.lag is not None:
         parts.append(f"lag {n.lag}")
     if n.staleness is not None:
-        parts.append(f"stale {n.staleness:.1f}s")
+        parts.append(f"heartbeat {n.staleness:.1f}s old by the clocks")
+    parts.append("fresh" if n.fresh else "STALE (agent)")
     text = "  ".join(parts)
     return f"{text}  ! {'; '.join(n.problems)}" if n.problems else text
 

@@ -5,15 +5,17 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import replace
 from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from prodstate.core.heartbeat import EPOCH_KEY, HEARTBEAT_KEY
+from prodstate.core.heartbeat import EPOCH_KEY, HEARTBEAT_KEY, MAX_TEXT
 from prodstate.core.model import (
     FENCE_MIN_REPLICAS,
+    MAX_ACK_LAG,
     UNREACHABLE,
     DataError,
     RedisState,
@@ -64,16 +66,20 @@ def read_state(conn: redis.Redis) -> RedisState:
         pipe.info("persistence")
         pipe.config_get("min-replicas-to-write")
         pipe.get(EPOCH_KEY)
-        server, repl, persistence, config, epoch = pipe.execute()
+        pipe.get(HEARTBEAT_KEY)
+        server, repl, persistence, config, epoch, beat = pipe.execute()
     except redis.BusyLoadingError:
         return RedisState(reachable=True, loading=True)
     except (redis.RedisError, OSError):
         return UNREACHABLE
     try:
-        return parse_state(server, repl, persistence, config, "" if epoch is None else epoch)
+        state = parse_state(server, repl, persistence, config, "" if epoch is None else epoch)
     except DataError as exc:
         log.warning("ignoring a malformed INFO reply", extra={"error": str(exc)})
         return UNREACHABLE
+    if isinstance(beat, str) and len(beat) <= MAX_TEXT:
+        state = replace(state, heartbeat=beat)
+    return state
 
 
 def _int(section: Any, key: str) -> int:
@@ -105,6 +111,7 @@ def parse_state(
     if epoch_key is not None and not isinstance(epoch_key, str):
         raise DataError(f"epoch key is not text: {epoch_key!r}")
     role = _text(repl, "role")
+    links = _replica_links(repl)
     master = ""
     if role == "slave":
         port = _int(repl, "master_port")
@@ -123,14 +130,17 @@ def parse_state(
         sync_in_progress=bool(_int(repl, "master_sync_in_progress")),
         min_replicas_to_write=_int(config, "min-replicas-to-write"),
         loading=bool(_int(persistence, "loading")),
-        replicas=_replicas(repl),
+        replicas=tuple(address for address, _ in links),
+        acking=tuple(address for address, acking in links if acking),
         epoch_key=None if epoch_key is None else epoch_key[:64],
     )
 
 
-def _replicas(repl: dict) -> tuple[str, ...]:
-    """``slaveN`` entries of INFO replication as announced ``host:port`` addresses
-    (entries that do not name a valid address are left out)."""
+def _replica_links(repl: dict) -> list[tuple[str, bool]]:
+    """``slaveN`` entries of INFO replication as (announced ``host:port``, acknowledging),
+    sorted; entries that do not name a valid address are left out. A replica acknowledges
+    while it is online with a ``lag`` of at most ``MAX_ACK_LAG`` seconds (measured by this
+    Redis's own clock), or while it is being sent a full copy."""
     found = []
     for key, value in repl.items():
         if not (isinstance(key, str) and key.startswith("slave") and isinstance(value, dict)):
@@ -140,8 +150,18 @@ def _replicas(repl: dict) -> tuple[str, ...]:
         except DataError:
             continue
         if "ip" in value and 0 < port < 65536 and isinstance(value["ip"], str | int):
-            found.append(format_address(str(value["ip"]), port))
-    return tuple(sorted(found))
+            state = value.get("state")
+            try:
+                lag = _int(value, "lag") if "lag" in value else MAX_ACK_LAG + 1
+            except DataError:
+                lag = MAX_ACK_LAG + 1
+            acking = state in _SYNCING or (state == "online" and lag <= MAX_ACK_LAG)
+            found.append((format_address(str(value["ip"]), port), acking))
+    return sorted(found)
+
+
+#: ``INFO`` states of a replica being sent a full copy (it acknowledges once online).
+_SYNCING = ("wait_bgsave", "send_bulk")
 
 
 class RedisControl:

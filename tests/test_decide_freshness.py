@@ -1,0 +1,260 @@
+"""Decisions driven by freshness: stale leaves move, stale branches withdraw, a root no
+branch acknowledges gives up, and none of it makes two roots or moves a fresh tree."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from prodstate.core.actions import (
+    Claim,
+    JoinElection,
+    LeaveElection,
+    Register,
+    Replicate,
+    Serve,
+    StepDown,
+    Wait,
+)
+from prodstate.core.decide import decide, unacked_since
+from prodstate.core.freshness import DEFAULT_POLICY
+from prodstate.core.model import FENCE_MIN_REPLICAS, Member, Tier
+from prodstate.core.rendezvous import choose_parent, parent_of
+from tests.snapshot_builder import (
+    ME,
+    ME_ADDR,
+    NOW,
+    ROOT_ADDR,
+    ROOT_ID,
+    addr,
+    aged,
+    branch,
+    election_snap,
+    master,
+    peer,
+    replica,
+    root_snap,
+    snap,
+    snapshots,
+)
+
+STALE_AFTER = DEFAULT_POLICY.stale_after
+LEAF_LIMIT = DEFAULT_POLICY.leaf_stale_after
+
+
+def stale_branch(node_id: str) -> Member:
+    return replace(branch(node_id), fresh=False)
+
+
+def leaf(**kw):
+    return snap(tier=Tier.LEAF, **kw)
+
+
+def parent_for(node_id: str = ME) -> str:
+    return choose_parent(node_id, ["b2", "b3"])
+
+
+def other(name: str) -> str:
+    return "b3" if name == "b2" else "b2"
+
+
+# --- publishing freshness ----------------------------------------------------------------
+
+
+def test_a_branch_publishes_stale_once_its_verdict_falls():
+    s = snap(freshness=aged(5.0, fresh=False), registered=branch(ME))
+    d = decide(s)
+    assert d.action == Register(replace(branch(ME), fresh=False))
+    assert "stale: heartbeat advanced 5.0s ago" in d.reason
+
+
+def test_a_branch_publishes_fresh_again_once_risen():
+    s = snap(freshness=aged(0.2), registered=stale_branch(ME))
+    assert decide(s).action == Register(branch(ME))
+
+
+def test_no_publication_while_the_verdict_holds():
+    """The member znode is written when freshness rises or falls, not every tick."""
+    s = snap(freshness=aged(4.0, fresh=True))  # old, but the verdict has not fallen yet
+    assert isinstance(decide(s).action, Wait)
+
+
+# --- leaves ------------------------------------------------------------------------------
+
+
+def test_leaves_pass_over_a_branch_that_reports_stale():
+    parent = parent_for()
+    branches = (branch(ROOT_ID), stale_branch(parent), branch(other(parent)))
+    d = decide(leaf(branches=branches, redis=replica(master=addr(parent))))
+    assert isinstance(d.action, Replicate) and d.action.address == addr(other(parent))
+    assert f"passing over stale: {parent}" in d.reason
+
+
+def test_when_every_branch_is_stale_no_leaf_moves():
+    """The whole tree is behind (the root is in trouble): moving helps nobody."""
+    parent = parent_for()
+    branches = (branch(ROOT_ID), stale_branch("b2"), stale_branch("b3"))
+    s = leaf(branches=branches, redis=replica(master=addr(parent)), freshness=aged(60, False))
+    assert decide(s).action == Wait()
+
+
+def blamed(age: float = LEAF_LIMIT + 1, **kw):
+    """A stale leaf on its rendezvous branch, which reports fresh, with the other fresh."""
+    parent = parent_for()
+    base = dict(redis=replica(master=addr(parent)), freshness=aged(age, fresh=False))
+    base["new_parent"] = peer(other(parent), replica(offset=2000))
+    return parent, leaf(**{**base, **kw})
+
+
+def test_a_stale_leaf_moves_off_a_fresh_branch_to_the_next_in_its_order():
+    parent, s = blamed()
+    d = decide(s)
+    assert d.action == Replicate(addr(other(parent)), when_caught_up=True, avoid=parent)
+    assert f"on the link from branch {parent}, which reports fresh" in d.reason
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        dict(freshness=aged(LEAF_LIMIT - 0.5, fresh=False)),  # not stale for long enough
+        dict(master_since=NOW - 1),  # just moved here: the new link gets its chance
+        dict(freshness=aged(LEAF_LIMIT + 1, fresh=True)),  # the verdict has not fallen
+        dict(branches=(branch(ROOT_ID), branch("b2"), stale_branch("b3"))),  # nowhere fresh
+    ],
+)
+def test_a_leaf_does_not_blame_its_link_too_early_or_in_vain(change):
+    parent, s = blamed()
+    if "branches" in change:
+        change = dict(branches=(branch(ROOT_ID), branch(parent), stale_branch(other(parent))))
+    s = replace(s, **change)
+    s = replace(s, registered=replace(s.registered, fresh=s.freshness.fresh))
+    d = decide(s)
+    assert d.action == Wait(), d.reason
+
+
+def test_an_avoided_branch_is_published_and_left_alone_until_the_avoidance_ends():
+    parent, s = blamed(age=0.1)
+    s = replace(s, freshness=aged(0.1), avoiding=frozenset({parent}))
+    s = replace(s, redis=replica(master=addr(other(parent))))
+    d = decide(s)
+    assert d.action == Register(
+        Member(ME, Tier.LEAF, ME_ADDR, True, avoiding=(parent,)),
+    )
+    s = replace(s, registered=d.action.member)
+    assert decide(s).action == Wait()
+
+
+def test_the_avoided_branch_is_used_when_nothing_else_is_left():
+    root = parent_of(ME, Tier.LEAF, snap().root, (branch(ROOT_ID), branch("b2")), ("b2",))
+    assert root[0] == addr("b2")
+
+
+# --- the root ----------------------------------------------------------------------------
+
+
+def serving(**kw):
+    """A serving root with two other branches registered."""
+    branches = (branch(ME), branch("b2"), branch("b3"))
+    return root_snap(branches=branches, **kw)
+
+
+def test_a_root_no_branch_acknowledges_gives_up_and_holds_off():
+    d = decide(serving(unacked_since=NOW - STALE_AFTER - 0.5))
+    assert d.action == StepDown(hold_off=True)
+    assert "no branch has acknowledged" in d.reason
+
+
+def test_a_root_briefly_unacknowledged_keeps_serving():
+    assert not isinstance(decide(serving(unacked_since=NOW - 1)).action, StepDown)
+
+
+def test_unacked_since_starts_when_no_other_branch_acknowledges():
+    s = serving(redis=master(min_replicas_to_write=1, acking=(addr("b3"),)))
+    assert unacked_since(None, s) is None  # one branch acknowledges: a partial cut
+    s = serving(redis=master(min_replicas_to_write=1, acking=("leaf.example.net:6379",)))
+    assert unacked_since(None, s) == NOW  # a leaf's acknowledgement does not count
+    assert unacked_since(NOW - 5, s) == NOW - 5
+    lone = root_snap(branches=(branch(ME),))
+    assert unacked_since(NOW - 5, lone) is None  # nobody else to acknowledge
+    assert unacked_since(NOW - 5, snap()) is None  # not the root
+
+
+def test_a_root_that_gave_up_sits_out_of_the_election():
+    s = snap(root=None, in_election=False, held_off=True)
+    assert not isinstance(decide(s).action, JoinElection)
+    assert isinstance(decide(replace(s, held_off=False)).action, JoinElection)
+
+
+# --- the election ------------------------------------------------------------------------
+
+
+def test_a_stale_leader_yields_to_a_fresh_candidate_as_far_along():
+    s = election_snap(freshness=aged(10, fresh=False), peers=(peer("b2", replica()),))
+    d = decide(s)
+    assert d.action == LeaveElection() and "b2 reports fresh" in d.reason
+
+
+def test_a_stale_leader_never_yields_to_a_fresh_candidate_behind_it():
+    """That would lose the writes only the leader holds."""
+    behind = (peer("b2", replica(offset=900)),)
+    s = election_snap(freshness=aged(10, fresh=False), peers=behind)
+    assert decide(s).action == Claim(4)
+
+
+def test_a_leader_cut_from_the_fenced_previous_root_claims_after_stale_after():
+    old = peer(ROOT_ID, master(offset=1200, min_replicas_to_write=FENCE_MIN_REPLICAS))
+    silent = replica(master=ROOT_ADDR, link_up=True, offset=1000)  # "up", nothing arrives
+    s = election_snap(previous_root=old, redis=silent, offset_since=NOW - 1)
+    assert decide(s).action == Wait()
+    d = decide(replace(s, offset_since=NOW - STALE_AFTER - 1))
+    assert d.action == Claim(4)
+    assert "their link is cut" in d.reason and "200 bytes are given up" in d.reason
+
+
+# --- properties ----------------------------------------------------------------------------
+
+
+@settings(max_examples=1500)
+@given(snapshots)
+def test_a_leaf_never_moves_to_a_stale_branch_while_a_fresh_one_is_there(s):
+    d = decide(s)
+    if not isinstance(d.action, Replicate) or s.tier is not Tier.LEAF or s.root is None:
+        return
+    by_address = {m.address: m for m in s.branches if m.node_id not in (ME, s.root.node_id)}
+    target = by_address.get(d.action.address)
+    fresh = [
+        m
+        for m in by_address.values()
+        if m.available and m.fresh and m.node_id not in s.avoiding | {d.action.avoid}
+    ]
+    if target is not None and fresh:
+        assert target.fresh, d.reason
+
+
+@settings(max_examples=1500)
+@given(snapshots)
+def test_a_stale_leader_never_claims_over_a_fresh_candidate_as_far_along(s):
+    d = decide(s)
+    if not isinstance(d.action, Claim) or s.freshness.fresh:
+        return
+    fresh = {m.node_id for m in s.branches if m.fresh}
+    for p in s.peers:
+        r = p.redis
+        if p.node_id in fresh and r.reachable and s.lineage.knows(r):
+            assert r.offset < s.redis.offset, d.reason
+
+
+@settings(max_examples=1500)
+@given(snapshots, st.floats(0, 60))
+def test_freshness_never_lets_a_node_serve_without_holding_the_root(s, age):
+    """Whatever freshness says, only the holder of the root znode serves, and giving up
+    fences (StepDown fences before it releases the znode)."""
+    for freshness in (aged(age, fresh=True), aged(age, fresh=False)):
+        d = decide(replace(s, freshness=freshness))
+        if isinstance(d.action, Serve):
+            assert s.holds_root
+        if isinstance(d.action, StepDown) and d.action.hold_off:
+            assert s.holds_root and s.unacked_since is not None

@@ -1,0 +1,145 @@
+"""Freshness: the heartbeat's age on the local monotonic clock, with rise/fall hysteresis."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from prodstate.core.freshness import Freshness, FreshnessPolicy, Since
+
+POLICY = FreshnessPolicy(heartbeat_interval=0.5, stale_after=3.0, fall=2, rise=4)
+
+
+def run(f: Freshness, beats, start: float, end: float, step: float = 0.5) -> Freshness:
+    """Observe every ``step`` from ``start`` to ``end``; ``beats(t)`` is the value read."""
+    t = start
+    while t <= end + 1e-9:
+        f = f.observe(beats(t), t, POLICY)
+        t += step
+    return f
+
+
+def advancing(t: float) -> str:
+    return f"{1_700_000_000 + t:.6f}"
+
+
+def frozen_after(cut: float):
+    return lambda t: advancing(min(t, cut))
+
+
+def test_a_new_agent_is_stale_until_it_has_seen_the_heartbeat_advance_rise_times():
+    f = Freshness().observe(advancing(0), 0.0, POLICY)
+    assert not f.fresh and f.age(0.0) == 0.0
+    assert f.describe(1.0) == "heartbeat not seen advancing in 1.0s"
+    f = run(f, advancing, 0.5, 1.5)
+    assert not f.fresh  # three fresh checks: one short of rise
+    f = f.observe(advancing(2.0), 2.0, POLICY)
+    assert f.fresh and f.describe(2.0) == "heartbeat advanced 0.0s ago"
+
+
+def test_a_heartbeat_that_never_advances_is_never_fresh_however_young_it_looks():
+    """Skew-free: the value itself is never compared with this machine's clock, so a
+    heartbeat stamped in the future (a clock ahead at the root) does not look fresh."""
+    future = f"{1_700_000_000 + 10**6:.6f}"
+    f = run(Freshness(), lambda t: future, 0.0, 30.0)
+    assert not f.fresh and f.age(30.0) == 30.0
+
+
+def test_a_heartbeat_stamped_hours_in_the_past_is_fresh_while_it_advances():
+    """A root whose clock is hours behind: what counts is that the value changes."""
+    behind = lambda t: f"{1_000 + t:.6f}"  # noqa: E731
+    assert run(Freshness(), behind, 0.0, 5.0).fresh
+
+
+def test_falls_after_fall_stale_checks_and_reports_the_age():
+    f = run(Freshness(), advancing, 0.0, 10.0)
+    assert f.fresh
+    f = run(f, frozen_after(10.0), 10.5, 13.0)
+    assert f.fresh  # 3.0 s: not past stale_after yet
+    f = f.observe(advancing(10.0), 13.5, POLICY)
+    assert f.fresh  # one stale check of two
+    f = f.observe(advancing(10.0), 14.0, POLICY)
+    assert not f.fresh and f.age(14.0) == pytest.approx(4.0)
+    assert f.describe(14.0) == "heartbeat advanced 4.0s ago"
+
+
+def test_checks_count_at_most_once_per_heartbeat_interval():
+    """A loop woken ten times in a tick does not fall ten times faster."""
+    f = run(Freshness(), advancing, 0.0, 10.0)
+    for i in range(20):
+        f = f.observe(advancing(10.0), 13.5 + i * 0.01, POLICY)
+    assert f.fresh
+
+
+def test_unreadable_redis_counts_as_stale_and_keeps_the_last_value():
+    f = run(Freshness(), advancing, 0.0, 10.0)
+    f = run(f, lambda t: None, 10.5, 15.0)
+    assert not f.fresh and f.value == advancing(10.0)
+
+
+def test_a_flapping_link_needs_longer_to_be_trusted_each_time():
+    f = run(Freshness(), advancing, 0.0, 10.0)
+    t, rises = 10.0, []
+    for _ in range(4):
+        cut = t
+        f = run(f, frozen_after(cut), t + 0.5, t + 5.0)
+        assert not f.fresh
+        t += 5.0
+        heal = t
+        while not f.fresh:
+            t += 0.5
+            f = f.observe(advancing(t), t, POLICY)
+        rises.append(round(t - heal, 1))
+    assert rises == [2.0, 4.0, 8.0, 16.0]
+
+
+def test_a_settled_node_starts_again_from_the_plain_rise():
+    f = run(Freshness(), advancing, 0.0, 10.0)
+    f = run(f, frozen_after(10.0), 10.5, 15.0)
+    f = run(f, advancing, 15.5, 20.0)
+    assert f.fresh and f.flaps == 1
+    f = run(f, advancing, 20.5, 20.0 + POLICY.settle + 1)  # fresh for longer than settle
+    t = 21.0 + POLICY.settle
+    f = run(f, frozen_after(t), t + 0.5, t + 5.0)
+    assert not f.fresh and f.flaps == 1 and f.rise_needed(POLICY) == POLICY.rise
+
+
+@given(st.lists(st.sampled_from(["beat", "same", "none"]), max_size=200))
+def test_the_verdict_only_changes_after_a_streak(steps):
+    """However the heartbeat behaves, fresh turns stale only after ``fall`` stale checks in
+    a row and stale turns fresh only after ``rise`` fresh ones."""
+    f, t, value = Freshness(), 0.0, 0
+    history = []
+    for step in steps:
+        t += 0.5
+        value += step == "beat"
+        f = f.observe(None if step == "none" else str(value), t, POLICY)
+        history.append(f.fresh)
+    for i in range(1, len(history)):
+        if history[i] and not history[i - 1]:
+            assert i >= POLICY.rise - 1
+        if not history[i] and history[i - 1]:
+            assert i >= POLICY.fall
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(heartbeat_interval=0),
+        dict(heartbeat_interval=float("nan")),
+        dict(stale_after=0.5, heartbeat_interval=0.5),
+        dict(fall=0),
+        dict(rise=0),
+    ],
+)
+def test_bad_policies_are_refused(kwargs):
+    with pytest.raises(ValueError):
+        FreshnessPolicy(**kwargs)
+
+
+def test_since_tracks_when_a_value_last_changed():
+    since = Since()
+    assert since.update("a", 1.0) == 1.0
+    assert since.update("a", 5.0) == 1.0
+    assert since.update("b", 6.0) == 6.0
