@@ -194,6 +194,10 @@ class FaultResult:
     roots_seen: list[int]
     epochs_monotonic: bool
     stale_seconds: float | None = None
+    #: From the fault to the cut part of the tree holding a write confirmed after it, and
+    #: from the end of the fault to a healthy tree (scenarios that mark them).
+    fresh_seconds: float | None = None
+    heal_seconds: float | None = None
     lost_by_node: dict[str, int] = field(default_factory=dict)
     diverged: dict[str, str] = field(default_factory=dict)
 
@@ -204,10 +208,13 @@ class FaultResult:
     def line(self) -> str:
         failover = "-" if self.failover_seconds is None else f"{self.failover_seconds:.2f}s"
         stale = "-" if self.stale_seconds is None else f"{self.stale_seconds:.2f}s"
+        fresh = "-" if self.fresh_seconds is None else f"{self.fresh_seconds:.2f}s"
+        heal = "-" if self.heal_seconds is None else f"{self.heal_seconds:.2f}s"
         return (
             f"{self.scenario}: confirmed={self.confirmed} failed={self.failed} "
             f"unknown={self.unknown} lost={self.lost} full_resyncs={self.full_resyncs} "
-            f"failover={failover} stale={stale} roots_seen={self.roots_seen} "
+            f"failover={failover} stale={stale} fresh_again={fresh} healed={heal} "
+            f"roots_seen={self.roots_seen} "
             f"epochs_monotonic={self.epochs_monotonic} diverged={self.diverged or 'none'}"
         )
 

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -23,6 +24,8 @@ HEADER = (
     "full resyncs (expected)",
     "failover s",
     "stale leaf s",
+    "fresh again s",
+    "healed s",
 )
 
 
@@ -32,21 +35,28 @@ def _expected(name: str) -> str:
     return str(low) if low == high else f"{low}-{high}"
 
 
-def _worst(values: list[float | None]) -> str:
-    known = [v for v in values if v is not None]
-    return f"{max(known):.2f}" if known else "-"
+def spread(values: list[float | None]) -> str:
+    """``min/median/max`` of the known values (one figure for one run; "-" for none)."""
+    known = sorted(v for v in values if v is not None)
+    if not known:
+        return "-"
+    if len(known) == 1:
+        return f"{known[0]:.2f}"
+    return f"{known[0]:.2f}/{statistics.median(known):.2f}/{known[-1]:.2f}"
 
 
 def row(name: str, results: list[FaultResult]) -> tuple[str, ...]:
-    """One table row: totals over runs, worst failover and staleness."""
+    """One table row: totals over runs; min/median/max of the timings."""
     return (
         name,
         str(len(results)),
         str(sum(r.confirmed for r in results)),
         str(sum(r.lost for r in results)),
         f"{sum(r.full_resyncs for r in results)} ({_expected(name)} per run)",
-        _worst([r.failover_seconds for r in results]),
-        _worst([r.stale_seconds for r in results]),
+        spread([r.failover_seconds for r in results]),
+        spread([r.stale_seconds for r in results]),
+        spread([r.fresh_seconds for r in results]),
+        spread([r.heal_seconds for r in results]),
     )
 
 

@@ -15,6 +15,7 @@ from prodstate.testing.cluster import LocalCluster
 from prodstate.testing.tree import read_epoch
 
 from .harness import FaultResult, StaleMonitor, Writer, check_after
+from .silent import SILENT_SCENARIOS
 
 #: Session timeout of the agents in these scenarios, seconds.
 SESSION = 2.0
@@ -317,6 +318,7 @@ SCENARIOS: dict[str, Callable[[LocalCluster, Writer], None]] = {
     "branch_delay": branch_delay,
     "malformed_root_epoch": malformed_root_epoch,
     "rolling_restart": rolling_restart,
+    **SILENT_SCENARIOS,
 }
 
 #: Scenarios left out of the default test run (CI): each takes a minute or more. Run them
@@ -333,6 +335,7 @@ CLUSTER_OPTIONS: dict[str, dict[str, Any]] = {
     },
     "branch_delay": {"redis_proxies": True},
     "rolling_restart": {"redis_config": {"save": '"3600 1"'}},
+    **{name: {"redis_proxies": True} for name in SILENT_SCENARIOS},
 }
 
 #: Full resyncs a scenario may cause (a range): one per Redis that comes back without the
@@ -349,6 +352,9 @@ FULL_RESYNCS: dict[str, range] = {
     # The old root's Redis (saving on SIGTERM) resumes partially if the new root made it a
     # replica before it stopped, else it returns as a master with a new replication id.
     "rolling_restart": range(0, 2),
+    # The cut root took heartbeats and writes no branch received before it gave up: its
+    # history diverged from the new root's, and it must take a full copy when healed.
+    "root_all_cut": range(1, 2),
 }
 NO_FULL_RESYNC = range(0, 1)
 
@@ -372,7 +378,14 @@ def run_scenario(name: str, workdir: Path, writes: int = WRITES) -> FaultResult:
             writer.wait_for_more(writes)
             inject(cluster, writer)
             cluster.wait_for_tree(timeout=60)
+            healed = time.monotonic()
             writer.wait_for_more(writes)
         if writer.error is not None:
             raise RuntimeError(f"writer died: {writer.error!r}")
-        return check_after(cluster, writer, marks, scenario=name, stale_seconds=monitor.worst)
+        result = check_after(cluster, writer, marks, scenario=name, stale_seconds=monitor.worst)
+        m = writer.marks
+        if "fresh" in m:
+            result.fresh_seconds = m["fresh"] - m["inject"]
+        if "heal" in m:
+            result.heal_seconds = max(0.0, healed - m["heal"])
+        return result

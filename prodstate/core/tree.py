@@ -43,8 +43,10 @@ class NodeStatus:
     lag: int | None
     staleness: float | None
     problems: tuple[str, ...] = ()
-    #: The agent's own verdict on its copy, as published in its member znode.
+    #: The agent's own verdict on its copy, and the branches it stays off (a leaf whose
+    #: link from them went stale), as published in its member znode.
     fresh: bool = True
+    avoiding: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,7 @@ def build_status(
                 staleness=round(staleness, 3) if staleness is not None else None,
                 problems=tuple(mine),
                 fresh=member.fresh,
+                avoiding=member.avoiding,
             )
         )
     masters = sorted(n.node_id for n in nodes if n.reachable and n.role == "master")
@@ -219,8 +222,7 @@ def _node_problems(
         problems.append(f"branch {node} is not (yet) available to leaves")
     if not member.fresh:
         problems.append(f"{member.tier} {node} reports its copy stale (its agent's measure)")
-    if member.avoiding:
-        problems.append(f"leaf {node} stays off {', '.join(member.avoiding)} (stale link)")
+
     if expected is None:
         return problems
     if state.role == "master":
@@ -242,6 +244,8 @@ def _line(n: NodeStatus) -> str:
     if n.staleness is not None:
         parts.append(f"heartbeat {n.staleness:.1f}s old by the clocks")
     parts.append("fresh" if n.fresh else "STALE (agent)")
+    if n.avoiding:
+        parts.append(f"staying off {', '.join(n.avoiding)} (stale link)")
     text = "  ".join(parts)
     return f"{text}  ! {'; '.join(n.problems)}" if n.problems else text
 

@@ -52,6 +52,8 @@ class LocalCluster:
         agent_tick: float = 0.1,
         agent_jitter: float = 0.2,
         agent_batch: int | None = None,
+        agent_heartbeat: float = 0.2,
+        agent_stale_after: float = 1.2,
     ) -> None:
         """``zk_proxies`` puts a cuttable proxy between each agent and each ZooKeeper server;
         ``redis_proxies`` puts one in front of each Redis (the address its agent advertises)
@@ -68,7 +70,9 @@ class LocalCluster:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.cluster = cluster
         self.session_timeout = session_timeout
-        self.agent_args = list(agent_args) + (security.agent_args() if security else [])
+        freshness = ["--heartbeat-interval", f"{agent_heartbeat:g}"]
+        freshness += ["--stale-after", f"{agent_stale_after:g}"]
+        self.agent_args = freshness + list(agent_args) + (security.agent_args() if security else [])
         self.use_zk_proxies = zk_proxies
         self.agent_tick = agent_tick
         self.agent_jitter = agent_jitter
