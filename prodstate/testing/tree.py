@@ -41,7 +41,9 @@ def inspect_tree(
     """Compare each node's Redis (by node id -> address) with the tree the agents should build.
 
     Only the given nodes count, whether registered or not: a branch missing from
-    ``branches`` is no parent for leaves, and an unregistered one is unavailable.
+    ``branches`` is no parent for leaves, and an unregistered one is unavailable. What
+    the agents publish counts too: a node that reports stale is a problem, and a leaf is
+    expected off the branches it says it avoids.
     Heartbeat staleness is not checked (see :func:`prodstate.core.tree.build_status`).
     """
     zk.sync(Layout(cluster).base)
@@ -60,13 +62,15 @@ def inspect_tree(
         for node, state in states.items()
     }
     registered = read_members(zk, cluster, str(Tier.BRANCH))
+    leaf_members = read_members(zk, cluster, str(Tier.LEAF))
     members = {
         str(Tier.BRANCH): {
             node: registered.get(node) or Member(node, Tier.BRANCH, address, available=False)
             for node, address in branches.items()
         },
         str(Tier.LEAF): {
-            node: Member(node, Tier.LEAF, address) for node, address in leaves.items()
+            node: leaf_members.get(node) or Member(node, Tier.LEAF, address)
+            for node, address in leaves.items()
         },
     }
     status = build_status(root, None, members, states, {}, now=0.0, stale_after=None)
