@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from redis import exceptions as redis_errors
 
 from prodstate.cli.check import check
+from prodstate.core.actions import Decision, Wait
 from prodstate.ops import check as check_module
 from prodstate.ops.check import CheckResult, Status, evaluate, format_age, read_heartbeat
 from prodstate.redis.control import HEARTBEAT_KEY
@@ -277,3 +278,64 @@ def test_help_exits_0() -> None:
     result = run("--help")
     assert result.exit_code == 0
     assert "--warning" in result.output and "PRODSTATE_REDIS" in result.output
+
+
+# --- the agent's own measure -----------------------------------------------------------------
+
+
+@pytest.fixture
+def agent_metrics():
+    import time
+
+    from prodstate.agent.metrics import AgentMetrics
+    from prodstate.core.freshness import Freshness
+    from tests.snapshot_builder import snap
+
+    def observe(age: float, fresh: bool = True) -> None:
+        now = time.monotonic()  # what /freshness measures against
+        freshness = Freshness("1.0", now - 100, now - age, fresh, checked_at=now)
+        m.observe(snap(now=now, freshness=freshness), Decision(Wait(), "-"), 0.001, None)
+
+    m = AgentMetrics("me", "prod", "leaf")
+    m.serve(0, "127.0.0.1")
+    yield m, observe
+    m.close()
+
+
+def test_with_the_agent_its_monotonic_measure_wins_over_the_clocks(fake, agent_metrics) -> None:
+    """A heartbeat stamped an hour ahead (a root clock off) is judged by when it last
+    changed here, not by its value."""
+    m, observe = agent_metrics
+    observe(0.5)
+    fake.value = f"{NOW + 3600:.6f}"
+    result = read_heartbeat("h:1", 5, 30, clock=lambda: NOW, agent=f"127.0.0.1:{m.port}")
+    assert result.status is Status.OK
+    assert result.message.startswith("heartbeat advanced ") and result.message.endswith(" (agent)")
+
+
+def test_an_agent_that_measures_a_stale_copy_makes_the_check_critical(fake, agent_metrics):
+    m, observe = agent_metrics
+    observe(40.0, fresh=False)
+    fake.value = beat(0.1)  # the clocks would say fresh
+    result = read_heartbeat("h:1", 5, 30, clock=lambda: NOW, agent=f"127.0.0.1:{m.port}")
+    assert result.status is Status.CRITICAL and "(agent)" in result.message
+
+
+def test_with_the_agent_dead_the_check_compares_clocks_and_says_so(fake) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once closed
+    fake.value = beat(12)
+    result = read_heartbeat("h:1", 5, 30, clock=lambda: NOW, agent=f"127.0.0.1:{port}")
+    assert result.status is Status.WARNING
+    assert result.message.startswith("heartbeat 12.0s old by clock comparison: agent at ")
+    assert "not answering" in result.message
+
+
+def test_an_agent_that_read_no_heartbeat_yet_means_clocks(fake, agent_metrics) -> None:
+    m, _ = agent_metrics
+    fake.value = beat(1)
+    result = read_heartbeat("h:1", 5, 30, clock=lambda: NOW, agent=f"127.0.0.1:{m.port}")
+    assert "by clock comparison" in result.message and "stuck" in result.message

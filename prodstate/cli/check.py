@@ -73,9 +73,17 @@ def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
     callback=_finite,
     help="CRITICAL when the heartbeat is more than this many seconds old.",
 )
+@option(
+    "--agent",
+    callback=check_address,
+    help="The local agent's metrics HOST:PORT: report its own measure of the heartbeat's "
+    "age (free of clock skew) instead of comparing clocks.",
+)
 @security_options
 @click.pass_context
-def check(ctx: click.Context, redis: str, warning: float, critical: float) -> None:
+def check(
+    ctx: click.Context, redis: str, warning: float, critical: float, agent: str | None
+) -> None:
     """Nagios/Icinga plugin: how old is the root's heartbeat in the local Redis?
 
     Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (Redis unreachable, heartbeat missing
@@ -87,6 +95,6 @@ def check(ctx: click.Context, redis: str, warning: float, critical: float) -> No
         )
     secured = security(ctx)
     user = secured.credentials.redis_user("reader")
-    result = read_heartbeat(redis, warning, critical, user=user, tls=secured.tls)
+    result = read_heartbeat(redis, warning, critical, user=user, tls=secured.tls, agent=agent)
     click.echo(result.line(redis))
     ctx.exit(result.status.exit_code)

@@ -1,13 +1,16 @@
 """What ``prodstate check`` (a Nagios/Icinga plugin) reports: the age of the replicated heartbeat.
 
-The root agent writes its clock to :data:`~prodstate.core.heartbeat.HEARTBEAT_KEY` at least once a
-second and the value replicates to every machine, so ``now - heartbeat`` on a machine's Redis is
-how far behind the root that machine's copy of the state is (plus any clock difference).
+The root agent writes its clock to :data:`~prodstate.core.heartbeat.HEARTBEAT_KEY` every
+heartbeat interval and the value replicates to every machine. Asked with ``--agent``, the
+check reports the local agent's own measure (``/freshness``): how long ago the value last
+changed, on this machine's monotonic clock, which no clock difference enters. Without it, or
+when the agent does not answer, it compares clocks: ``now - heartbeat``, and says so.
 """
 
 from __future__ import annotations
 
 import enum
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +19,7 @@ from redis import exceptions as redis_errors
 
 from prodstate.core import heartbeat
 from prodstate.core.heartbeat import HEARTBEAT_KEY
+from prodstate.core.model import DataError, parse_address
 from prodstate.redis.control import connect
 from prodstate.security.credentials import Secret
 from prodstate.security.tls import TlsFiles
@@ -81,6 +85,19 @@ def _threshold(value: float) -> str:
     return f"{value:g}"
 
 
+def judge(staleness: float, warning: float, critical: float, message: str) -> CheckResult:
+    """The state for ``staleness`` seconds (Nagios threshold semantics: a value equal to a
+    threshold is still within it), with ``message`` and the perfdata."""
+    if staleness > critical:
+        status = Status.CRITICAL
+    elif staleness > warning:
+        status = Status.WARNING
+    else:
+        status = Status.OK
+    perfdata = f"staleness={staleness:.3f}s;{_threshold(warning)};{_threshold(critical)};0"
+    return CheckResult(status, message, perfdata)
+
+
 def evaluate(heartbeat_raw: str | None, now: float, warning: float, critical: float) -> CheckResult:
     """Judge the heartbeat value read from Redis (``None`` if the key is missing) at ``now``.
 
@@ -99,17 +116,44 @@ def evaluate(heartbeat_raw: str | None, now: float, warning: float, critical: fl
     assert value is not None
     delta = now - value
     staleness = max(0.0, delta)
-    if staleness > critical:
-        status = Status.CRITICAL
-    elif staleness > warning:
-        status = Status.WARNING
-    else:
-        status = Status.OK
     message = f"heartbeat {format_age(staleness)} old"
     if -delta > SKEW_ALLOWANCE:
         message += f", {format_age(-delta)} in the future (clock skew?)"
-    perfdata = f"staleness={staleness:.3f}s;{_threshold(warning)};{_threshold(critical)};0"
-    return CheckResult(status, message, perfdata)
+    return judge(staleness, warning, critical, message)
+
+
+def agent_freshness(address: str, timeout: float = TIMEOUT) -> tuple[float | None, str]:
+    """The heartbeat's age as the agent at ``address`` (its metrics ``HOST:PORT``) measures
+    it, from ``/freshness``; (None, why) when it cannot tell."""
+    import http.client
+    import json
+
+    try:
+        host, port = parse_address(address)
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        try:
+            conn.request("GET", "/freshness")
+            response = conn.getresponse()
+            body = response.read(4096)
+        finally:
+            conn.close()
+    except DataError as exc:
+        return None, str(exc)
+    except (OSError, http.client.HTTPException) as exc:
+        return None, f"not answering ({type(exc).__name__}: {exc})"
+    if response.status != 200:
+        return None, f"answered HTTP {response.status}"
+    try:
+        data = json.loads(body)
+        age = data["heartbeat_age"]
+        stuck = data["loop_stuck"]
+    except (ValueError, KeyError, TypeError):
+        return None, "answered something that is not its freshness"
+    if stuck:
+        return None, "its loop is stuck"
+    if isinstance(age, bool) or not isinstance(age, int | float) or not math.isfinite(age):
+        return None, "has read no heartbeat yet"
+    return max(0.0, float(age)), ""
 
 
 def unknown(message: str) -> CheckResult:
@@ -125,11 +169,14 @@ def read_heartbeat(
     clock: Callable[[], float] = time.time,
     user: Secret | None = None,
     tls: TlsFiles | None = None,
+    agent: str | None = None,
 ) -> CheckResult:
     """Read the heartbeat from the Redis at ``address`` and evaluate it; never raises.
 
     Redis being unreachable, loading, wanting a password or refusing the read is UNKNOWN with
-    the reason.
+    the reason. With ``agent`` (the local agent's metrics address), the age is the agent's
+    monotonic measure; if it cannot give one, the clocks are compared and the message says
+    why.
     """
     try:
         conn = connect(address, timeout, user=user, tls=tls)
@@ -156,4 +203,11 @@ def read_heartbeat(
         return unknown(f"unexpected error: {type(exc).__name__}: {exc}")
     finally:
         conn.close()
-    return evaluate(raw, now, warning, critical)
+    if agent is None:
+        return evaluate(raw, now, warning, critical)
+    age, why = agent_freshness(agent, timeout)
+    if age is not None:
+        return judge(age, warning, critical, f"heartbeat advanced {format_age(age)} ago (agent)")
+    result = evaluate(raw, now, warning, critical)
+    message = f"{result.message} by clock comparison: agent at {agent} {why}"
+    return CheckResult(result.status, message, result.perfdata)
