@@ -323,7 +323,10 @@ SCENARIOS: dict[str, Callable[[LocalCluster, Writer], None]] = {
 
 #: Scenarios left out of the default test run (CI): each takes a minute or more. Run them
 #: with ``pytest -m slow integration/faults`` or ``python -m integration.faults.report``.
-SLOW = frozenset({"zk_all_down", "leaf_partition_long", "branch_delay", "rolling_restart"})
+SLOW = frozenset(
+    {"zk_all_down", "leaf_partition_long", "branch_delay", "rolling_restart"}
+    | {"branch_root_cut", "root_one_cut", "branch_redis_hang", "link_flap"}
+)
 
 #: Cluster options beyond the defaults, by scenario.
 CLUSTER_OPTIONS: dict[str, dict[str, Any]] = {
