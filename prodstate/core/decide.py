@@ -444,7 +444,9 @@ def _not_following(parent: RedisState, s: Snapshot) -> str:
 def _member(s: Snapshot, available: bool) -> Member:
     version = s.registered.version if s.registered else ""
     avoiding = tuple(sorted(s.avoiding)) if s.tier is Tier.LEAF else ()
-    return Member(s.node_id, s.tier, s.address, available, version, s.freshness.fresh, avoiding)
+    # The serving root is the heartbeat's source: it is not judged by it.
+    fresh = s.freshness.fresh or (s.holds_root and s.redis.is_master)
+    return Member(s.node_id, s.tier, s.address, available, version, fresh, avoiding)
 
 
 def _can_serve_leaves(s: Snapshot) -> bool:
