@@ -96,8 +96,16 @@ class LocalCluster:
         """ZooKeeper connection string."""
         return self.zookeeper.hosts
 
-    def add_node(self, name: str, tier: str, start: bool = True, agent: bool = True) -> None:
-        """Add a Redis (and its agent) named ``name``; start them if ``start``."""
+    def add_node(
+        self,
+        name: str,
+        tier: str,
+        start: bool = True,
+        agent: bool = True,
+        advertise: str | None = None,
+    ) -> None:
+        """Add a Redis (and its agent) named ``name``; start them if ``start``. The agent
+        advertises ``advertise`` if given (what others then reach is not its Redis)."""
         self.tiers[name] = tier
         config = dict(self.redis_config)
         if self.use_redis_proxies:
@@ -118,6 +126,8 @@ class LocalCluster:
         if self.use_redis_proxies:
             self.redis_proxies[name] = TcpProxy(self.redis[name].address).start()
             extra_args += ["--advertise", self.redis_proxies[name].address]
+        if advertise is not None:
+            extra_args += ["--advertise", advertise]
         if agent:
             zk_hosts = self.zk_hosts
             if self.use_zk_proxies:
@@ -140,6 +150,17 @@ class LocalCluster:
             self.redis[name].start()
             if agent:
                 self.agents[name].start()
+
+    def remove_node(self, name: str) -> None:
+        """Stop node ``name``'s agent, Redis and proxies, and forget the node."""
+        for process in (self.agents.pop(name, None), self.redis.pop(name)):
+            if process is not None:
+                process.stop()
+        for proxy in [*self.zk_proxies.pop(name, []), self.redis_proxies.pop(name, None)]:
+            if proxy is not None:
+                proxy.stop()
+        self.source_ips.pop(name, None)
+        del self.tiers[name]
 
     def names(self, tier: str) -> list[str]:
         """Node names of one tier."""
