@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 import redis
@@ -14,9 +14,14 @@ from kazoo.exceptions import NoAuthError
 from kazoo.security import OPEN_ACL_UNSAFE
 
 from prodstate.client import Client, WriteRejected
-from prodstate.core.model import Member, RootRecord, Tier
+from prodstate.core.model import UNREACHABLE, Member, RootRecord, Tier
+from prodstate.core.rendezvous import choose_parent
+from prodstate.redis.control import RedisControl
 from prodstate.security.credentials import Secret
+from prodstate.testing import wait_until
 from prodstate.testing.cluster import LocalCluster
+from prodstate.testing.ports import free_port
+from prodstate.testing.redis_server import RedisServer
 from prodstate.testing.secure import SecureSetup
 
 SESSION = 2.0  # as in conftest.py
@@ -27,6 +32,18 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     """ZooKeeper ACLs and Redis users (no TLS): 2 branches, 2 leaves, the tree formed."""
     workdir = tmp_path_factory.mktemp("secured")
     security = SecureSetup(workdir)
+    with LocalCluster(
+        workdir, branches=2, leaves=2, session_timeout=SESSION, security=security
+    ) as cluster:
+        cluster.wait_for_tree(timeout=60)
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def tls_secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """As ``secured``, every Redis listening only on TLS, with certificates for 127.0.0.1."""
+    workdir = tmp_path_factory.mktemp("tls-secured")
+    security = SecureSetup(workdir, tls=True)
     with LocalCluster(
         workdir, branches=2, leaves=2, session_timeout=SESSION, security=security
     ) as cluster:
@@ -135,28 +152,101 @@ def test_no_secret_reaches_an_agent_log(secured):
         assert not leaked, f"agent {name} logged a secret"
 
 
-def test_a_cluster_listening_only_on_tls_forms_replicates_and_confirms_a_write(tmp_path: Path):
-    security = SecureSetup(tmp_path, tls=True)
-    with LocalCluster(
-        tmp_path, branches=2, leaves=2, session_timeout=SESSION, security=security
-    ) as cluster:
-        cluster.wait_for_tree(timeout=60)
-        leaf = cluster.redis[cluster.names("leaf")[0]]
-        with pytest.raises(redis.exceptions.ConnectionError):
-            redis.Redis(host=leaf.host, port=leaf.port, socket_timeout=2).ping()
-        assert leaf.client().config_get("port")["port"] == "0"
-        with Client(
-            cluster.zk_hosts,
-            cluster.cluster,
-            local=leaf.address,
-            writer=security.user("writer"),
-            reader=security.user("reader"),
-            tls=security.tls,
-            timeout=20,
-        ) as client:
-            assert client.set("tls:key", "v") == "OK"
-            cluster.wait_everywhere("tls:key", "v")
-            assert client.get("tls:key", max_staleness=10) == "v"
+def test_a_cluster_listening_only_on_tls_forms_replicates_and_confirms_a_write(tls_secured):
+    cluster, security = tls_secured, tls_secured.security
+    leaf = cluster.redis[cluster.names("leaf")[0]]
+    with pytest.raises(redis.exceptions.ConnectionError):
+        redis.Redis(host=leaf.host, port=leaf.port, socket_timeout=2).ping()
+    assert leaf.client().config_get("port")["port"] == "0"
+    with Client(
+        cluster.zk_hosts,
+        cluster.cluster,
+        local=leaf.address,
+        writer=security.user("writer"),
+        reader=security.user("reader"),
+        tls=security.tls,
+        timeout=20,
+    ) as client:
+        assert client.set("tls:key", "v") == "OK"
+        cluster.wait_everywhere("tls:key", "v")
+        assert client.get("tls:key", max_staleness=10) == "v"
+
+
+def _master_of(server: RedisServer) -> str:
+    """The address ``server`` replicates from ("" if it is a master)."""
+    info = server.info("replication")
+    return f"{info['master_host']}:{info['master_port']}" if info["role"] == "slave" else ""
+
+
+def _name(prefix: str, wanted: Callable[[str], bool]) -> str:
+    """The first of ``prefix`` 0, 1, 2 ... that is ``wanted``."""
+    return next(n for n in (f"{prefix}{i}" for i in itertools.count()) if wanted(n))
+
+
+@pytest.mark.parametrize("certificate", ["another-name", "client-only"])
+def test_a_redis_without_a_server_certificate_for_its_address_is_refused_as_a_parent(
+    tls_secured, certificate
+):
+    """Someone in the path at the address a branch advertises, holding a certificate of the
+    cluster's CA made out to another name (or a client's certificate): Redis checks only the
+    CA when it connects to its master, so the agent checks the rest itself before REPLICAOF.
+    A leaf stays on its parent, and a new leaf picks one whose certificate names it."""
+    cluster, security = tls_secured, tls_secured.security
+    assert security.ca is not None
+    names = {"another-name": ("impostor.example",), "client-only": ("127.0.0.1",)}
+    pair = security.ca.issue(
+        f"impostor-{certificate}", *names[certificate], server=certificate != "client-only"
+    )
+    port = free_port()
+    impostor = RedisServer(
+        cluster.workdir,
+        name=f"redis-impostor-{certificate}",
+        port=port,
+        config=security.redis_config(port, certificate=pair),
+        client_options={**security.client_options(), "ssl_cert_reqs": "none"},
+    ).start()
+    root = cluster.root_name()
+    parent = next(n for n in cluster.names("branch") if n != root)
+    staying = cluster.names("leaf")[0]
+    branch = _name(f"posing-{certificate}-", lambda n: choose_parent(staying, [parent, n]) == n)
+    newcomer = _name(
+        f"newcomer-{certificate}-", lambda n: choose_parent(n, [parent, branch]) == branch
+    )
+    try:
+        # The agent's own connections (probes, fencing) check the name and purpose too.
+        with RedisControl(impostor.address, **security.connect_options()) as control:
+            assert control.state() == UNREACHABLE
+            with pytest.raises(redis.exceptions.ConnectionError):
+                control.fence()
+
+        def outcome(leaf: str) -> str | None:
+            if _master_of(cluster.redis[leaf]) == impostor.address:
+                return "replicated from the impostor"
+            log = cluster.agents[leaf].log_path.read_text(errors="replace")
+            refused = [line for line in log.splitlines() if "refusing to replicate" in line]
+            return "refused" if any(impostor.address in line for line in refused) else None
+
+        cluster.add_node(branch, "branch", advertise=impostor.address)
+        assert wait_until(lambda: outcome(staying), timeout=60, what="a move") == "refused"
+        cluster.add_node(newcomer, "leaf")
+        assert wait_until(lambda: outcome(newcomer), timeout=60, what="a move") == "refused"
+        expected = cluster.redis[parent].address
+        for leaf in (staying, newcomer):
+            wait_until(
+                lambda leaf=leaf: (
+                    _master_of(cluster.redis[leaf]) == expected
+                    and cluster.redis[leaf].info("replication")["master_link_status"] == "up"
+                ),
+                timeout=30,
+                what=f"{leaf} replicating from {parent}",
+            )
+        assert impostor.info("replication")["connected_slaves"] == 0
+    finally:
+        impostor.stop()
+        for node in (newcomer, branch):
+            if node in cluster.tiers:
+                cluster.remove_node(node)
+    cluster.wait_for_tree(timeout=60)
 
 
 def _prodstate(*args: str) -> subprocess.CompletedProcess[str]:

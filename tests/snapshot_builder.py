@@ -173,6 +173,9 @@ raw_snapshots = st.builds(
     root_damage=st.sampled_from(["", "", "", "not JSON"]),
     lineage_damage=st.sampled_from(["", "", "", "epoch 1 below 4"]),
     zk_untrusted=st.sampled_from(["", "", "", "", "/prodstate/c has an ACL the agents cannot set"]),
+    untrusted_masters=st.sampled_from(
+        [frozenset(), frozenset(), frozenset({addr("b2")}), frozenset({addr("b2"), addr("b3")})]
+    ),
 )
 
 

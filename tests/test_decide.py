@@ -96,6 +96,14 @@ def test_leaf_skips_unavailable_branches():
     assert act(snap(tier=Tier.LEAF, node_id=leaf, branches=branches)) == Replicate(addr("b3"))
 
 
+def test_leaf_skips_a_branch_whose_certificate_was_refused_and_stays_on_its_parent():
+    leaf = leaf_where(lambda n: choose_parent(n, ["b2", "b3"]) == "b2")
+    s = snap(tier=Tier.LEAF, node_id=leaf, untrusted_masters=frozenset({addr("b2")}))
+    assert act(s) == Replicate(addr("b3"))
+    assert act(replace(s, redis=replica(master=addr("b3")))) == Wait()
+    assert act(replace(s, untrusted_masters=frozenset())) == Replicate(addr("b2"))
+
+
 @pytest.mark.parametrize(
     "branches", [(branch(ROOT_ID),), (branch(ROOT_ID), branch("b2", available=False))]
 )
@@ -476,6 +484,7 @@ def test_any_snapshot_gets_one_safe_explained_decision(s):
     if s.tier is Tier.LEAF and isinstance(action, Replicate) and s.root is not None:
         skip = {ME, s.root.node_id}
         live = {m.address for m in s.branches if m.available and m.node_id not in skip}
+        live -= s.untrusted_masters  # their certificates were refused lately
         assert action.address in (live or {s.root.address})
 
 

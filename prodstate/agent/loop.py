@@ -53,6 +53,7 @@ from prodstate.core.model import (
 from prodstate.core.rendezvous import reaction_delay
 from prodstate.redis.control import RedisControl
 from prodstate.redis.users import managed_users, replication_settings, setuser_args
+from prodstate.security.tls import ServerChecks
 from prodstate.zk.errors import StoreUnavailable, UntrustedZnodes
 from prodstate.zk.store import View, ZkStore
 
@@ -73,7 +74,9 @@ class Agent:
         self.config = config
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self.redis = RedisControl(config.redis, **config.redis_options())
+        #: The TLS check of every address a Redis is made to replicate from (one per move).
+        self.servers = ServerChecks(config.tls)
+        self.redis = RedisControl(config.redis, servers=self.servers, **config.redis_options())
         self.zk = ZkStore(
             config.zk,
             config.cluster,
@@ -234,6 +237,7 @@ class Agent:
             root_damage=view.root_damage if view else "",
             lineage_damage=view.lineage_damage if view else "",
             zk_untrusted=self.zk.untrusted,
+            untrusted_masters=self.servers.refused(now),
         )
         self._no_branch_since = no_branch_since(self._no_branch_since, snapshot)
         return replace(snapshot, no_branch_since=self._no_branch_since)
@@ -308,7 +312,9 @@ class Agent:
 
     def _peer(self, address: str, timeout: float = 0.3) -> RedisControl:
         """Another node's Redis, as this agent's admin identity (close it after use)."""
-        return RedisControl(address, timeout=timeout, **self.config.redis_options())
+        return RedisControl(
+            address, timeout=timeout, servers=self.servers, **self.config.redis_options()
+        )
 
     # --- acting ---------------------------------------------------------------------------------
 

@@ -293,7 +293,8 @@ def _election_probe(s: Snapshot, candidates: tuple[str, ...]) -> Decision | None
 def follow_target(s: Snapshot) -> tuple[str, str]:
     """The address this node should replicate from while a root is serving, and why."""
     assert s.root is not None
-    return parent_of(s.node_id, s.tier, s.root, s.branches)
+    branches = [m for m in s.branches if m.address not in s.untrusted_masters]
+    return parent_of(s.node_id, s.tier, s.root, branches)
 
 
 def _follow(s: Snapshot) -> Decision:

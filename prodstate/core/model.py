@@ -334,6 +334,9 @@ class Snapshot:
     #: Why this cluster's znodes cannot be trusted (an ACL the agents cannot set): the
     #: agent then refuses to act on them ("" while they can be trusted).
     zk_untrusted: str = ""
+    #: Addresses whose TLS certificate was lately refused before replicating from them: a
+    #: leaf does not choose them as its parent meanwhile.
+    untrusted_masters: frozenset[str] = frozenset()
 
     @property
     def holds_root(self) -> bool:
