@@ -11,6 +11,7 @@ import pytest
 import redis
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
+from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.security import OPEN_ACL_UNSAFE
 
 from prodstate.client import Client, WriteRejected
@@ -18,11 +19,13 @@ from prodstate.core.model import UNREACHABLE, Member, RootRecord, Tier
 from prodstate.core.rendezvous import choose_parent
 from prodstate.redis.control import RedisControl
 from prodstate.security.credentials import Secret
+from prodstate.security.tls import TlsFiles
 from prodstate.testing import wait_until
 from prodstate.testing.cluster import LocalCluster
 from prodstate.testing.ports import free_port
 from prodstate.testing.redis_server import RedisServer
-from prodstate.testing.secure import SecureSetup
+from prodstate.testing.secure import CertificateAuthority, SecureSetup
+from prodstate.zk.client import quiet_log
 
 SESSION = 2.0  # as in conftest.py
 
@@ -41,9 +44,10 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
 
 @pytest.fixture(scope="module")
 def tls_secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    """As ``secured``, every Redis listening only on TLS, with certificates for 127.0.0.1."""
+    """As ``secured``, every Redis and ZooKeeper listening only on TLS (ZooKeeper verifying
+    its clients' certificates), with certificates for 127.0.0.1."""
     workdir = tmp_path_factory.mktemp("tls-secured")
-    security = SecureSetup(workdir, tls=True)
+    security = SecureSetup(workdir, tls=True, zk_tls=True)
     with LocalCluster(
         workdir, branches=2, leaves=2, session_timeout=SESSION, security=security
     ) as cluster:
@@ -165,6 +169,7 @@ def test_a_cluster_listening_only_on_tls_forms_replicates_and_confirms_a_write(t
         writer=security.user("writer"),
         reader=security.user("reader"),
         tls=security.tls,
+        zk_tls=security.zk_tls,
         timeout=20,
     ) as client:
         assert client.set("tls:key", "v") == "OK"
@@ -252,6 +257,51 @@ def test_a_redis_without_a_server_certificate_for_its_address_is_refused_as_a_pa
 def _prodstate(*args: str) -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, "-m", "prodstate", *args]
     return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_zookeeper_serves_only_tls_clients_with_a_certificate_of_the_ca(
+    tls_secured, kazoo_factory, tmp_path
+):
+    cluster, security = tls_secured, tls_secured.security
+    assert security.zk_tls is not None
+    ca = security.zk_tls.ca_file
+    stranger = CertificateAuthority(tmp_path, name="stranger-ca").issue("stranger", "127.0.0.1")
+    refused = {
+        "a plaintext client": {},
+        "a client without a certificate": TlsFiles(ca).kazoo_kwargs(),
+        "a certificate of another CA": TlsFiles(ca, *stranger).kazoo_kwargs(),
+    }
+    for who, options in refused.items():
+        zk = KazooClient(hosts=cluster.zk_hosts, timeout=2, logger=quiet_log, **options)
+        try:
+            with pytest.raises(KazooTimeoutError):
+                zk.start(timeout=2)
+                pytest.fail(f"ZooKeeper served {who}")
+        finally:
+            zk.stop()
+            zk.close()
+    zk = kazoo_factory(cluster.zk_hosts, **security.zk_kwargs())
+    assert set(zk.get_children(f"/prodstate/{cluster.cluster}/members/branch")) >= set(
+        cluster.names("branch")
+    )
+
+
+def test_the_commands_reach_a_zookeeper_listening_only_on_tls(tls_secured):
+    """The agents formed the tree over TLS (the fixture); the commands take --zk-tls-*."""
+    cluster, security = tls_secured, tls_secured.security
+    where = ["--zk", cluster.zk_hosts, "--cluster", cluster.cluster]
+    files = security.agent_args()  # credentials, --tls-* and --zk-tls-*
+    status = _prodstate("status", *where, *files)
+    assert status.returncode == 0 and "healthy" in status.stdout, status.stdout + status.stderr
+    root = _prodstate("root", *where, *files)
+    assert root.returncode == 0 and f"node={cluster.root_name()}" in root.stdout, root.stderr
+    locks = _prodstate("lock", "list", *where, *files)
+    assert locks.returncode == 0, locks.stderr
+    pairs = zip(files[::2], files[1::2], strict=True)
+    plain = [arg for pair in pairs if not pair[0].startswith("--zk-tls") for arg in pair]
+    refused = _prodstate("status", *where, *plain, "--zk-timeout", "2")
+    assert refused.returncode == 2 and "cannot connect to ZooKeeper" in refused.stderr
+    assert "Traceback" not in refused.stderr
 
 
 def test_the_commands_use_the_credentials_file_and_read_zookeeper_without_it(secured):

@@ -147,3 +147,57 @@ def test_a_passing_check_forgets_the_refusal_and_no_tls_checks_nothing(ca, clien
         checks.check(server.address())
         assert checks.refused(clock.now) == frozenset()
     ServerChecks(None).check(f"127.0.0.1:{free_port()}")  # plain Redis: nothing to check
+
+
+# --- the --zk-tls-* options ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def garbage(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("garbage") / "garbage.pem"
+    path.write_text("not a certificate\n")
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("given", "error"),
+    [
+        ({"cert": "cert", "key": "key"}, "TLS needs a CA file (--zk-tls-ca-file)"),
+        ({"ca": "ca", "cert": "cert"}, "--zk-tls-cert-file and --zk-tls-key-file go together"),
+        ({"ca": "missing"}, "cannot read TLS file"),
+        ({"ca": "garbage"}, "holds no PEM certificate (--zk-tls-ca-file)"),
+        ({"ca": "ca", "cert": "cert", "key": "garbage"}, "are not a PEM certificate and its"),
+    ],
+)
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["status"],
+        ["agent", "--tier", "leaf", "--redis", "127.0.0.1:1"],
+        ["root"],
+        ["lock", "acquire", "web", "--reason", "r"],
+    ],
+    ids=lambda c: c[0],
+)
+def test_bad_zookeeper_tls_options_are_one_line_usage_errors(
+    ca, client, garbage, tmp_path, given, error, command
+):
+    from click.testing import CliRunner
+
+    from prodstate.cli import cli
+
+    files = {
+        "ca": ca.ca_file,
+        "cert": client.cert_file,
+        "key": client.key_file,
+        "garbage": garbage,
+        "missing": str(tmp_path / "missing.pem"),
+    }
+    args = [*command, "--zk", "127.0.0.1:1", "--cluster", "c"]
+    for kind, name in given.items():
+        args += [f"--zk-tls-{kind}-file", files[name]]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and error in errors[0], result.output
+    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)

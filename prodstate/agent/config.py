@@ -36,6 +36,7 @@ class AgentConfig:
     metrics_interval: float = 1.0
     credentials: Credentials = field(default=NO_CREDENTIALS, repr=False)
     tls: TlsFiles | None = None
+    zk_tls: TlsFiles | None = None
 
     @property
     def full_read_interval(self) -> float:

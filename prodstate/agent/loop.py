@@ -83,6 +83,7 @@ class Agent:
             config.session_timeout,
             self.wake,
             credentials=config.credentials,
+            tls=config.zk_tls,
         )
         self.view: View | None = None
         self._refresh_at: float | None = 0.0

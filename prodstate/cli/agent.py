@@ -113,6 +113,7 @@ def agent(
         metrics_host=metrics_host,
         credentials=secured.credentials,
         tls=secured.tls,
+        zk_tls=secured.zk_tls,
     )
     runner = Agent(config)
     try:

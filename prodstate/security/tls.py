@@ -1,5 +1,6 @@
-"""TLS to Redis: the CA that signs every Redis's certificate, this machine's own pair, and
-the check that a Redis about to become a master holds a certificate for its address."""
+"""TLS to Redis and to ZooKeeper: the CA that signs the servers' certificates, this
+machine's own pair, and the check that a Redis about to become a master holds a
+certificate for its address."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TlsFiles:
-    """PEM files: the CA to verify Redis servers, and a client certificate and key (needed
-    when Redis has ``tls-auth-clients yes``, its default)."""
+    """PEM files: the CA to verify servers (Redis, or ZooKeeper), and a client certificate
+    and key (needed when Redis has ``tls-auth-clients yes``, its default, or ZooKeeper
+    ``ssl.clientAuth=need``, its default)."""
 
     ca_file: str
     cert_file: str | None = None
@@ -37,27 +39,62 @@ class TlsFiles:
             "ssl_check_hostname": True,
         }
 
+    def kazoo_kwargs(self) -> dict[str, Any]:
+        """KazooClient arguments: verify the server's certificate and its name."""
+        return {
+            "use_ssl": True,
+            "ca": self.ca_file,
+            "certfile": self.cert_file,
+            "keyfile": self.key_file,
+            "verify_certs": True,
+            "check_hostname": True,
+        }
+
     def context(self) -> ssl.SSLContext:
         """A client context that trusts this CA only and checks the server's name and
         purpose (a certificate that names its uses must allow serverAuth)."""
         context = ssl.create_default_context(cafile=self.ca_file)
         if self.cert_file:
-            context.load_cert_chain(self.cert_file, self.key_file)
+            context.load_cert_chain(self.cert_file, self.key_file, password=_no_password)
         return context
 
 
-def tls_files(ca_file: str | None, cert_file: str | None, key_file: str | None) -> TlsFiles | None:
-    """TlsFiles from options (None if none is given); DataError naming what is wrong."""
+def _no_password() -> str:
+    return ""  # an encrypted key then fails to load, instead of OpenSSL asking on a terminal
+
+
+def tls_files(
+    ca_file: str | None,
+    cert_file: str | None,
+    key_file: str | None,
+    *,
+    option: str = "--tls",
+    servers: str = "Redis servers",
+) -> TlsFiles | None:
+    """TlsFiles from the options ``{option}-ca-file``, ``-cert-file`` and ``-key-file``
+    (None if none is given); DataError naming what is wrong, files that do not load too."""
     if not (ca_file or cert_file or key_file):
         return None
     if not ca_file:
-        raise DataError("TLS needs a CA file (--tls-ca-file) to verify Redis servers")
+        raise DataError(f"TLS needs a CA file ({option}-ca-file) to verify {servers}")
     if bool(cert_file) != bool(key_file):
-        raise DataError("--tls-cert-file and --tls-key-file go together")
+        raise DataError(f"{option}-cert-file and {option}-key-file go together")
     for path in (ca_file, cert_file, key_file):
         if path and not os.access(path, os.R_OK):
             raise DataError(f"cannot read TLS file {path}")
-    return TlsFiles(ca_file, cert_file, key_file)
+    files = TlsFiles(ca_file, cert_file, key_file)
+    try:
+        ssl.create_default_context(cafile=ca_file)
+    except (ssl.SSLError, ValueError):
+        raise DataError(f"{ca_file} holds no PEM certificate ({option}-ca-file)") from None
+    try:
+        files.context()
+    except ssl.SSLError as exc:
+        raise DataError(
+            f"{cert_file} and {key_file} are not a PEM certificate and its unencrypted "
+            f"private key ({option}-cert-file, {option}-key-file): {exc.reason or exc}"
+        ) from None
+    return files
 
 
 class UntrustedServer(OSError):

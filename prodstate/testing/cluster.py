@@ -78,8 +78,11 @@ class LocalCluster:
         self.redis_proxies: dict[str, TcpProxy] = {}
         self.source_ips: dict[str, str] = {}
         self.zookeeper: ZooKeeperServer | ZooKeeperEnsemble
+        zk_tls = security.zk_tls if security else None
         if zk_size == 1:
-            self.zookeeper = ZooKeeperServer(self.workdir, tick_time=tick_time)
+            self.zookeeper = ZooKeeperServer(self.workdir, tick_time=tick_time, tls=zk_tls)
+        elif zk_tls is not None:
+            raise ValueError("ZooKeeper over TLS is a standalone server in the harness")
         else:
             self.zookeeper = ZooKeeperEnsemble(self.workdir, size=zk_size, tick_time=tick_time)
         self.tiers: dict[str, str] = {}
@@ -268,7 +271,8 @@ class LocalCluster:
         """A kazoo client for inspecting the cluster (one, reused)."""
         if self._zk_client is None:
             retry = KazooRetry(max_tries=-1, delay=0.1, max_delay=1.0)  # back soon after outages
-            self._zk_client = KazooClient(hosts=self.zk_hosts, connection_retry=retry)
+            tls = self.security.zk_kwargs() if self.security else {}
+            self._zk_client = KazooClient(hosts=self.zk_hosts, connection_retry=retry, **tls)
             self._zk_client.start(timeout=15)
         return self._zk_client
 

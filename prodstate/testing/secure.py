@@ -16,9 +16,14 @@ from prodstate.security.tls import TlsFiles
 
 class SecureSetup:
     """Credentials for every role (and, with ``tls``, a CA and one certificate for
-    127.0.0.1 that every Redis and client uses), written under ``workdir``."""
+    127.0.0.1 that every Redis and client uses; with ``zk_tls`` too, ZooKeeper and its
+    clients use them as well), written under ``workdir``."""
 
-    def __init__(self, workdir: Path, *, tls: bool = False, zk: bool = True) -> None:
+    def __init__(
+        self, workdir: Path, *, tls: bool = False, zk: bool = True, zk_tls: bool = False
+    ) -> None:
+        if zk_tls and not tls:
+            raise ValueError("zk_tls uses the certificates that tls makes")
         self.dir = Path(workdir) / "secure"
         self.dir.mkdir(parents=True, exist_ok=True)
         roles = {r: Secret(f"ps-{r}", _token()) for r in _ROLES}
@@ -40,6 +45,8 @@ class SecureSetup:
         if tls:
             self.ca = CertificateAuthority(self.dir)
             self.tls = TlsFiles(self.ca.ca_file, *self.ca.issue("cert", "127.0.0.1", "localhost"))
+        #: TLS to ZooKeeper: the same CA and certificate.
+        self.zk_tls: TlsFiles | None = self.tls if zk_tls else None
 
     def user(self, role: str) -> Secret:
         """The Redis identity of ``role`` (admin, replication, writer, reader)."""
@@ -85,7 +92,15 @@ class SecureSetup:
             args += ["--tls-ca-file", self.tls.ca_file]
             args += ["--tls-cert-file", str(self.tls.cert_file)]
             args += ["--tls-key-file", str(self.tls.key_file)]
+        if self.zk_tls is not None:
+            args += ["--zk-tls-ca-file", self.zk_tls.ca_file]
+            args += ["--zk-tls-cert-file", str(self.zk_tls.cert_file)]
+            args += ["--zk-tls-key-file", str(self.zk_tls.key_file)]
         return args
+
+    def zk_kwargs(self) -> dict[str, Any]:
+        """KazooClient arguments for this cluster's ZooKeeper (TLS, if it has it)."""
+        return self.zk_tls.kazoo_kwargs() if self.zk_tls else {}
 
 
 _ROLES = ("admin", "replication", "writer", "reader")
