@@ -19,7 +19,7 @@ from prodstate.core.model import UNREACHABLE, Member, RootRecord, Tier
 from prodstate.core.rendezvous import choose_parent
 from prodstate.redis.control import RedisControl
 from prodstate.security.credentials import Secret
-from prodstate.security.tls import TlsFiles
+from prodstate.security.tls import TlsFiles, UntrustedServer
 from prodstate.testing import wait_until
 from prodstate.testing.cluster import LocalCluster
 from prodstate.testing.ports import free_port
@@ -218,11 +218,17 @@ def test_a_redis_without_a_server_certificate_for_its_address_is_refused_as_a_pa
         f"newcomer-{certificate}-", lambda n: choose_parent(n, [parent, branch]) == branch
     )
     try:
-        # The agent's own connections (probes, fencing) check the name and purpose too.
+        # The agent's own connections (probes, fencing) check the name and purpose too,
+        # and any REPLICAOF it gives (a move, or making the previous root a replica).
         with RedisControl(impostor.address, **security.connect_options()) as control:
             assert control.state() == UNREACHABLE
             with pytest.raises(redis.exceptions.ConnectionError):
                 control.fence()
+        before = _master_of(cluster.redis[staying])
+        leaf = RedisControl(cluster.redis[staying].address, **security.connect_options())
+        with leaf, pytest.raises(UntrustedServer):
+            leaf.replicate(impostor.address)
+        assert _master_of(cluster.redis[staying]) == before
 
         def outcome(leaf: str) -> str | None:
             if _master_of(cluster.redis[leaf]) == impostor.address:

@@ -10,7 +10,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+from click.testing import CliRunner
 
+from prodstate.cli import cli
 from prodstate.security.tls import ServerChecks, TlsFiles, UntrustedServer, check_server
 from prodstate.testing.ports import free_port
 from prodstate.testing.secure import CertificateAuthority
@@ -182,10 +184,6 @@ def garbage(tmp_path_factory: pytest.TempPathFactory) -> str:
 def test_bad_zookeeper_tls_options_are_one_line_usage_errors(
     ca, client, garbage, tmp_path, given, error, command
 ):
-    from click.testing import CliRunner
-
-    from prodstate.cli import cli
-
     files = {
         "ca": ca.ca_file,
         "cert": client.cert_file,

@@ -308,6 +308,8 @@ def _follow(s: Snapshot) -> Decision:
             return Decision(Wait(), waiting)
     if s.redis.master == target:
         return Decision(Wait(), why)
+    if target in s.untrusted_masters:
+        return Decision(Wait(), f"{why}, but its TLS certificate was refused lately: not moving")
     if target == s.root.address and not s.root.replid:
         # A replica whose own master is gone refuses PSYNC, and Redis retries only once a
         # second: following the root before it has promoted would cost up to a second.

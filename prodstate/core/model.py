@@ -335,7 +335,7 @@ class Snapshot:
     #: agent then refuses to act on them ("" while they can be trusted).
     zk_untrusted: str = ""
     #: Addresses whose TLS certificate was lately refused before replicating from them: a
-    #: leaf does not choose them as its parent meanwhile.
+    #: leaf does not choose them as its parent meanwhile, and no node moves to them.
     untrusted_masters: frozenset[str] = frozenset()
 
     @property

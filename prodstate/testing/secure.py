@@ -88,14 +88,11 @@ class SecureSetup:
     def agent_args(self) -> list[str]:
         """Options that make an agent use this material."""
         args = ["--credentials-file", str(self.credentials_file)]
-        if self.tls is not None:
-            args += ["--tls-ca-file", self.tls.ca_file]
-            args += ["--tls-cert-file", str(self.tls.cert_file)]
-            args += ["--tls-key-file", str(self.tls.key_file)]
-        if self.zk_tls is not None:
-            args += ["--zk-tls-ca-file", self.zk_tls.ca_file]
-            args += ["--zk-tls-cert-file", str(self.zk_tls.cert_file)]
-            args += ["--zk-tls-key-file", str(self.zk_tls.key_file)]
+        for option, files in (("--tls", self.tls), ("--zk-tls", self.zk_tls)):
+            if files is not None:
+                args += [f"{option}-ca-file", files.ca_file]
+                args += [f"{option}-cert-file", str(files.cert_file)]
+                args += [f"{option}-key-file", str(files.key_file)]
         return args
 
     def zk_kwargs(self) -> dict[str, Any]:
