@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 import redis
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
+from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.security import OPEN_ACL_UNSAFE
 
 from prodstate.client import Client, WriteRejected
-from prodstate.core.model import Member, RootRecord, Tier
+from prodstate.core.model import UNREACHABLE, Member, RootRecord, Tier
+from prodstate.core.rendezvous import choose_parent
+from prodstate.redis.control import RedisControl
 from prodstate.security.credentials import Secret
+from prodstate.security.tls import TlsFiles, UntrustedServer
+from prodstate.testing import wait_until
 from prodstate.testing.cluster import LocalCluster
-from prodstate.testing.secure import SecureSetup
+from prodstate.testing.ports import free_port
+from prodstate.testing.redis_server import RedisServer
+from prodstate.testing.secure import CertificateAuthority, SecureSetup
+from prodstate.zk.client import quiet_log
 
 SESSION = 2.0  # as in conftest.py
 
@@ -27,6 +35,19 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     """ZooKeeper ACLs and Redis users (no TLS): 2 branches, 2 leaves, the tree formed."""
     workdir = tmp_path_factory.mktemp("secured")
     security = SecureSetup(workdir)
+    with LocalCluster(
+        workdir, branches=2, leaves=2, session_timeout=SESSION, security=security
+    ) as cluster:
+        cluster.wait_for_tree(timeout=60)
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def tls_secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """As ``secured``, every Redis and ZooKeeper listening only on TLS (ZooKeeper verifying
+    its clients' certificates), with certificates for 127.0.0.1."""
+    workdir = tmp_path_factory.mktemp("tls-secured")
+    security = SecureSetup(workdir, tls=True, zk_tls=True)
     with LocalCluster(
         workdir, branches=2, leaves=2, session_timeout=SESSION, security=security
     ) as cluster:
@@ -135,33 +156,158 @@ def test_no_secret_reaches_an_agent_log(secured):
         assert not leaked, f"agent {name} logged a secret"
 
 
-def test_a_cluster_listening_only_on_tls_forms_replicates_and_confirms_a_write(tmp_path: Path):
-    security = SecureSetup(tmp_path, tls=True)
-    with LocalCluster(
-        tmp_path, branches=2, leaves=2, session_timeout=SESSION, security=security
-    ) as cluster:
-        cluster.wait_for_tree(timeout=60)
-        leaf = cluster.redis[cluster.names("leaf")[0]]
-        with pytest.raises(redis.exceptions.ConnectionError):
-            redis.Redis(host=leaf.host, port=leaf.port, socket_timeout=2).ping()
-        assert leaf.client().config_get("port")["port"] == "0"
-        with Client(
-            cluster.zk_hosts,
-            cluster.cluster,
-            local=leaf.address,
-            writer=security.user("writer"),
-            reader=security.user("reader"),
-            tls=security.tls,
-            timeout=20,
-        ) as client:
-            assert client.set("tls:key", "v") == "OK"
-            cluster.wait_everywhere("tls:key", "v")
-            assert client.get("tls:key", max_staleness=10) == "v"
+def test_a_cluster_listening_only_on_tls_forms_replicates_and_confirms_a_write(tls_secured):
+    cluster, security = tls_secured, tls_secured.security
+    leaf = cluster.redis[cluster.names("leaf")[0]]
+    with pytest.raises(redis.exceptions.ConnectionError):
+        redis.Redis(host=leaf.host, port=leaf.port, socket_timeout=2).ping()
+    assert leaf.client().config_get("port")["port"] == "0"
+    with Client(
+        cluster.zk_hosts,
+        cluster.cluster,
+        local=leaf.address,
+        writer=security.user("writer"),
+        reader=security.user("reader"),
+        tls=security.tls,
+        zk_tls=security.zk_tls,
+        timeout=20,
+    ) as client:
+        assert client.set("tls:key", "v") == "OK"
+        cluster.wait_everywhere("tls:key", "v")
+        assert client.get("tls:key", max_staleness=10) == "v"
+
+
+def _master_of(server: RedisServer) -> str:
+    """The address ``server`` replicates from ("" if it is a master)."""
+    info = server.info("replication")
+    return f"{info['master_host']}:{info['master_port']}" if info["role"] == "slave" else ""
+
+
+def _name(prefix: str, wanted: Callable[[str], bool]) -> str:
+    """The first of ``prefix`` 0, 1, 2 ... that is ``wanted``."""
+    return next(n for n in (f"{prefix}{i}" for i in itertools.count()) if wanted(n))
+
+
+@pytest.mark.parametrize("certificate", ["another-name", "client-only"])
+def test_a_redis_without_a_server_certificate_for_its_address_is_refused_as_a_parent(
+    tls_secured, certificate
+):
+    """Someone in the path at the address a branch advertises, holding a certificate of the
+    cluster's CA made out to another name (or a client's certificate): Redis checks only the
+    CA when it connects to its master, so the agent checks the rest itself before REPLICAOF.
+    A leaf stays on its parent, and a new leaf picks one whose certificate names it."""
+    cluster, security = tls_secured, tls_secured.security
+    assert security.ca is not None
+    names = {"another-name": ("impostor.example",), "client-only": ("127.0.0.1",)}
+    pair = security.ca.issue(
+        f"impostor-{certificate}", *names[certificate], server=certificate != "client-only"
+    )
+    port = free_port()
+    impostor = RedisServer(
+        cluster.workdir,
+        name=f"redis-impostor-{certificate}",
+        port=port,
+        config=security.redis_config(port, certificate=pair),
+        client_options={**security.client_options(), "ssl_cert_reqs": "none"},
+    ).start()
+    root = cluster.root_name()
+    parent = next(n for n in cluster.names("branch") if n != root)
+    staying = cluster.names("leaf")[0]
+    branch = _name(f"posing-{certificate}-", lambda n: choose_parent(staying, [parent, n]) == n)
+    newcomer = _name(
+        f"newcomer-{certificate}-", lambda n: choose_parent(n, [parent, branch]) == branch
+    )
+    try:
+        # The agent's own connections (probes, fencing) check the name and purpose too,
+        # and any REPLICAOF it gives (a move, or making the previous root a replica).
+        with RedisControl(impostor.address, **security.connect_options()) as control:
+            assert control.state() == UNREACHABLE
+            with pytest.raises(redis.exceptions.ConnectionError):
+                control.fence()
+        before = _master_of(cluster.redis[staying])
+        leaf = RedisControl(cluster.redis[staying].address, **security.connect_options())
+        with leaf, pytest.raises(UntrustedServer):
+            leaf.replicate(impostor.address)
+        assert _master_of(cluster.redis[staying]) == before
+
+        def outcome(leaf: str) -> str | None:
+            if _master_of(cluster.redis[leaf]) == impostor.address:
+                return "replicated from the impostor"
+            log = cluster.agents[leaf].log_path.read_text(errors="replace")
+            refused = [line for line in log.splitlines() if "refusing to replicate" in line]
+            return "refused" if any(impostor.address in line for line in refused) else None
+
+        cluster.add_node(branch, "branch", advertise=impostor.address)
+        assert wait_until(lambda: outcome(staying), timeout=60, what="a move") == "refused"
+        cluster.add_node(newcomer, "leaf")
+        assert wait_until(lambda: outcome(newcomer), timeout=60, what="a move") == "refused"
+        expected = cluster.redis[parent].address
+        for leaf in (staying, newcomer):
+            wait_until(
+                lambda leaf=leaf: (
+                    _master_of(cluster.redis[leaf]) == expected
+                    and cluster.redis[leaf].info("replication")["master_link_status"] == "up"
+                ),
+                timeout=30,
+                what=f"{leaf} replicating from {parent}",
+            )
+        assert impostor.info("replication")["connected_slaves"] == 0
+    finally:
+        impostor.stop()
+        for node in (newcomer, branch):
+            if node in cluster.tiers:
+                cluster.remove_node(node)
+    cluster.wait_for_tree(timeout=60)
 
 
 def _prodstate(*args: str) -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, "-m", "prodstate", *args]
     return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_zookeeper_serves_only_tls_clients_with_a_certificate_of_the_ca(
+    tls_secured, kazoo_factory, tmp_path
+):
+    cluster, security = tls_secured, tls_secured.security
+    assert security.zk_tls is not None
+    ca = security.zk_tls.ca_file
+    stranger = CertificateAuthority(tmp_path, name="stranger-ca").issue("stranger", "127.0.0.1")
+    refused = {
+        "a plaintext client": {},
+        "a client without a certificate": TlsFiles(ca).kazoo_kwargs(),
+        "a certificate of another CA": TlsFiles(ca, *stranger).kazoo_kwargs(),
+    }
+    for who, options in refused.items():
+        zk = KazooClient(hosts=cluster.zk_hosts, timeout=2, logger=quiet_log, **options)
+        try:
+            with pytest.raises(KazooTimeoutError):
+                zk.start(timeout=2)
+                pytest.fail(f"ZooKeeper served {who}")
+        finally:
+            zk.stop()
+            zk.close()
+    zk = kazoo_factory(cluster.zk_hosts, **security.zk_kwargs())
+    assert set(zk.get_children(f"/prodstate/{cluster.cluster}/members/branch")) >= set(
+        cluster.names("branch")
+    )
+
+
+def test_the_commands_reach_a_zookeeper_listening_only_on_tls(tls_secured):
+    """The agents formed the tree over TLS (the fixture); the commands take --zk-tls-*."""
+    cluster, security = tls_secured, tls_secured.security
+    where = ["--zk", cluster.zk_hosts, "--cluster", cluster.cluster]
+    files = security.agent_args()  # credentials, --tls-* and --zk-tls-*
+    status = _prodstate("status", *where, *files)
+    assert status.returncode == 0 and "healthy" in status.stdout, status.stdout + status.stderr
+    root = _prodstate("root", *where, *files)
+    assert root.returncode == 0 and f"node={cluster.root_name()}" in root.stdout, root.stderr
+    locks = _prodstate("lock", "list", *where, *files)
+    assert locks.returncode == 0, locks.stderr
+    pairs = zip(files[::2], files[1::2], strict=True)
+    plain = [arg for pair in pairs if not pair[0].startswith("--zk-tls") for arg in pair]
+    refused = _prodstate("status", *where, *plain, "--zk-timeout", "2")
+    assert refused.returncode == 2 and "cannot connect to ZooKeeper" in refused.stderr
+    assert "Traceback" not in refused.stderr
 
 
 def test_the_commands_use_the_credentials_file_and_read_zookeeper_without_it(secured):

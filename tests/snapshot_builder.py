@@ -194,6 +194,9 @@ raw_snapshots = st.builds(
     avoiding=st.sets(pool_ids, max_size=2).map(frozenset),
     unacked_since=st.none() | times,
     held_off=rarely,
+    untrusted_masters=st.sampled_from(
+        [frozenset(), frozenset(), frozenset({addr("b2")}), frozenset({addr("b2"), addr("b3")})]
+    ),
 )
 
 

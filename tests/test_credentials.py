@@ -26,6 +26,7 @@ from prodstate.security.credentials import (
     load_credentials,
 )
 from prodstate.security.tls import tls_files
+from prodstate.testing.secure import CertificateAuthority
 from prodstate.zk.acl import auth_data, prodstate_acl, same_acl
 
 PASSWORD = secrets.token_urlsafe(16)
@@ -164,7 +165,8 @@ def _leaf_commands(command: click.Command, path: str) -> list[tuple[str, click.C
 
 def test_every_command_that_reaches_zookeeper_or_redis_takes_the_credentials_and_tls_files():
     wanted = {"--credentials-file", "--tls-ca-file", "--tls-cert-file", "--tls-key-file"}
-    missing, checked = [], 0
+    zk_tls = {"--zk-tls-ca-file", "--zk-tls-cert-file", "--zk-tls-key-file"}
+    missing, checked, zk_checked = [], 0, 0
     for name in COMMANDS:
         for path, command in _leaf_commands(load_command(name), name):
             options = {o for p in command.params for o in p.opts}
@@ -172,7 +174,11 @@ def test_every_command_that_reaches_zookeeper_or_redis_takes_the_credentials_and
                 checked += 1
                 if not wanted <= options:
                     missing.append(path)
-    assert checked > 20 and missing == []
+            if "--zk" in options:
+                zk_checked += 1
+                if not zk_tls <= options:
+                    missing.append(f"{path} (ZooKeeper over TLS)")
+    assert checked > 20 and zk_checked > 15 and missing == []
 
 
 def test_a_state_database_command_refuses_an_unreadable_credentials_file(tmp_path):
@@ -241,9 +247,19 @@ def test_the_agent_manages_every_role_but_its_own(tmp_path):
 
 
 def test_tls_options_are_checked(tmp_path):
-    ca = write(tmp_path / "ca.pem", "x")
+    authority = CertificateAuthority(tmp_path)
+    ca, (cert, key) = authority.ca_file, authority.issue("me", "127.0.0.1")
     assert tls_files(None, None, None) is None
     assert tls_files(ca, None, None).redis_kwargs()["ssl_ca_certs"] == ca
-    for bad in [(None, ca, ca), (ca, ca, None), (str(tmp_path / "missing"), None, None)]:
+    assert tls_files(ca, cert, key).kazoo_kwargs()["certfile"] == cert
+    garbage = write(tmp_path / "garbage.pem", "x")
+    for bad in [
+        (None, ca, ca),
+        (ca, ca, None),
+        (str(tmp_path / "missing"), None, None),
+        (garbage, None, None),
+        (ca, cert, garbage),
+        (ca, cert, authority.issue("other", "127.0.0.1")[1]),  # not this certificate's key
+    ]:
         with pytest.raises(ValueError):
             tls_files(*bad)

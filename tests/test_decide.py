@@ -96,6 +96,23 @@ def test_leaf_skips_unavailable_branches():
     assert act(snap(tier=Tier.LEAF, node_id=leaf, branches=branches)) == Replicate(addr("b3"))
 
 
+def test_leaf_skips_a_branch_whose_certificate_was_refused_and_stays_on_its_parent():
+    leaf = leaf_where(lambda n: choose_parent(n, ["b2", "b3"]) == "b2")
+    s = snap(tier=Tier.LEAF, node_id=leaf, untrusted_masters=frozenset({addr("b2")}))
+    assert act(s) == Replicate(addr("b3"))
+    assert act(replace(s, redis=replica(master=addr("b3")))) == Wait()
+    assert act(replace(s, untrusted_masters=frozenset())) == Replicate(addr("b2"))
+
+
+def test_a_node_whose_only_parent_was_refused_waits_for_the_next_check():
+    untrusted = frozenset({ROOT_ADDR})
+    on_b2 = replica(master=addr("b2"))
+    d = decide(snap(redis=on_b2, untrusted_masters=untrusted))  # a branch: the root only
+    assert d.action == Wait() and "certificate was refused" in d.reason
+    leaf = snap(tier=Tier.LEAF, branches=(branch(ROOT_ID),), untrusted_masters=untrusted)
+    assert act(replace(leaf, redis=on_b2)) == Wait()
+
+
 @pytest.mark.parametrize(
     "branches", [(branch(ROOT_ID),), (branch(ROOT_ID), branch("b2", available=False))]
 )
@@ -473,9 +490,12 @@ def test_any_snapshot_gets_one_safe_explained_decision(s):
         assert not (isinstance(action, Register) and action.member.available)
     if s.tier is Tier.LEAF and not held:
         assert isinstance(action, Wait | Register | Replicate | LeaveElection | Configure | Probe)
+    if isinstance(action, Replicate) and s.root is not None:
+        assert action.address not in s.untrusted_masters
     if s.tier is Tier.LEAF and isinstance(action, Replicate) and s.root is not None:
         skip = {ME, s.root.node_id}
         live = {m.address for m in s.branches if m.available and m.node_id not in skip}
+        live -= s.untrusted_masters  # their certificates were refused lately
         assert action.address in (live or {s.root.address})
 
 

@@ -258,3 +258,12 @@ def test_freshness_never_lets_a_node_serve_without_holding_the_root(s, age):
             assert s.holds_root
         if isinstance(d.action, StepDown) and d.action.hold_off:
             assert s.holds_root and s.unacked_since is not None
+
+
+def test_the_serving_root_publishes_itself_fresh_whatever_its_own_heartbeat_says():
+    """The root is the heartbeat's source: a slow ZooKeeper link that delayed its heartbeat
+    writes must not make it report stale (and the whole tree with it)."""
+    s = serving(freshness=aged(10, fresh=False), registered=replace(branch(ME), fresh=False))
+    d = decide(s)
+    assert d.action == Register(replace(branch(ME), available=False))
+    assert d.action.member.fresh

@@ -237,3 +237,7 @@ def test_http_endpoint(m: AgentMetrics) -> None:
     finally:
         m.close()
     assert m.port is None
+
+
+def test_the_serving_root_is_healthy_while_its_own_heartbeat_reads_old() -> None:
+    assert health(root_snap(freshness=aged(10, fresh=False)))[0] is True

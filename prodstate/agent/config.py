@@ -39,6 +39,7 @@ class AgentConfig:
     freshness: FreshnessPolicy = DEFAULT_POLICY
     credentials: Credentials = field(default=NO_CREDENTIALS, repr=False)
     tls: TlsFiles | None = None
+    zk_tls: TlsFiles | None = None
 
     @property
     def full_read_interval(self) -> float:

@@ -54,6 +54,7 @@ from prodstate.core.model import (
 from prodstate.core.rendezvous import reaction_delay
 from prodstate.redis.control import RedisControl
 from prodstate.redis.users import managed_users, replication_settings, setuser_args
+from prodstate.security.tls import ServerChecks
 from prodstate.zk.errors import StoreUnavailable, UntrustedZnodes
 from prodstate.zk.store import View, ZkStore
 
@@ -74,13 +75,16 @@ class Agent:
         self.config = config
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self.redis = RedisControl(config.redis, **config.redis_options())
+        #: The TLS check of every address a Redis is made to replicate from (one per move).
+        self.servers = ServerChecks(config.tls)
+        self.redis = RedisControl(config.redis, servers=self.servers, **config.redis_options())
         self.zk = ZkStore(
             config.zk,
             config.cluster,
             config.session_timeout,
             self.wake,
             credentials=config.credentials,
+            tls=config.zk_tls,
         )
         self.view: View | None = None
         self._refresh_at: float | None = 0.0
@@ -256,6 +260,7 @@ class Agent:
             offset_since=offset_since if redis_state.reachable else None,
             avoiding=frozenset(self._avoiding),
             held_off=self._held_off_until is not None,
+            untrusted_masters=self.servers.refused(now),
         )
         self._no_branch_since = no_branch_since(self._no_branch_since, snapshot)
         self._unacked_since = unacked_since(self._unacked_since, snapshot)
@@ -333,7 +338,9 @@ class Agent:
 
     def _peer(self, address: str, timeout: float = 0.3) -> RedisControl:
         """Another node's Redis, as this agent's admin identity (close it after use)."""
-        return RedisControl(address, timeout=timeout, **self.config.redis_options())
+        return RedisControl(
+            address, timeout=timeout, servers=self.servers, **self.config.redis_options()
+        )
 
     # --- acting ---------------------------------------------------------------------------------
 

@@ -152,6 +152,7 @@ def agent(
         freshness=freshness,
         credentials=secured.credentials,
         tls=secured.tls,
+        zk_tls=secured.zk_tls,
     )
     runner = Agent(config)
     try:

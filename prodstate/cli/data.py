@@ -51,7 +51,7 @@ def _client(zk: str | None, cluster: str, **kw: Any) -> Iterator[Client]:
     users = secured.credentials
     kw.update(writer=users.redis_user("writer"), reader=users.redis_user("reader"))
     try:
-        client = Client(zk, cluster, tls=secured.tls, **kw)
+        client = Client(zk, cluster, tls=secured.tls, zk_tls=secured.zk_tls, **kw)
     except ProdstateError as exc:
         fail(str(exc), ERROR)
     try:

@@ -100,8 +100,45 @@ def check_cluster(ctx: click.Context, param: click.Parameter, value: str | None)
     return check_node_id(ctx, param, value)
 
 
+#: ``ctx.meta`` key of the options that only name files (credentials, TLS): their values,
+#: by parameter name, loaded by :func:`prodstate.cli.security.security`.
+FILE_OPTIONS = "prodstate.security"
+
+_ZK_TLS_FILES = {
+    "--zk-tls-ca-file": "CA certificate (PEM) that signs the ZooKeeper servers' certificates: "
+    "connect to ZooKeeper over TLS.",
+    "--zk-tls-cert-file": "Client certificate (PEM) for ZooKeeper servers that verify clients.",
+    "--zk-tls-key-file": "Private key (PEM) of --zk-tls-cert-file.",
+}
+
+
+def remember_file(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """Click callback of an option naming a file: keep it for ``security(ctx)``."""
+    ctx.meta.setdefault(FILE_OPTIONS, {})[param.name] = value
+
+
+def file_options(files: dict[str, str]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Add an option naming a file for each of ``files`` (option -> help), read with
+    :func:`prodstate.cli.security.security` rather than passed to the command."""
+
+    def add(command: Callable[..., Any]) -> Callable[..., Any]:
+        for name, text in reversed(files.items()):
+            command = option(
+                name,
+                type=click.Path(dir_okay=False),
+                expose_value=False,
+                callback=remember_file,
+                help=text,
+            )(command)
+        return command
+
+    return add
+
+
 def zk_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """``--zk`` and ``--cluster`` (also ``PRODSTATE_ZK`` and ``PRODSTATE_CLUSTER``)."""
+    """``--zk`` and ``--cluster`` (also ``PRODSTATE_ZK`` and ``PRODSTATE_CLUSTER``), and the
+    ``--zk-tls-*`` files (read with :func:`prodstate.cli.security.security`)."""
+    command = file_options(_ZK_TLS_FILES)(command)
     command = option(
         "--cluster", required=True, callback=check_cluster, help="Cluster name (namespace)."
     )(command)

@@ -1,4 +1,5 @@
-"""``--credentials-file`` and the ``--tls-*`` options, shared by every command.
+"""``--credentials-file`` and the ``--tls-*`` options, shared by every command, and the
+``--zk-tls-*`` options that :func:`prodstate.cli.options.zk_options` adds.
 
 The options only name files; secrets are read from the (private) file or the environment,
 never taken from the command line.
@@ -12,7 +13,7 @@ from typing import Any
 
 import click
 
-from prodstate.cli.options import option
+from prodstate.cli.options import FILE_OPTIONS, file_options
 from prodstate.core.model import DataError
 from prodstate.security.credentials import NONE, Credentials, load_credentials
 from prodstate.security.tls import TlsFiles, tls_files
@@ -30,37 +31,44 @@ class Security:
     """The credentials and TLS files a command was given."""
 
     credentials: Credentials = NONE
+    #: TLS to Redis (``--tls-*``).
     tls: TlsFiles | None = None
-
-
-def _remember(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
-    ctx.meta.setdefault("prodstate.security", {})[param.name] = value
+    #: TLS to ZooKeeper (``--zk-tls-*``).
+    zk_tls: TlsFiles | None = None
 
 
 def security_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Add the options; read them in the command with :func:`security`."""
-    for name, text in reversed(_FILES.items()):
-        command = option(
-            name,
-            type=click.Path(dir_okay=False),
-            expose_value=False,
-            callback=_remember,
-            help=text,
-        )(command)
-    return command
+    return file_options(_FILES)(command)
 
 
 def security(ctx: click.Context) -> Security:
     """Load what the options name; a usage error (exit 2) naming the problem otherwise."""
-    given = ctx.meta.get("prodstate.security", {})
+    given = ctx.meta.get(FILE_OPTIONS, {})
     try:
         credentials = load_credentials(given.get("credentials_file"))
     except DataError as exc:
         raise click.BadParameter(str(exc), ctx, param_hint="--credentials-file") from None
+    return Security(
+        credentials,
+        _tls(ctx, given, "--tls", "Redis servers"),
+        _tls(ctx, given, "--zk-tls", "ZooKeeper servers"),
+    )
+
+
+def _tls(
+    ctx: click.Context, given: dict[str, str | None], option: str, servers: str
+) -> TlsFiles | None:
+    """The TlsFiles of ``{option}-ca-file``, ``-cert-file`` and ``-key-file``, if given (the
+    error names the options)."""
+    key = option.lstrip("-").replace("-", "_")
     try:
-        tls = tls_files(
-            given.get("tls_ca_file"), given.get("tls_cert_file"), given.get("tls_key_file")
+        return tls_files(
+            given.get(f"{key}_ca_file"),
+            given.get(f"{key}_cert_file"),
+            given.get(f"{key}_key_file"),
+            option=option,
+            servers=servers,
         )
     except DataError as exc:
-        raise click.BadParameter(str(exc), ctx, param_hint="--tls-ca-file") from None
-    return Security(credentials, tls)
+        raise click.UsageError(str(exc), ctx) from None

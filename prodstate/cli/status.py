@@ -63,7 +63,7 @@ def status(
     users = secured.credentials
     options = {"user": users.redis_user("admin") or users.redis_user("reader"), "tls": secured.tls}
     try:
-        client = quiet_client(zk)
+        client = quiet_client(zk, tls=secured.zk_tls)
     except ValueError as exc:
         raise click.BadParameter(str(exc), ctx, param_hint="--zk") from None
     try:

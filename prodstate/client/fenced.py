@@ -131,12 +131,14 @@ class Client:
         writer: Secret | None = None,
         reader: Secret | None = None,
         tls: TlsFiles | None = None,
+        zk_tls: TlsFiles | None = None,
     ) -> None:
         """``acks``: branches that must confirm each write (default 1 while any branch other
         than the root is registered, else 0); ``timeout``: deadline of a write, failover
         included; ``zk=None`` makes a read-only client. ``writer`` and ``reader``: the Redis
         identities for writes at the root and reads of the local Redis; ``tls``: connect to
-        Redis over TLS. ZooKeeper is only read: no credentials are needed for it."""
+        Redis over TLS, ``zk_tls``: to ZooKeeper (when ``zk`` names its hosts). ZooKeeper is
+        only read: no credentials are needed for it."""
         self.cluster = cluster
         self._writer, self._tls = writer, tls
         self.acks = acks
@@ -151,7 +153,7 @@ class Client:
             # Imported here: a read-only client (``prodstate get``) never loads kazoo.
             from prodstate.zk.rootwatch import RootWatch
 
-            self.zk = _start_zookeeper(zk, zk_timeout) if isinstance(zk, str) else zk
+            self.zk = _start_zookeeper(zk, zk_timeout, zk_tls) if isinstance(zk, str) else zk
             self.watch = RootWatch(self.zk, cluster).start()
         self.local = connect(local, timeout=2.0, user=reader, tls=tls)
         self._roots: dict[str, redis.Redis] = {}
@@ -425,12 +427,13 @@ class Client:
                 )
 
 
-def _start_zookeeper(hosts: str, timeout: float) -> KazooClient:
-    """A started kazoo client; ProdstateError if ZooKeeper cannot be reached in time."""
+def _start_zookeeper(hosts: str, timeout: float, tls: TlsFiles | None) -> KazooClient:
+    """A started kazoo client (over TLS with ``tls``); ProdstateError if ZooKeeper cannot be
+    reached in time."""
     from kazoo.client import KazooClient
     from kazoo.handlers.threading import KazooTimeoutError
 
-    zk = KazooClient(hosts=hosts, timeout=timeout)
+    zk = KazooClient(hosts=hosts, timeout=timeout, **(tls.kazoo_kwargs() if tls else {}))
     try:
         zk.start(timeout=timeout)
     except KazooTimeoutError:

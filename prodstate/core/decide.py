@@ -317,7 +317,8 @@ def follow_target(s: Snapshot, blamed: str | None = None) -> tuple[str, str]:
     (staying off the branches it avoids, and ``blamed``)."""
     assert s.root is not None
     avoid = s.avoiding | {blamed} if blamed else s.avoiding
-    return parent_of(s.node_id, s.tier, s.root, s.branches, avoid)
+    branches = [m for m in s.branches if m.address not in s.untrusted_masters]
+    return parent_of(s.node_id, s.tier, s.root, branches, avoid)
 
 
 def _follow(s: Snapshot) -> Decision:
@@ -337,6 +338,8 @@ def _follow(s: Snapshot) -> Decision:
             return Decision(Wait(), waiting)
     if s.redis.master == target:
         return Decision(Wait(), why)
+    if target in s.untrusted_masters:
+        return Decision(Wait(), f"{why}, but its TLS certificate was refused lately: not moving")
     if target == s.root.address and not s.root.replid:
         # A replica whose own master is gone refuses PSYNC, and Redis retries only once a
         # second: following the root before it has promoted would cost up to a second.

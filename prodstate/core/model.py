@@ -375,6 +375,9 @@ class Snapshot:
     #: True while this node, having given up the root for lack of acknowledgements, sits
     #: out of the election.
     held_off: bool = False
+    #: Addresses whose TLS certificate was lately refused before replicating from them: a
+    #: leaf does not choose them as its parent meanwhile, and no node moves to them.
+    untrusted_masters: frozenset[str] = frozenset()
 
     @property
     def holds_root(self) -> bool:

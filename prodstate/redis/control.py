@@ -25,7 +25,7 @@ from prodstate.core.model import (
 from prodstate.redis.scripts import SCRIPTS
 from prodstate.security.credentials import Secret
 from prodstate.security.files import file_mode, writable_by_others
-from prodstate.security.tls import TlsFiles
+from prodstate.security.tls import ServerChecks, TlsFiles
 
 log = logging.getLogger(__name__)
 
@@ -174,9 +174,13 @@ class RedisControl:
         *,
         user: Secret | None = None,
         tls: TlsFiles | None = None,
+        servers: ServerChecks | None = None,
     ) -> None:
+        """``servers`` checks each address this Redis is made to replicate from (by default,
+        with TLS, a check of its own that remembers nothing)."""
         self.address = address
         self.conn = connect(address, timeout, user=user, tls=tls)
+        self.servers = servers if servers is not None else ServerChecks(tls)
         self._rewrite_warned = False
 
     def state(self) -> RedisState:
@@ -200,8 +204,11 @@ class RedisControl:
         self.conn.execute_command("ACL", "SETUSER", *args)
 
     def replicate(self, address: str) -> None:
-        """``REPLICAOF`` address, then ``CONFIG REWRITE`` (see persist_config)."""
+        """``REPLICAOF`` address, then ``CONFIG REWRITE`` (see persist_config). With TLS,
+        only once the certificate at ``address`` proves to be a server's for that address
+        (UntrustedServer if not: Redis itself checks only the CA)."""
         host, port = parse_address(address)
+        self.servers.check(address)
         self.conn.replicaof(host, port)
         self.persist_config()
 

@@ -66,9 +66,10 @@ def zookeeper(hosts: str, doing: str, timeout: float = 5.0) -> Iterator[KazooCli
     it has one (its znodes then get prodstate's ACL); exit 2 with a message naming ``doing``
     (e.g. ``"taking lock web"``) when ZooKeeper cannot be reached or fails, 1 when it
     refuses for lack of rights."""
-    credentials = secured().credentials
+    found = secured()
+    credentials = found.credentials
     try:
-        zk = quiet_client(hosts, timeout, credentials)
+        zk = quiet_client(hosts, timeout, credentials, found.zk_tls)
     except ValueError as exc:
         fail(f"bad --zk {hosts!r}: {describe(exc)}", ERROR)
     try:

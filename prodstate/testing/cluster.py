@@ -83,8 +83,11 @@ class LocalCluster:
         self.redis_proxies: dict[str, TcpProxy] = {}
         self.source_ips: dict[str, str] = {}
         self.zookeeper: ZooKeeperServer | ZooKeeperEnsemble
+        zk_tls = security.zk_tls if security else None
         if zk_size == 1:
-            self.zookeeper = ZooKeeperServer(self.workdir, tick_time=tick_time)
+            self.zookeeper = ZooKeeperServer(self.workdir, tick_time=tick_time, tls=zk_tls)
+        elif zk_tls is not None:
+            raise ValueError("ZooKeeper over TLS is a standalone server in the harness")
         else:
             self.zookeeper = ZooKeeperEnsemble(self.workdir, size=zk_size, tick_time=tick_time)
         self.tiers: dict[str, str] = {}
@@ -101,8 +104,16 @@ class LocalCluster:
         """ZooKeeper connection string."""
         return self.zookeeper.hosts
 
-    def add_node(self, name: str, tier: str, start: bool = True, agent: bool = True) -> None:
-        """Add a Redis (and its agent) named ``name``; start them if ``start``."""
+    def add_node(
+        self,
+        name: str,
+        tier: str,
+        start: bool = True,
+        agent: bool = True,
+        advertise: str | None = None,
+    ) -> None:
+        """Add a Redis (and its agent) named ``name``; start them if ``start``. The agent
+        advertises ``advertise`` if given (what others then reach is not its Redis)."""
         self.tiers[name] = tier
         config = dict(self.redis_config)
         if self.use_redis_proxies:
@@ -123,6 +134,8 @@ class LocalCluster:
         if self.use_redis_proxies:
             self.redis_proxies[name] = TcpProxy(self.redis[name].address).start()
             extra_args += ["--advertise", self.redis_proxies[name].address]
+        if advertise is not None:
+            extra_args += ["--advertise", advertise]
         if agent:
             zk_hosts = self.zk_hosts
             if self.use_zk_proxies:
@@ -145,6 +158,17 @@ class LocalCluster:
             self.redis[name].start()
             if agent:
                 self.agents[name].start()
+
+    def remove_node(self, name: str) -> None:
+        """Stop node ``name``'s agent, Redis and proxies, and forget the node."""
+        for process in (self.agents.pop(name, None), self.redis.pop(name)):
+            if process is not None:
+                process.stop()
+        for proxy in [*self.zk_proxies.pop(name, []), self.redis_proxies.pop(name, None)]:
+            if proxy is not None:
+                proxy.stop()
+        self.source_ips.pop(name, None)
+        del self.tiers[name]
 
     def names(self, tier: str) -> list[str]:
         """Node names of one tier."""
@@ -307,7 +331,8 @@ class LocalCluster:
         """A kazoo client for inspecting the cluster (one, reused)."""
         if self._zk_client is None:
             retry = KazooRetry(max_tries=-1, delay=0.1, max_delay=1.0)  # back soon after outages
-            self._zk_client = KazooClient(hosts=self.zk_hosts, connection_retry=retry)
+            tls = self.security.zk_kwargs() if self.security else {}
+            self._zk_client = KazooClient(hosts=self.zk_hosts, connection_retry=retry, **tls)
             self._zk_client.start(timeout=15)
         return self._zk_client
 

@@ -1,4 +1,5 @@
-"""ZooKeeper from Debian's jars: a standalone server or a 3-node ensemble.
+"""ZooKeeper from Debian's jars: a standalone server or a 3-node ensemble, a standalone one
+listening on TLS only if asked.
 
 The jars are found under ``/usr/share/java`` (override the folder with
 ``PRODSTATE_ZOOKEEPER_JARS``, or the whole class path with
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from kazoo.client import KazooClient
 
+from prodstate.security.tls import TlsFiles
 from prodstate.testing.ports import free_ports
 from prodstate.testing.process import ManagedProcess
 from prodstate.testing.wait import wait_until
@@ -36,18 +38,25 @@ def zookeeper_classpath() -> str:
             f"{main_jar} not found: install Debian's zookeeper package "
             "or set PRODSTATE_ZOOKEEPER_JARS / PRODSTATE_ZOOKEEPER_CLASSPATH"
         )
-    # zookeeper.jar's manifest names its dependencies; slf4j-simple gives it a log.
-    parts = [main_jar] + [p for p in [jars / "slf4j-simple.jar"] if p.exists()]
+    # zookeeper.jar's manifest names its dependencies but netty-codec, which its TLS port
+    # needs; slf4j-simple gives it a log.
+    extra = [jars / "netty-codec.jar", jars / "slf4j-simple.jar"]
+    parts = [main_jar] + [p for p in extra if p.exists()]
     return os.pathsep.join(str(p) for p in parts)
 
 
-def four_letter_word(host: str, port: int, word: str, timeout: float = 2.0) -> str:
-    """Send a ZooKeeper four-letter command (``srvr``, ``mntr``, ...) and return the reply."""
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        sock.sendall(word.encode())
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
+def four_letter_word(
+    host: str, port: int, word: str, timeout: float = 2.0, tls: TlsFiles | None = None
+) -> str:
+    """Send a ZooKeeper four-letter command (``srvr``, ``mntr``, ...) and return the reply
+    (over TLS with ``tls``)."""
+    with socket.create_connection((host, port), timeout=timeout) as plain:
+        sock = tls.context().wrap_socket(plain, server_hostname=host) if tls else plain
+        with sock:
+            sock.sendall(word.encode())
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
     return b"".join(chunks).decode(errors="replace")
 
 
@@ -65,20 +74,29 @@ class ZooKeeperServer(ManagedProcess):
         server_id: int | None = None,
         peers: dict[int, tuple[int, int]] | None = None,
         heap_mb: int = 192,
+        tls: TlsFiles | None = None,
+        client_auth: str = "need",
     ) -> None:
+        """With ``tls`` (a CA, and a certificate valid for ``host`` as a server and as a
+        client), the client port serves TLS only, trusting clients of that CA; with
+        ``client_auth`` ZooKeeper's ``ssl.clientAuth``: ``need`` (a client certificate of
+        the CA), ``want`` or ``none``. The harness's four-letter words use the same pair."""
         self.host = host
+        self.tls = tls
         self.client_port = client_port or free_ports(1, host)[0]
         self.tick_time = tick_time
         workdir = Path(workdir) / name
         data_dir = workdir / "data"
         data_dir.mkdir(parents=True, exist_ok=True)
+        port_key = "clientPort" if tls is None else "secureClientPort"
         settings = {
             "tickTime": tick_time,
             "initLimit": 20,
             "syncLimit": 10,
             "dataDir": data_dir,
-            "clientPort": self.client_port,
-            "clientPortAddress": host,
+            port_key: self.client_port,
+            f"{port_key}Address": host,
+            **(_tls_settings(tls, client_auth, workdir) if tls else {}),
             "maxClientCnxns": 0,
             "admin.enableServer": "false",
             "4lw.commands.whitelist": "*",
@@ -120,7 +138,7 @@ class ZooKeeperServer(ManagedProcess):
 
     def four_letter_word(self, word: str) -> str:
         """Run a four-letter command against this server."""
-        return four_letter_word(self.host, self.client_port, word)
+        return four_letter_word(self.host, self.client_port, word, tls=self.tls)
 
     def mode(self) -> str | None:
         """``standalone``, ``leader``, ``follower``, or None while not serving."""
@@ -135,6 +153,23 @@ class ZooKeeperServer(ManagedProcess):
 
     def _is_serving(self) -> bool:
         return self.mode() in SERVING_MODES
+
+
+def _tls_settings(tls: TlsFiles, client_auth: str, workdir: Path) -> dict[str, object]:
+    """zoo.cfg lines of a TLS client port (Netty's, with PEM key and trust stores)."""
+    if not (tls.cert_file and tls.key_file):
+        raise ValueError("a TLS ZooKeeper needs a certificate and its key")
+    store = workdir / "keystore.pem"  # ZooKeeper reads the key and its chain from one file
+    store.touch(mode=0o600)
+    store.write_text(Path(tls.key_file).read_text() + Path(tls.cert_file).read_text())
+    return {
+        "serverCnxnFactory": "org.apache.zookeeper.server.NettyServerCnxnFactory",
+        "ssl.keyStore.location": store,
+        "ssl.keyStore.type": "PEM",
+        "ssl.trustStore.location": tls.ca_file,
+        "ssl.trustStore.type": "PEM",
+        "ssl.clientAuth": client_auth,
+    }
 
 
 class ZooKeeperEnsemble:
@@ -199,7 +234,11 @@ def expire_session(client: KazooClient, hosts: str, timeout: float = 10.0) -> No
     victim learns it (state LOST) when it next talks to the server.
     """
     session_id, password = client.client_id
-    thief = KazooClient(hosts=hosts, client_id=(session_id, password), timeout=timeout)
+    tls = {  # the victim's TLS settings, if any
+        name: getattr(client, name)
+        for name in ("use_ssl", "ca", "certfile", "keyfile", "verify_certs", "check_hostname")
+    }
+    thief = KazooClient(hosts=hosts, client_id=(session_id, password), timeout=timeout, **tls)
     thief.start(timeout=timeout)
     try:
         if thief.client_id[0] != session_id:

@@ -14,6 +14,7 @@ from kazoo.handlers.threading import KazooTimeoutError
 
 from prodstate.core.model import DataError, Lineage, Member, RootRecord, Tier
 from prodstate.security.credentials import NONE, Credentials
+from prodstate.security.tls import TlsFiles
 from prodstate.zk.acl import auth_data, prodstate_acl
 from prodstate.zk.paths import Layout
 
@@ -25,16 +26,23 @@ quiet_log.addHandler(logging.NullHandler())
 quiet_log.propagate = False
 
 
-def quiet_client(hosts: str, timeout: float = 10.0, credentials: Credentials = NONE) -> KazooClient:
+def quiet_client(
+    hosts: str,
+    timeout: float = 10.0,
+    credentials: Credentials = NONE,
+    tls: TlsFiles | None = None,
+) -> KazooClient:
     """A kazoo client (not started) whose own logging is silenced; ValueError for bad
     ``hosts``. With a ``[zookeeper]`` identity in ``credentials`` it authenticates as the
-    agents do and creates every znode with their ACL (:func:`prodstate.zk.acl.prodstate_acl`)."""
+    agents do and creates every znode with their ACL (:func:`prodstate.zk.acl.prodstate_acl`);
+    with ``tls``, over TLS."""
     return KazooClient(
         hosts=hosts,
         timeout=timeout,
         logger=quiet_log,
         auth_data=auth_data(credentials) or None,
         default_acl=prodstate_acl(credentials),
+        **(tls.kazoo_kwargs() if tls else {}),
     )
 
 

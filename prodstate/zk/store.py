@@ -45,6 +45,7 @@ from prodstate.core.model import (
 )
 from prodstate.security.credentials import NONE as NO_CREDENTIALS
 from prodstate.security.credentials import Credentials
+from prodstate.security.tls import TlsFiles
 from prodstate.zk.acl import auth_data, prodstate_acl
 from prodstate.zk.cache import DataZnode, MemberZnode, ReadCache, Uncached
 from prodstate.zk.election import Election
@@ -86,7 +87,9 @@ class ZkStore:
         wake: Callable[[], None],
         request_timeout: float | None = None,
         credentials: Credentials = NO_CREDENTIALS,
+        tls: TlsFiles | None = None,
     ) -> None:
+        """``credentials``: the agents' ZooKeeper identity; ``tls``: connect over TLS."""
         self.layout = Layout(cluster)
         self.base = self.layout.base
         #: ACL of every znode this agent creates (None: ZooKeeper's open default).
@@ -111,6 +114,7 @@ class ZkStore:
             connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=1.0),
             auth_data=auth_data(credentials) or None,
             default_acl=self.acl,
+            **(tls.kazoo_kwargs() if tls else {}),
         )
         self.client.add_listener(self._on_state)
         #: The agents' ACL on the persistent znodes, and this agent's candidacy (recipes).
