@@ -267,3 +267,13 @@ def test_the_serving_root_publishes_itself_fresh_whatever_its_own_heartbeat_says
     d = decide(s)
     assert d.action == Register(replace(branch(ME), available=False))
     assert d.action.member.fresh
+
+
+def test_a_leaf_whose_only_branch_was_refused_counts_as_having_none():
+    """Otherwise an empty leaf would wait for ever for a branch it will not follow."""
+    from prodstate.core.decide import no_branch_since
+
+    only = (branch(ROOT_ID), branch("b2"))
+    s = leaf(branches=only, untrusted_masters=frozenset({addr("b2")}))
+    assert no_branch_since(None, s) == NOW
+    assert no_branch_since(None, replace(s, untrusted_masters=frozenset())) is None

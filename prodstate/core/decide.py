@@ -394,8 +394,14 @@ def _cold_start(s: Snapshot) -> str:
 
 
 def no_branch_since(previous: float | None, s: Snapshot) -> float | None:
-    """When this leaf first saw a root but no branch to follow; None while it has one."""
-    if s.tier is not Tier.LEAF or s.root is None or _other_branches(s, exclude=s.root.node_id):
+    """When this leaf first saw a root but no branch to follow (none registered, or only
+    ones whose TLS certificate was refused); None while it has one."""
+    if s.tier is not Tier.LEAF or s.root is None:
+        return None
+    followable = [
+        m for m in _other_branches(s, s.root.node_id) if m.address not in s.untrusted_masters
+    ]
+    if followable:
         return None
     return s.now if previous is None else previous
 
