@@ -96,6 +96,38 @@ def test_replication_authenticates_with_the_replication_user(secured):
             assert conn.info("replication")["master_link_status"] == "up"
 
 
+def test_a_replica_holding_only_the_leaf_identity_cannot_pose_as_a_branch_at_the_root(secured):
+    """A leaf machine holds the replication password. Were it admitted at the root, it could
+    connect as a replica announcing a branch's address and acknowledge writes it does not
+    keep, and a client would count that as a branch's confirmation. The serving root turns
+    the leaf identity off: it cannot even authenticate there, while it still can at a
+    branch (the leaves' parents), and the branches replicate with their own identity."""
+    security = secured.security
+    leaf_user, branch_user = security.user("replication"), security.user("branch_replication")
+    root = secured.root_name()
+    other = next(b for b in secured.names("branch") if b != root)
+    server = secured.redis[root]
+
+    def refused_at_root() -> bool:
+        with server.client() as admin:
+            return admin.acl_getuser(leaf_user.user)["enabled"] is False
+
+    wait_until(refused_at_root, timeout=10, what="the root to refuse the leaf identity")
+    forger = server.client(username=leaf_user.user, password=leaf_user.password)
+    with forger, pytest.raises(redis.exceptions.AuthenticationError):
+        forger.execute_command("REPLCONF", "listening-port", str(secured.redis[other].port))
+    with secured.redis[other].client(
+        username=leaf_user.user, password=leaf_user.password
+    ) as at_branch:
+        assert at_branch.execute_command("PING") in (True, "PONG")
+    with secured.redis[other].client() as conn:
+        assert conn.config_get("masteruser")["masteruser"] == branch_user.user
+        assert conn.info("replication")["master_link_status"] == "up"
+    with server.client() as admin:
+        replicas = admin.client_list(_type="replica")
+    assert replicas and {c["user"] for c in replicas} == {branch_user.user}
+
+
 def test_a_write_with_the_writer_identity_is_confirmed_and_reaches_every_node(secured):
     security = secured.security
     leaf = secured.redis[secured.names("leaf")[0]]
@@ -148,7 +180,7 @@ def test_without_credentials_redis_does_nothing(secured):
 def test_no_secret_reaches_an_agent_log(secured):
     # After the tests above, which made agents register, elect, configure and replicate.
     secrets = secured.security.credentials.secrets()
-    assert len(secrets) == 5
+    assert len(secrets) == 6  # ZooKeeper and five Redis identities
     for name, agent in secured.agents.items():
         text = agent.log_path.read_text(errors="replace")
         assert "configured local Redis" in text
@@ -330,3 +362,25 @@ def test_the_commands_use_the_credentials_file_and_read_zookeeper_without_it(sec
     refused = _prodstate("get", "--redis", leaf, "cli:key")
     assert refused.returncode == 2 and "authenticat" in refused.stderr.lower()
     assert "Traceback" not in refused.stderr
+
+
+def test_after_a_failover_the_new_root_refuses_the_leaf_identity_and_the_old_one_admits_it(
+    secured,
+):
+    """Last of the module's tests on ``secured``: it moves the root."""
+    leaf_user = secured.security.user("replication").user
+    old = secured.inspect().root
+    assert old is not None
+    secured.agents[old.node_id].kill()
+    new = secured.wait_for_new_root(old.epoch)
+    secured.agents[old.node_id].start()
+    secured.wait_for_tree(timeout=60)
+
+    def enabled(name: str) -> bool:
+        with secured.redis[name].client() as admin:
+            return admin.acl_getuser(leaf_user)["enabled"]
+
+    wait_until(lambda: not enabled(new.node_id), timeout=10, what="the new root to refuse it")
+    wait_until(lambda: enabled(old.node_id), timeout=10, what="the old root to admit it again")
+    secured.confirmed_write("secured:after-failover", "1")
+    secured.wait_everywhere("secured:after-failover", "1")

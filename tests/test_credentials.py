@@ -263,3 +263,18 @@ def test_tls_options_are_checked(tmp_path):
     ]:
         with pytest.raises(ValueError):
             tls_files(*bad)
+
+
+def test_branches_replicate_with_their_own_identity_when_they_have_one():
+    from prodstate.redis.users import leaf_replication_user, replication_settings, setuser_args
+    from prodstate.security.credentials import Credentials, Secret
+
+    leafy = Secret("repl", "p1")
+    both = Credentials(redis={"replication": leafy, "branch_replication": Secret("br", "p2")})
+    assert replication_settings(both, branch=True) == {"masteruser": "br", "masterauth": "p2"}
+    assert replication_settings(both) == {"masteruser": "repl", "masterauth": "p1"}
+    assert leaf_replication_user(both) == leafy
+    only = Credentials(redis={"replication": leafy})
+    assert replication_settings(only, branch=True)["masteruser"] == "repl"
+    assert leaf_replication_user(only) is None  # one identity for all: nothing to turn off
+    assert setuser_args("replication", leafy, on=False)[:3] == ["repl", "reset", "off"]

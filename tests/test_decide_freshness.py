@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from prodstate.core.actions import (
+    AllowLeafReplicas,
     Claim,
     JoinElection,
     LeaveElection,
@@ -277,3 +278,34 @@ def test_a_leaf_whose_only_branch_was_refused_counts_as_having_none():
     s = leaf(branches=only, untrusted_masters=frozenset({addr("b2")}))
     assert no_branch_since(None, s) == NOW
     assert no_branch_since(None, replace(s, untrusted_masters=frozenset())) is None
+
+
+# --- the leaf replication identity at the root ---------------------------------------------
+
+
+def test_a_serving_root_with_branches_refuses_the_leaf_replication_identity():
+    d = decide(serving(leaf_replicas_allowed=True))
+    assert d.action == AllowLeafReplicas(False) and "every acknowledgement" in d.reason
+    assert not isinstance(decide(serving(leaf_replicas_allowed=False)).action, AllowLeafReplicas)
+
+
+def test_the_refusal_comes_before_the_root_first_serves():
+    """Otherwise a forger holding the leaf identity could acknowledge the first writes."""
+    s = serving(leaf_replicas_allowed=True, redis=master(min_replicas_to_write=FENCE_MIN_REPLICAS))
+    assert decide(s).action == AllowLeafReplicas(False)
+
+
+@pytest.mark.parametrize(
+    "s",
+    [
+        root_snap(branches=(branch(ME),), leaf_replicas_allowed=False),  # a lone root
+        snap(leaf_replicas_allowed=False),  # a branch that was root: its leaves need it
+        leaf(leaf_replicas_allowed=False),
+    ],
+)
+def test_everywhere_else_the_leaf_identity_is_admitted(s):
+    assert decide(s).action == AllowLeafReplicas(True)
+
+
+def test_without_a_branch_identity_nothing_is_turned_off():
+    assert not isinstance(decide(serving(leaf_replicas_allowed=None)).action, AllowLeafReplicas)

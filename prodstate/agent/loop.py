@@ -21,6 +21,7 @@ from prodstate.agent.metrics import AgentMetrics, RedisStats, read_stats
 from prodstate.core.actions import (
     QUIET,
     AdoptPrevious,
+    AllowLeafReplicas,
     Claim,
     Configure,
     Decision,
@@ -53,7 +54,12 @@ from prodstate.core.model import (
 )
 from prodstate.core.rendezvous import reaction_delay
 from prodstate.redis.control import RedisControl
-from prodstate.redis.users import managed_users, replication_settings, setuser_args
+from prodstate.redis.users import (
+    leaf_replication_user,
+    managed_users,
+    replication_settings,
+    setuser_args,
+)
 from prodstate.security.tls import ServerChecks
 from prodstate.zk.errors import StoreUnavailable, UntrustedZnodes
 from prodstate.zk.store import View, ZkStore
@@ -261,12 +267,21 @@ class Agent:
             avoiding=frozenset(self._avoiding),
             held_off=self._held_off_until is not None,
             untrusted_masters=self.servers.refused(now),
+            leaf_replicas_allowed=self._leaf_replicas_allowed(redis_state),
         )
         self._no_branch_since = no_branch_since(self._no_branch_since, snapshot)
         self._unacked_since = unacked_since(self._unacked_since, snapshot)
         return replace(
             snapshot, no_branch_since=self._no_branch_since, unacked_since=self._unacked_since
         )
+
+    def _leaf_replicas_allowed(self, state: RedisState) -> bool | None:
+        """Whether the leaf replication user is on in the local Redis (None without a
+        separate branch identity, or when it cannot be read)."""
+        user = leaf_replication_user(self.config.credentials)
+        if user is None or not state.reachable or state.loading:
+            return None
+        return self.redis.user_enabled(user.user)
 
     def _refresh_view(self, now: float) -> None:
         due = self._refresh_at is not None and now >= self._refresh_at
@@ -433,6 +448,12 @@ class Agent:
                         "published: reading ZooKeeper again",
                         extra=self._identity(),
                     )
+            case AllowLeafReplicas(allowed=allowed):
+                secret = leaf_replication_user(cfg.credentials)
+                assert secret is not None
+                self.redis.set_user(setuser_args("replication", secret, on=allowed))
+                if not allowed:
+                    self.redis.drop_replicas(user=secret.user)
             case Serve(min_replicas=k):
                 assert s.root is not None
                 self.redis.serve(k, s.root.epoch)
@@ -456,9 +477,13 @@ class Agent:
         credentials = self.config.credentials
         users = managed_users(credentials)
         self.redis.configure(self.config.redis_settings())
+        leaf_user = leaf_replication_user(credentials)
         for role, secret in users.items():
-            self.redis.set_user(setuser_args(role, secret))
-        self.redis.configure(replication_settings(credentials))  # secret: never logged
+            # A root that refused the leaf identity keeps it refused (an agent restart).
+            on = secret is not leaf_user or self.redis.user_enabled(secret.user) is not False
+            self.redis.set_user(setuser_args(role, secret, on=on))
+        branch = self.config.tier is Tier.BRANCH
+        self.redis.configure(replication_settings(credentials, branch))  # secret: never logged
         self.redis.load_scripts()
         extra = {**self._identity(), "run_id": state.run_id, **self.config.redis_settings()}
         if users:

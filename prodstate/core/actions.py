@@ -157,6 +157,14 @@ class StepDown(Action):
 
 
 @dataclass(frozen=True)
+class AllowLeafReplicas(Action):
+    """Turn the leaf replication user on or off on the local Redis; off also drops the
+    replicas connected as it (a serving root admits only branches' identities)."""
+
+    allowed: bool
+
+
+@dataclass(frozen=True)
 class Decision:
     """What to do this tick, and why (one line, logged)."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from prodstate.core.actions import (
     AdoptPrevious,
+    AllowLeafReplicas,
     Claim,
     Configure,
     Decision,
@@ -61,6 +62,9 @@ def decide(s: Snapshot) -> Decision:
     configure = _configure(s)
     if configure is not None:
         return configure
+    admit = _leaf_replicas(s)
+    if admit is not None:
+        return admit
     membership = _membership(s)
     if membership is not None:
         return membership
@@ -162,6 +166,9 @@ def _as_root(s: Snapshot) -> Decision:
         return Decision(Promote(), f"root with epoch {s.root.epoch}: promoting the local Redis")
     if s.root.replid != r.replid:
         return Decision(PublishReplid(r.replid), f"publishing root replication id {r.replid[:8]}")
+    admit = _leaf_replicas(s)
+    if admit is not None:
+        return admit
     unacked = _unacknowledged(s)
     if unacked:
         return Decision(StepDown(hold_off=True), unacked)
@@ -215,6 +222,28 @@ def _membership(s: Snapshot) -> Decision | None:
             return Decision(JoinElection(), "holding the tree's data: joining the root election")
         if not eligible and s.in_election:
             return Decision(LeaveElection(), "lacking the tree's data: leaving the root election")
+    return None
+
+
+def _leaf_replicas(s: Snapshot) -> Decision | None:
+    """Turn the leaf replication user off on a serving root with other branches, on
+    everywhere else (None: nothing to change, or no separate branch identity).
+
+    ``WAIT`` and ``min-replicas-to-write`` count every replica. With the leaf user off at
+    the root, its replicas are those holding a branch's secret: a leaf machine (which
+    holds only the leaf identity) cannot pose as a branch and acknowledge a write."""
+    if s.leaf_replicas_allowed is None:
+        return None
+    others = s.holds_root and s.redis.is_master and bool(_other_branches(s))
+    if others and s.leaf_replicas_allowed:
+        return Decision(
+            AllowLeafReplicas(False),
+            f"root with {len(_other_branches(s))} other branch(es): refusing the leaf "
+            "replication identity, so that every acknowledgement comes from a branch",
+        )
+    if not others and not s.leaf_replicas_allowed:
+        why = "no other branch" if s.holds_root else "not a serving root"
+        return Decision(AllowLeafReplicas(True), f"{why}: admitting leaf replicas again")
     return None
 
 

@@ -378,6 +378,9 @@ class Snapshot:
     #: Addresses whose TLS certificate was lately refused before replicating from them: a
     #: leaf does not choose them as its parent meanwhile, and no node moves to them.
     untrusted_masters: frozenset[str] = frozenset()
+    #: Whether the leaf replication user is on in the local Redis (None: branches have no
+    #: identity of their own, or it could not be read).
+    leaf_replicas_allowed: bool | None = None
 
     @property
     def holds_root(self) -> bool:

@@ -285,9 +285,23 @@ class RedisControl:
         self.conn.set(EPOCH_KEY, epoch)
         self.conn.config_set("min-replicas-to-write", min_replicas)
 
-    def drop_replicas(self) -> None:
-        """Close every replica link (aborts full syncs that have not started sending)."""
-        self.conn.client_kill_filter(_type="replica")
+    def drop_replicas(self, user: str | None = None) -> None:
+        """Close every replica link, or those authenticated as ``user`` (aborts full syncs
+        that have not started sending)."""
+        if user is None:
+            self.conn.client_kill_filter(_type="replica")
+        else:
+            self.conn.client_kill_filter(_type="replica", user=user)
+
+    def user_enabled(self, user: str) -> bool | None:
+        """True if ACL user ``user`` is on, False if off, None if absent or unreadable."""
+        try:
+            info = self.conn.acl_getuser(user)
+        except (redis.RedisError, OSError):
+            return None
+        if not info:
+            return None
+        return bool(info.get("enabled"))
 
     def heartbeat(self, now: float) -> bool:
         """Write the heartbeat key (no TTL); False if Redis refused it (e.g. fenced)."""

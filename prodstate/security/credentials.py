@@ -16,12 +16,16 @@ The credentials file (``--credentials-file`` / ``PRODSTATE_CREDENTIALS_FILE``), 
     password = "..."
     other_passwords = ["..."]    # also accepted, while a new password rolls out
 
+    [redis.branch_replication]   # optional, on branch machines only: how branches
+    user = "prodstate-branch"    # replicate; with it, a serving root refuses the
+    password = "..."             # replication user, so every acknowledgement is a branch's
+
     [redis.writer]               # created by the agent: prodstate.Client writes at the root
     [redis.reader]               # created by the agent: local readers, check, status
 
 Each secret may instead come from the environment, which wins over the file:
 ``PRODSTATE_ZK_USER``/``PRODSTATE_ZK_PASSWORD`` and ``PRODSTATE_REDIS_<ROLE>_USER``/
-``_PASSWORD`` (ROLE: ADMIN, REPLICATION, WRITER, READER).
+``_PASSWORD`` (ROLE: ADMIN, REPLICATION, BRANCH_REPLICATION, WRITER, READER).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from typing import Any
 
 from prodstate.core.model import DataError
 
-REDIS_ROLES = ("admin", "replication", "writer", "reader")
+REDIS_ROLES = ("admin", "replication", "branch_replication", "writer", "reader")
 #: ZooKeeper digest ACL ids: ``user:base64(sha1(user:password))``.
 _DIGEST_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
 

@@ -100,7 +100,7 @@ class SecureSetup:
         return self.zk_tls.kazoo_kwargs() if self.zk_tls else {}
 
 
-_ROLES = ("admin", "replication", "writer", "reader")
+_ROLES = ("admin", "replication", "branch_replication", "writer", "reader")
 
 
 def _token() -> str:
