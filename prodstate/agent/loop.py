@@ -16,6 +16,7 @@ from kazoo.exceptions import KazooException
 
 from prodstate import __version__
 from prodstate.agent.backoff import Backoff, is_denied
+from prodstate.agent.beat import HeartbeatWriter
 from prodstate.agent.config import AgentConfig
 from prodstate.agent.metrics import AgentMetrics, RedisStats, read_stats
 from prodstate.core.actions import (
@@ -113,7 +114,10 @@ class Agent:
         #: Branches this leaf stays off, until when (monotonic).
         self._avoiding: dict[str, float] = {}
         self._held_off_until: float | None = None
-        self._heartbeat_at = -float("inf")
+        self.beat = HeartbeatWriter(
+            RedisControl(config.redis, **config.redis_options()),
+            config.freshness.heartbeat_interval,
+        )
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -137,6 +141,7 @@ class Agent:
         """Run until stop() is called."""
         log.info("agent starting", extra=self._identity())
         self.zk.start()
+        self.beat.start()
         try:
             while not self._stop.is_set():
                 self.tick()
@@ -153,6 +158,7 @@ class Agent:
     def shutdown(self) -> None:
         """Close the ZooKeeper session (ephemeral znodes go at once); Redis keeps running."""
         log.info("agent stopping: Redis keeps serving as it is", extra=self._identity())
+        self.beat.stop()
         self.zk.stop()
         self.redis.close()
         self.metrics.close()
@@ -189,9 +195,9 @@ class Agent:
         self._log(decision, snapshot)
         self.last_snapshot, self.last_decision = snapshot, decision
         acted = False
-        stale = time.monotonic() - snapshot.now > max(1.0, self.config.session_timeout / 3)
-        # A heartbeat needs no fresh ZooKeeper view: a fenced root's Redis refuses it.
-        if stale and not isinstance(decision.action, Heartbeat):
+        # The heartbeat thread writes while, and only while, the root serves.
+        self.beat.serve(isinstance(decision.action, Heartbeat))
+        if time.monotonic() - snapshot.now > max(1.0, self.config.session_timeout / 3):
             log.warning("snapshot went stale before acting: skipping", extra=self._identity())
         else:
             acted = self._act(decision, snapshot)
@@ -400,9 +406,7 @@ class Agent:
             case Configure():
                 self._configure(s.redis)
             case Heartbeat():
-                if s.now - self._heartbeat_at >= cfg.freshness.heartbeat_interval:
-                    self.redis.heartbeat(time.time())
-                    self._heartbeat_at = s.now
+                pass  # written by self.beat every heartbeat interval while serving
             case RepairRoot():
                 self.zk.repair_root()
             case RepairEpoch():

@@ -63,7 +63,8 @@ class RepairEpoch(Action):
 
 @dataclass(frozen=True)
 class Heartbeat(Action):
-    """Write the root's clock into the dataset (see :mod:`prodstate.core.heartbeat`)."""
+    """Serve as root: write the root's clock into the dataset every heartbeat interval
+    (see :mod:`prodstate.core.heartbeat`) until another decision is taken."""
 
 
 @dataclass(frozen=True)
