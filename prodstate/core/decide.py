@@ -577,13 +577,12 @@ def _blamed_parent(s: Snapshot) -> str | None:
     r = s.redis
     if r.role != "slave" or _stale_for(s) <= s.policy.leaf_stale_after:
         return None
-    parent = next(
-        (m for m in _other_branches(s, exclude=s.root.node_id) if m.address == r.master), None
-    )
+    branches = _other_branches(s, exclude=s.root.node_id)
+    parent = next((m for m in branches if m.address == r.master), None)
     if parent is None or not parent.fresh:
         return None
     skip = s.avoiding | {parent.node_id}
-    if not any(m.fresh and m.node_id not in skip for m in _other_branches(s, s.root.node_id)):
+    if not any(m.fresh and m.node_id not in skip for m in branches):
         return None
     return parent.node_id
 

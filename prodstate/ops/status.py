@@ -7,11 +7,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import redis
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
-from prodstate.core.heartbeat import HEARTBEAT_KEY, parse_heartbeat
+from prodstate.core.heartbeat import parse_heartbeat
 from prodstate.core.model import DataError, Lineage, Member, RedisState, RootRecord, Tier
 from prodstate.core.tree import TreeStatus, build_status
 from prodstate.redis.control import connect, read_state
@@ -27,13 +26,10 @@ def _read_node(
     """One Redis's state and the age of its heartbeat when read (None if it has none)."""
     conn = connect(address, timeout=timeout, **options)
     try:
-        state = read_state(conn)
+        state = read_state(conn)  # its pipeline reads the heartbeat too
         if not state.reachable or state.loading:
             return state, None
-        try:
-            heartbeat = parse_heartbeat(conn.get(HEARTBEAT_KEY))
-        except (redis.RedisError, OSError):
-            return state, None
+        heartbeat = parse_heartbeat(state.heartbeat)
         return state, (time.time() - heartbeat if heartbeat is not None else None)
     finally:
         conn.close()
