@@ -21,7 +21,7 @@ from prodstate.core.actions import (
     Wait,
 )
 from prodstate.core.decide import decide, unacked_since
-from prodstate.core.freshness import DEFAULT_POLICY
+from prodstate.core.freshness import DEFAULT_POLICY, Freshness
 from prodstate.core.model import FENCE_MIN_REPLICAS, Member, Tier
 from prodstate.core.rendezvous import choose_parent, parent_of
 from tests.snapshot_builder import (
@@ -70,6 +70,30 @@ def test_a_branch_publishes_stale_once_its_verdict_falls():
     d = decide(s)
     assert d.action == Register(replace(branch(ME), fresh=False))
     assert "stale: heartbeat advanced 5.0s ago" in d.reason
+
+
+def test_a_restarted_branch_publishes_judging_not_stale_until_its_first_verdict():
+    started = Freshness("1.0", NOW - 1, None, False, checked_at=NOW, started_at=NOW - 1)
+    d = decide(snap(freshness=started, registered=branch(ME)))
+    assert d.action == Register(replace(branch(ME), fresh=False, judging=True))
+    assert "judging: heartbeat not seen advancing in 1.0s" in d.reason
+    late = NOW - DEFAULT_POLICY.first_verdict_within - 1
+    undecided = replace(started, first_seen=late, started_at=late)
+    assert decide(snap(freshness=undecided, registered=branch(ME))).action == Register(
+        replace(branch(ME), fresh=False)
+    )
+
+
+def test_leaves_keep_a_judging_branch_and_never_blame_it():
+    """A branch agent restarted over a running Redis: its leaves stay where they are."""
+    mine = parent_for()
+    judging = replace(branch(mine), fresh=False, judging=True)
+    members = (branch(ROOT_ID), judging, branch(other(mine)))
+    root = snap().root
+    assert parent_of(ME, Tier.LEAF, root, members)[0] == addr(mine)
+    s = leaf(redis=replica(addr(mine)), freshness=aged(3 * LEAF_LIMIT, fresh=False))
+    s = replace(s, branches=members, master_since=NOW - 3 * LEAF_LIMIT)
+    assert decide(s).action == Wait()
 
 
 def test_a_branch_publishes_fresh_again_once_risen():

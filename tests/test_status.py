@@ -241,3 +241,15 @@ def test_command_usage_errors_and_unreachable_zookeeper_exit_2():
     assert "cannot connect to ZooKeeper at 127.0.0.1:1" in result.output
     assert "Traceback" not in result.output
     assert runner.invoke(status, ["--zk", "x:y", "--cluster", "dev"]).exit_code == 2
+
+
+def test_a_stale_agent_is_a_problem_and_one_still_judging_is_shown_but_is_not():
+    stale = Member("b2", Tier.BRANCH, addr("b2"), fresh=False)
+    report = run(tiers=members(b2=stale))
+    assert "branch b2 reports its copy stale (its agent's measure)" in report.problems
+    assert "STALE (agent)" in report.render_text()
+    judging = replace(stale, judging=True)
+    report = run(tiers=members(b2=judging))
+    assert report.healthy, report.problems
+    assert "judging (agent started)" in report.render_text()
+    assert json.loads(report.to_json())["nodes"][1]["judging"] is True

@@ -210,7 +210,8 @@ def _membership(s: Snapshot) -> Decision | None:
     if s.registered != member:
         state = "available to leaves" if member.available else "not available to leaves"
         freshness = s.freshness.describe(s.now)
-        state += f", fresh: {freshness}" if member.fresh else f", stale: {freshness}"
+        verdict = "fresh" if member.fresh else "judging" if member.judging else "stale"
+        state += f", {verdict}: {freshness}"
         if member.avoiding:
             state += f", staying off {', '.join(member.avoiding)}"
         return Decision(Register(member), f"registering as {s.tier} ({state})")
@@ -484,7 +485,8 @@ def _member(s: Snapshot, available: bool) -> Member:
     avoiding = tuple(sorted(s.avoiding)) if s.tier is Tier.LEAF else ()
     # The serving root is the heartbeat's source: it is not judged by it.
     fresh = s.freshness.fresh or (s.holds_root and s.redis.is_master)
-    return Member(s.node_id, s.tier, s.address, available, version, fresh, avoiding)
+    judging = not fresh and s.freshness.judging(s.now, s.policy)
+    return Member(s.node_id, s.tier, s.address, available, version, fresh, judging, avoiding)
 
 
 def _can_serve_leaves(s: Snapshot) -> bool:

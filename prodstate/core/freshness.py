@@ -52,6 +52,13 @@ class FreshnessPolicy:
         return 2 * self.stale_after
 
     @property
+    def first_verdict_within(self) -> float:
+        """Seconds from an agent's first check by which it has a verdict of its own: a
+        copy that is fresh rises within ``rise`` checks of the heartbeat's first advance,
+        and one that has not risen by then is stale. Until then the agent is *judging*."""
+        return self.stale_after + self.rise * self.heartbeat_interval
+
+    @property
     def settle(self) -> float:
         """Seconds a node must stay fresh before an earlier fall is forgotten."""
         return 20 * self.stale_after
@@ -86,12 +93,22 @@ class Freshness:
     flaps: int = 0
     #: When the verdict last became fresh.
     fresh_since: float | None = None
+    #: When the agent made its first check (a restarted agent starts here again).
+    started_at: float | None = None
 
     def age(self, now: float) -> float | None:
         """Seconds since the heartbeat last advanced; before it has been seen to, how long
         it has been watched without a change (a lower bound); None before any heartbeat."""
         since = self.changed_at if self.changed_at is not None else self.first_seen
         return None if since is None else max(0.0, now - since)
+
+    def judging(self, now: float, policy: FreshnessPolicy) -> bool:
+        """True while this agent has no verdict of its own yet: it has never been fresh and
+        started checking less than ``first_verdict_within`` ago. A restarted agent whose
+        Redis kept replicating is judging, not stale: leaves keep it as their parent."""
+        if self.fresh or self.fresh_since is not None:
+            return False
+        return self.started_at is None or now - self.started_at <= policy.first_verdict_within
 
     def rise_needed(self, policy: FreshnessPolicy) -> int:
         """Fresh checks in a row needed to turn fresh now."""
@@ -100,7 +117,7 @@ class Freshness:
     def observe(self, raw: str | None, now: float, policy: FreshnessPolicy) -> Freshness:
         """This record after reading ``raw`` (the heartbeat text, None if unreadable) at
         monotonic ``now``."""
-        new = self
+        new = self if self.started_at is not None else replace(self, started_at=now)
         if raw is not None and raw != self.value:
             if self.value is None and self.first_seen is None:
                 new = replace(new, first_seen=now)

@@ -108,6 +108,9 @@ class Member:
     #: The agent's verdict on its local copy (see prodstate.core.freshness), published
     #: only when it changes; members that do not say count as fresh.
     fresh: bool = True
+    #: True while the agent, started moments ago, has no verdict yet (``fresh`` is then
+    #: False): leaves do not pass over such a branch, and nobody blames or yields to it.
+    judging: bool = False
     #: Branches this leaf stays off for now, having found their link to it stale.
     avoiding: tuple[str, ...] = ()
 
@@ -136,12 +139,15 @@ class Member:
         fresh = obj.get("fresh", True)
         if not isinstance(fresh, bool):
             raise DataError(f"{what}: field 'fresh' must be bool")
+        judging = obj.get("judging", False)
+        if not isinstance(judging, bool):
+            raise DataError(f"{what}: field 'judging' must be bool")
         version = version if isinstance(version, str) else ""
         avoiding = obj.get("avoiding", [])
         if not isinstance(avoiding, list) or not all(isinstance(a, str) for a in avoiding):
             raise DataError(f"{what}: field 'avoiding' must be a list of str")
         avoiding = tuple(sorted(avoiding[:MAX_AVOIDING]))
-        return cls(node_id, tier, address, available, version, fresh, avoiding)
+        return cls(node_id, tier, address, available, version, fresh, judging, avoiding)
 
     @classmethod
     def from_znode(cls, name: str, tier: Tier | str, raw: bytes) -> Member:

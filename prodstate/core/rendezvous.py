@@ -36,8 +36,9 @@ def parent_of(
     """The address ``node_id`` should replicate from while ``root`` serves, and why.
 
     A branch follows the root. A leaf takes the branch rendezvous hashing picks among the
-    available branches other than the root that report fresh (all available ones when none
-    does: the whole tree is behind, and moving helps nobody), leaving out those in
+    available branches other than the root that report fresh or are still judging (all
+    available ones when none does: the whole tree is behind, and moving helps nobody),
+    leaving out those in
     ``avoid`` unless that leaves none; the root itself when there is no branch.
     """
     if Tier(tier) is Tier.BRANCH:
@@ -47,7 +48,7 @@ def parent_of(
         for m in branches
         if m.tier is Tier.BRANCH and m.available and m.node_id not in (node_id, root.node_id)
     }
-    fresh = {b: m for b, m in live.items() if m.fresh}
+    fresh = {b: m for b, m in live.items() if m.fresh or m.judging}
     pool = fresh or live
     kept = {b: m for b, m in pool.items() if b not in avoid} or pool
     parent = choose_parent(node_id, kept)

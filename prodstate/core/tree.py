@@ -46,6 +46,7 @@ class NodeStatus:
     #: The agent's own verdict on its copy, and the branches it stays off (a leaf whose
     #: link from them went stale), as published in its member znode.
     fresh: bool = True
+    judging: bool = False
     avoiding: tuple[str, ...] = ()
 
 
@@ -174,6 +175,7 @@ def build_status(
                 staleness=round(staleness, 3) if staleness is not None else None,
                 problems=tuple(mine),
                 fresh=member.fresh,
+                judging=member.judging,
                 avoiding=member.avoiding,
             )
         )
@@ -220,7 +222,7 @@ def _node_problems(
     problems = []
     if member.tier == Tier.BRANCH and not is_root and not member.available:
         problems.append(f"branch {node} is not (yet) available to leaves")
-    if not member.fresh:
+    if not member.fresh and not member.judging:
         problems.append(f"{member.tier} {node} reports its copy stale (its agent's measure)")
 
     if expected is None:
@@ -243,7 +245,8 @@ def _line(n: NodeStatus) -> str:
         parts.append(f"lag {n.lag}")
     if n.staleness is not None:
         parts.append(f"heartbeat {n.staleness:.1f}s old by the clocks")
-    parts.append("fresh" if n.fresh else "STALE (agent)")
+    verdict = "judging (agent started)" if n.judging else "STALE (agent)"
+    parts.append("fresh" if n.fresh else verdict)
     if n.avoiding:
         parts.append(f"staying off {', '.join(n.avoiding)} (stale link)")
     text = "  ".join(parts)
