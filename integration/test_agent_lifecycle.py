@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 from kazoo.exceptions import NoNodeError
 
 from prodstate.core.model import Member
@@ -38,6 +40,7 @@ def test_restarted_agents_adopt_their_running_redis_without_replicaof(cluster):
 
     for name in nodes:
         cluster.agents[name].kill()
+        cluster.agents[name].forget_session()  # a lost state directory: new sessions
     # With its agent dead, Redis goes on serving and replicating as it was.
     cluster.confirmed_write("agents-dead", "1")
     cluster.wait_everywhere("agents-dead", "1")
@@ -57,6 +60,49 @@ def test_restarted_agents_adopt_their_running_redis_without_replicaof(cluster):
     assert {n: replicaof_calls(cluster, n) for n in nodes} == calls, "needless REPLICAOF"
     cluster.confirmed_write("agents-back", "2")
     cluster.wait_everywhere("agents-back", "2")
+
+
+def test_agents_killed_and_restarted_at_once_resume_their_sessions_and_nothing_moves(cluster):
+    """The root's, a branch's and a leaf's agents crash (SIGKILL) and start again within
+    the session timeout: each takes its session back from its state directory, so its
+    znodes never go, the root keeps its epoch and no Redis is re-pointed."""
+    report = cluster.inspect()
+    root = report.root.node_id
+    branch = next(b for b in cluster.names("branch") if b != root)
+    leaf = next(n for n in cluster.names("leaf") if report.masters[n] == cluster.advertised(branch))
+    nodes = [root, branch, leaf]
+    calls = {n: replicaof_calls(cluster, n) for n in nodes}
+    sessions = {n: registered(cluster, cluster.tiers[n], n)[1] for n in nodes}
+    marks = {n: cluster.agents[n].log_path.stat().st_size for n in nodes}
+
+    for name in nodes:
+        cluster.agents[name].kill()
+    for name in nodes:
+        cluster.agents[name].start()
+
+    def resumed(name: str) -> bool:
+        with open(cluster.agents[name].log_path, "rb") as log:
+            log.seek(marks[name])
+            return b"resumed the previous process's ZooKeeper session" in log.read()
+
+    for name in nodes:
+        wait_until(lambda n=name: resumed(n), timeout=30, what=f"{name} resumed its session")
+    cluster.confirmed_write("agents-back", "1")
+    cluster.wait_everywhere("agents-back", "1")
+    after = cluster.wait_for_tree(timeout=30)
+    assert after.root.node_id == root and after.root.epoch == report.root.epoch
+    assert {n: registered(cluster, cluster.tiers[n], n)[1] for n in nodes} == sessions
+    assert {n: replicaof_calls(cluster, n) for n in nodes} == calls, "a Redis was re-pointed"
+
+
+def test_a_second_agent_for_the_same_node_refuses_to_run(cluster):
+    agent = cluster.agents[cluster.names("leaf")[0]]
+    argv = agent.argv
+    second = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert second.returncode == 2, second.stderr
+    assert "refusing to run: another agent for node" in second.stderr
+    assert "Traceback" not in second.stderr
+    assert agent.running
 
 
 def test_root_agent_crash_with_its_redis_alive_fails_over_without_full_resyncs(cluster):

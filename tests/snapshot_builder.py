@@ -54,7 +54,7 @@ def aged(age: float, fresh: bool | None = None) -> Freshness:
     """A freshness record whose heartbeat last advanced ``age`` seconds before NOW (fresh
     unless that is past the default ``stale_after``, or as ``fresh`` says)."""
     verdict = age <= DEFAULT_POLICY.stale_after if fresh is None else fresh
-    return Freshness("1.0", NOW - 100, NOW - age, verdict, checked_at=NOW, started_at=NOW - 100)
+    return Freshness("1.0", NOW - 100, NOW - age, verdict, checked_at=NOW, judged=True)
 
 
 def peer(node_id: str, redis: RedisState) -> PeerState:

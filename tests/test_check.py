@@ -291,10 +291,11 @@ def agent_metrics():
     from prodstate.core.freshness import Freshness
     from tests.snapshot_builder import snap
 
-    def observe(age: float, fresh: bool = True) -> None:
+    def observe(age: float, fresh: bool = True, pause=None) -> None:
         now = time.monotonic()  # what /freshness measures against
         freshness = Freshness("1.0", now - 100, now - age, fresh, checked_at=now)
-        m.observe(snap(now=now, freshness=freshness), Decision(Wait(), "-"), 0.001, None)
+        s = snap(now=now, freshness=freshness, pause=pause, wall_clock=time.time())
+        m.observe(s, Decision(Wait(), "-"), 0.001, None)
 
     m = AgentMetrics("me", "prod", "leaf")
     m.serve(0, "127.0.0.1")
@@ -339,3 +340,24 @@ def test_an_agent_that_read_no_heartbeat_yet_means_clocks(fake, agent_metrics) -
     fake.value = beat(1)
     result = read_heartbeat("h:1", 5, 30, clock=lambda: NOW, agent=f"127.0.0.1:{m.port}")
     assert "by clock comparison" in result.message and "stuck" in result.message
+
+
+def test_the_agent_tells_the_check_and_the_metrics_of_a_maintenance_pause(fake, agent_metrics):
+    import time
+
+    from prodstate.core.maintenance import Pause
+
+    m, observe = agent_metrics
+    pause = Pause("network work", "ops@admin1", time.time() - 5, time.time() + 3600)
+    observe(0.5, pause=pause)
+    fake.value = beat(0.1)
+    result = read_heartbeat("h:1", 5, 30, clock=lambda: NOW, agent=f"127.0.0.1:{m.port}")
+    assert result.status is Status.OK
+    assert '(agent); cluster paused by ops@admin1: "network work", 60m left' in result.message
+    sample = m.registry.get_sample_value
+    assert sample("prodstate_paused") == 1
+    assert sample("prodstate_pause_expiry_timestamp_seconds") == pause.expires
+    observe(0.5)
+    assert sample("prodstate_paused") == 0
+    result = read_heartbeat("h:1", 5, 30, clock=lambda: NOW, agent=f"127.0.0.1:{m.port}")
+    assert "paused" not in result.message

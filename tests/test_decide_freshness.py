@@ -73,13 +73,12 @@ def test_a_branch_publishes_stale_once_its_verdict_falls():
 
 
 def test_a_restarted_branch_publishes_judging_not_stale_until_its_first_verdict():
-    started = Freshness("1.0", NOW - 1, None, False, checked_at=NOW, started_at=NOW - 1)
+    started = Freshness("1.0", NOW - 1, None, False, checked_at=NOW)
     d = decide(snap(freshness=started, registered=branch(ME)))
     assert d.action == Register(replace(branch(ME), fresh=False, judging=True))
     assert "judging: heartbeat not seen advancing in 1.0s" in d.reason
-    late = NOW - DEFAULT_POLICY.first_verdict_within - 1
-    undecided = replace(started, first_seen=late, started_at=late)
-    assert decide(snap(freshness=undecided, registered=branch(ME))).action == Register(
+    judged = replace(started, first_seen=NOW - 10, judged=True)
+    assert decide(snap(freshness=judged, registered=branch(ME))).action == Register(
         replace(branch(ME), fresh=False)
     )
 

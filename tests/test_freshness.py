@@ -38,19 +38,24 @@ def test_a_new_agent_is_stale_until_it_has_seen_the_heartbeat_advance_rise_times
     assert f.fresh and f.describe(2.0) == "heartbeat advanced 0.0s ago"
 
 
-def test_a_new_agent_is_judging_until_it_rises_or_first_verdict_within_has_passed():
-    """Judging is not a verdict: a restarted agent over a healthy Redis rises before the
-    window ends; one whose heartbeat never advances is stale once it has."""
-    window = POLICY.first_verdict_within
+def test_a_new_agent_is_judging_until_it_rises_or_sees_the_heartbeat_stand_still():
+    """Judging is not a verdict: a restarted agent over a healthy Redis rises; one whose
+    heartbeat does not advance is stale once it has stood still for stale_after."""
     healthy = run(Freshness(), advancing, 0.0, 1.5)
-    assert not healthy.fresh and healthy.judging(1.5, POLICY)
+    assert not healthy.fresh and healthy.judging
     healthy = run(healthy, advancing, 2.0, 2.0)
-    assert healthy.fresh and not healthy.judging(2.0, POLICY)
-    cut = run(Freshness(), lambda t: "frozen", 0.0, window)
-    assert not cut.fresh and cut.judging(window, POLICY)
-    assert not cut.judging(window + 0.5, POLICY)
+    assert healthy.fresh and not healthy.judging
+    cut = run(Freshness(), lambda t: "frozen", 0.0, POLICY.stale_after)
+    assert not cut.fresh and cut.judging
+    cut = run(cut, lambda t: "frozen", POLICY.stale_after + 0.5, POLICY.stale_after + 0.5)
+    assert not cut.fresh and not cut.judging
+    slow = run(Freshness(), lambda t: None, 0.0, 60.0)  # no heartbeat read (Redis syncing)
+    assert slow.judging
+    slow = run(slow, advancing, 60.5, 62.5)
+    assert slow.fresh and not slow.judging
     fallen = run(run(Freshness(), advancing, 0.0, 10.0), frozen_after(10.0), 10.5, 20.0)
-    assert not fallen.fresh and not fallen.judging(20.0, POLICY)
+    assert not fallen.fresh and not fallen.judging
+    assert not run(fallen, advancing, 20.5, 21.0).judging  # once judged, never again
 
 
 def test_a_heartbeat_that_never_advances_is_never_fresh_however_young_it_looks():

@@ -8,6 +8,7 @@ from dataclasses import replace
 from click.testing import CliRunner
 
 from prodstate.cli.status import status
+from prodstate.core.maintenance import Pause
 from prodstate.core.model import FENCE_MIN_REPLICAS, Lineage, Member, RedisState, RootRecord, Tier
 from prodstate.core.rendezvous import choose_parent
 from prodstate.core.tree import TreeStatus, build_status
@@ -202,8 +203,8 @@ def test_json_shape():
     states = healthy_states()
     states["l1"] = RedisState(False)
     doc = json.loads(run(states=states).to_json())
-    assert set(doc) == {"healthy", "root", "epoch", "nodes", "problems"}
-    assert doc["healthy"] is False and doc["epoch"] == 3
+    assert set(doc) == {"healthy", "root", "epoch", "nodes", "pause", "problems"}
+    assert doc["healthy"] is False and doc["epoch"] == 3 and doc["pause"] is None
     assert doc["root"] == {"node_id": ROOT_ID, "address": addr(ROOT_ID), "epoch": 3,
                            "replid": "r" * 40}  # fmt: skip
     assert {n["node_id"] for n in doc["nodes"]} == set(BRANCHES) | set(LEAVES)
@@ -253,3 +254,18 @@ def test_a_stale_agent_is_a_problem_and_one_still_judging_is_shown_but_is_not():
     assert report.healthy, report.problems
     assert "judging (agent started)" in report.render_text()
     assert json.loads(report.to_json())["nodes"][1]["judging"] is True
+
+
+def test_a_pause_is_shown_in_text_and_json_without_making_the_tree_unhealthy():
+    pause = Pause("ZooKeeper upgrade", "ops@admin1", NOW - 60, NOW + 600)
+    lineage = Lineage(3, ROOT_ID, addr(ROOT_ID), ("r" * 40,))
+    heartbeats = {node: NOW - 0.5 for node in healthy_states()}
+    report = build_status(
+        ROOT, lineage, members(), healthy_states(), heartbeats, NOW, 10.0, (), pause
+    )
+    assert report.healthy
+    text = report.render_text()
+    assert 'MAINTENANCE: paused by ops@admin1: "ZooKeeper upgrade", 10m left' in text
+    doc = json.loads(report.to_json())["pause"]
+    assert doc["reason"] == "ZooKeeper upgrade" and doc["expires"] == NOW + 600
+    assert doc["text"].startswith("paused by ops@admin1")

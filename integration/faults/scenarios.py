@@ -82,6 +82,18 @@ def root_agent_kill(cluster: LocalCluster, writer: Writer) -> None:
     cluster.agents[old.node_id].start()
 
 
+def root_agent_restart(cluster: LocalCluster, writer: Writer) -> None:
+    """Root agent SIGKILLed and started again at once: it resumes its ZooKeeper session,
+    so the root keeps its epoch and nothing fails over."""
+    old = _root(cluster)
+    cluster.agents[old.node_id].kill()
+    writer.mark("inject")
+    cluster.agents[old.node_id].start()
+    writer.wait_for_more(WRITES // 4)
+    now = _root(cluster)
+    assert (now.node_id, now.epoch) == (old.node_id, old.epoch), f"it failed over: {now}"
+
+
 def root_zk_cut(cluster: LocalCluster, writer: Writer) -> None:
     """Root agent cut off from ZooKeeper only; the partition heals after the failover."""
     old = _root(cluster)
@@ -303,6 +315,7 @@ def malformed_znodes(cluster: LocalCluster, writer: Writer) -> None:
 SCENARIOS: dict[str, Callable[[LocalCluster, Writer], None]] = {
     "root_machine_crash": root_machine_crash,
     "root_agent_kill": root_agent_kill,
+    "root_agent_restart": root_agent_restart,
     "root_zk_cut": root_zk_cut,
     "root_agent_stop": root_agent_stop,
     "branch_kill": branch_kill,

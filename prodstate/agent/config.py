@@ -40,6 +40,9 @@ class AgentConfig:
     credentials: Credentials = field(default=NO_CREDENTIALS, repr=False)
     tls: TlsFiles | None = None
     zk_tls: TlsFiles | None = None
+    #: Where the agent keeps its ZooKeeper session for a restart (None: it does not, and
+    #: every restart starts a new session).
+    state_dir: str | None = "/var/lib/prodstate"
 
     @property
     def full_read_interval(self) -> float:

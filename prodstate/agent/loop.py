@@ -63,6 +63,7 @@ from prodstate.redis.users import (
 )
 from prodstate.security.tls import ServerChecks
 from prodstate.zk.errors import StoreUnavailable, UntrustedZnodes
+from prodstate.zk.session import SavedSession, SessionFile
 from prodstate.zk.store import View, ZkStore
 
 log = logging.getLogger("prodstate.agent.loop")
@@ -85,6 +86,12 @@ class Agent:
         #: The TLS check of every address a Redis is made to replicate from (one per move).
         self.servers = ServerChecks(config.tls)
         self.redis = RedisControl(config.redis, servers=self.servers, **config.redis_options())
+        #: This node's saved session and its lock (None without a state directory).
+        self.session_file: SessionFile | None = None
+        saved = None
+        if config.state_dir:
+            self.session_file = SessionFile(config.state_dir, config.cluster, config.node_id)
+            saved = self.session_file.open()  # SessionFileError: the agent must not run
         self.zk = ZkStore(
             config.zk,
             config.cluster,
@@ -92,6 +99,8 @@ class Agent:
             self.wake,
             credentials=config.credentials,
             tls=config.zk_tls,
+            resume=saved,
+            on_session=self._save_session,
         )
         self.view: View | None = None
         self._refresh_at: float | None = 0.0
@@ -160,8 +169,32 @@ class Agent:
         log.info("agent stopping: Redis keeps serving as it is", extra=self._identity())
         self.beat.stop()
         self.zk.stop()
+        if self.session_file is not None:
+            self.session_file.forget()
+            self.session_file.close()
         self.redis.close()
         self.metrics.close()
+
+    def _save_session(self, session: SavedSession) -> None:
+        """Keep a new ZooKeeper session for a restart of this agent (logged)."""
+        extra = {**self._identity(), "session": hex(session.session_id)}
+        resumed = self.zk.resumed_session
+        if resumed and session.session_id == resumed:
+            log.info("resumed the previous process's ZooKeeper session", extra=extra)
+        elif resumed:
+            log.info(
+                "the previous process's ZooKeeper session had expired: started a new one",
+                extra={**extra, "previous": hex(resumed)},
+            )
+        if self.session_file is None:
+            return
+        try:
+            self.session_file.save(session)
+        except OSError as exc:
+            log.warning(
+                "cannot save the ZooKeeper session: a restart will start a new one",
+                extra={**extra, "error": exc.strerror},
+            )
 
     def serve_metrics(self) -> int | None:
         """Serve /metrics and /healthz if a port is configured; the bound port. OSError if not."""
@@ -274,6 +307,8 @@ class Agent:
             held_off=self._held_off_until is not None,
             untrusted_masters=self.servers.refused(now),
             leaf_replicas_allowed=self._leaf_replicas_allowed(redis_state),
+            pause=view.pause if view else None,
+            wall_clock=time.time(),
         )
         self._no_branch_since = no_branch_since(self._no_branch_since, snapshot)
         self._unacked_since = unacked_since(self._unacked_since, snapshot)

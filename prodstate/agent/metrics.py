@@ -133,6 +133,13 @@ class AgentMetrics:
             "machine's monotonic clock).",
         )
         self.fresh = gauge("fresh", "1 while the agent judges its local copy fresh.")
+        self.paused = gauge(
+            "paused", "1 while the cluster is paused for maintenance (no failover, no moves)."
+        )
+        self.pause_expires = gauge(
+            "pause_expiry_timestamp_seconds",
+            "When the maintenance pause expires (Unix time; NaN: not paused, or never).",
+        )
         self.zk_connected = gauge("zk_connected", "1 if ZooKeeper is connected.")
         self.zk_untrusted = gauge(
             "zk_untrusted", "1 while this cluster's znodes have ACLs the agents cannot set."
@@ -158,9 +165,10 @@ class AgentMetrics:
         reg.register(self._syncs)
         for name in ROLES:
             self.role.labels(name).set(0)
-        for gauge in (self.staleness, self.offset):
+        for gauge in (self.staleness, self.offset, self.pause_expires):
             gauge.set(math.nan)
         self._master: str | None = None
+        self._pause = ""
         self._freshness: Freshness | None = None
         self._policy = DEFAULT_POLICY
         self._health: tuple[bool, str] = (False, "starting: nothing observed yet")
@@ -184,6 +192,11 @@ class AgentMetrics:
         self.staleness.set(math.nan if staleness is None else staleness)
         self.fresh.set(1 if s.freshness.fresh else 0)
         self._freshness, self._policy = s.freshness, s.policy
+        paused = s.pause if s.paused else None
+        self.paused.set(1 if paused else 0)
+        expires = paused.expires if paused and paused.expires is not None else math.nan
+        self.pause_expires.set(expires)
+        self._pause = paused.describe(s.wall_clock) if paused else ""
         self.zk_connected.set(1 if s.zk_state is ZkState.CONNECTED else 0)
         self.zk_untrusted.set(1 if s.zk_untrusted else 0)
         up = r.link_up if role == "replica" else role == "root" and not r.fenced
@@ -223,6 +236,7 @@ class AgentMetrics:
             "advancing": f is not None and f.changed_at is not None,
             "stale_after": self._policy.stale_after,
             "loop_stuck": stuck,
+            "paused": self._pause or None,
         }
 
     def serve(self, port: int, host: str = "0.0.0.0") -> ThreadingHTTPServer:

@@ -23,6 +23,8 @@ COMMANDS = {
     "get": "prodstate.cli.data:get",
     "write": "prodstate.cli.data:write",
     "root": "prodstate.cli.data:root",
+    "pause": "prodstate.cli.maintenance:pause",
+    "resume": "prodstate.cli.maintenance:resume",
     "lock": "prodstate.statedb.lock_cli:lock",
     "deploy": "prodstate.statedb.deploy_cli:deploy",
     "deploys": "prodstate.statedb.deploy_cli:deploys",

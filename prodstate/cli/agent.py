@@ -23,6 +23,7 @@ from prodstate.cli.options import (
 from prodstate.cli.security import security, security_options
 from prodstate.core.freshness import DEFAULT_POLICY, FreshnessPolicy
 from prodstate.core.model import Tier, format_address
+from prodstate.zk.session import SessionFileError
 
 
 @click.command()
@@ -102,6 +103,13 @@ from prodstate.core.model import Tier, format_address
     type=click.Choice(["DEBUG", "INFO", "WARNING"], case_sensitive=False),
 )
 @option("--log-json", is_flag=True, help="Log JSON lines instead of key=value text.")
+@option(
+    "--state-dir",
+    default=AgentConfig.state_dir,
+    show_default=True,
+    help="Private directory where the agent keeps its ZooKeeper session, so that a restart "
+    "within the session timeout resumes it ('' to keep none: every restart is a new session).",
+)
 @security_options
 @click.pass_context
 def agent(
@@ -126,6 +134,7 @@ def agent(
     rise: int,
     log_level: str,
     log_json: bool,
+    state_dir: str,
 ) -> None:
     """Arrange this machine's Redis into the cluster's tree and keep it there."""
     secured = security(ctx)
@@ -153,8 +162,12 @@ def agent(
         credentials=secured.credentials,
         tls=secured.tls,
         zk_tls=secured.zk_tls,
+        state_dir=state_dir or None,
     )
-    runner = Agent(config)
+    try:
+        runner = Agent(config)
+    except SessionFileError as exc:
+        fail(f"refusing to run: {exc}", ERROR)
     try:
         bound = runner.serve_metrics()
     except OSError as exc:

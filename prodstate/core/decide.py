@@ -49,6 +49,29 @@ COLD_START_REGISTER_WAIT = 5.0
 
 def decide(s: Snapshot) -> Decision:
     """Choose the one action this tick, with its reason."""
+    decision = _decide(s)
+    if s.paused and _starts_a_change(decision.action):
+        assert s.pause is not None
+        return Decision(
+            Wait(), f"{s.pause.describe(s.wall_clock)}: not acting on: {decision.reason}"
+        )
+    return decision
+
+
+def _starts_a_change(action: object) -> bool:
+    """Whether ``action`` starts a failover or a move, which a pause holds back.
+
+    Safety actions go on (a root cut off from ZooKeeper fences, one whose Redis is gone
+    or whose session ended steps down), and so does finishing a claim made before the
+    pause (promote, publish, serve), registering and the heartbeat. A root that gives up
+    for lack of acknowledgements (``StepDown`` with a hold-off) is a failover.
+    """
+    if isinstance(action, StepDown):
+        return action.hold_off
+    return isinstance(action, Claim | Replicate | Probe | FenceRemote | AdoptPrevious)
+
+
+def _decide(s: Snapshot) -> Decision:
     if s.zk_state is not ZkState.CONNECTED:
         return _disconnected(s)
     if s.zk_untrusted:
@@ -485,7 +508,7 @@ def _member(s: Snapshot, available: bool) -> Member:
     avoiding = tuple(sorted(s.avoiding)) if s.tier is Tier.LEAF else ()
     # The serving root is the heartbeat's source: it is not judged by it.
     fresh = s.freshness.fresh or (s.holds_root and s.redis.is_master)
-    judging = not fresh and s.freshness.judging(s.now, s.policy)
+    judging = not fresh and s.freshness.judging
     return Member(s.node_id, s.tier, s.address, available, version, fresh, judging, avoiding)
 
 

@@ -52,13 +52,6 @@ class FreshnessPolicy:
         return 2 * self.stale_after
 
     @property
-    def first_verdict_within(self) -> float:
-        """Seconds from an agent's first check by which it has a verdict of its own: a
-        copy that is fresh rises within ``rise`` checks of the heartbeat's first advance,
-        and one that has not risen by then is stale. Until then the agent is *judging*."""
-        return self.stale_after + self.rise * self.heartbeat_interval
-
-    @property
     def settle(self) -> float:
         """Seconds a node must stay fresh before an earlier fall is forgotten."""
         return 20 * self.stale_after
@@ -93,8 +86,9 @@ class Freshness:
     flaps: int = 0
     #: When the verdict last became fresh.
     fresh_since: float | None = None
-    #: When the agent made its first check (a restarted agent starts here again).
-    started_at: float | None = None
+    #: True once the agent has a verdict of its own: it has risen, or seen the heartbeat
+    #: not advance for longer than ``stale_after``. Until then it is *judging*.
+    judged: bool = False
 
     def age(self, now: float) -> float | None:
         """Seconds since the heartbeat last advanced; before it has been seen to, how long
@@ -102,13 +96,12 @@ class Freshness:
         since = self.changed_at if self.changed_at is not None else self.first_seen
         return None if since is None else max(0.0, now - since)
 
-    def judging(self, now: float, policy: FreshnessPolicy) -> bool:
-        """True while this agent has no verdict of its own yet: it has never been fresh and
-        started checking less than ``first_verdict_within`` ago. A restarted agent whose
-        Redis kept replicating is judging, not stale: leaves keep it as their parent."""
-        if self.fresh or self.fresh_since is not None:
-            return False
-        return self.started_at is None or now - self.started_at <= policy.first_verdict_within
+    @property
+    def judging(self) -> bool:
+        """True while this agent has no verdict of its own yet (see ``judged``). A
+        restarted agent whose Redis kept replicating is judging, not stale: leaves keep
+        it as their parent until it has risen, or its heartbeat is seen not advancing."""
+        return not self.fresh and not self.judged
 
     def rise_needed(self, policy: FreshnessPolicy) -> int:
         """Fresh checks in a row needed to turn fresh now."""
@@ -117,7 +110,7 @@ class Freshness:
     def observe(self, raw: str | None, now: float, policy: FreshnessPolicy) -> Freshness:
         """This record after reading ``raw`` (the heartbeat text, None if unreadable) at
         monotonic ``now``."""
-        new = self if self.started_at is not None else replace(self, started_at=now)
+        new = self
         if raw is not None and raw != self.value:
             if self.value is None and self.first_seen is None:
                 new = replace(new, first_seen=now)
@@ -133,6 +126,8 @@ class Freshness:
         looks_fresh = self.changed_at is not None and age is not None
         looks_fresh = looks_fresh and age <= policy.stale_after
         new = replace(self, checked_at=now)
+        if not new.judged and age is not None and age > policy.stale_after:
+            new = replace(new, judged=True)
         if looks_fresh == self.fresh:
             return replace(new, streak=0)
         streak = self.streak + 1
@@ -140,7 +135,7 @@ class Freshness:
             recent = self.fresh_since is not None and now - self.fresh_since < policy.settle
             return replace(new, fresh=False, streak=0, flaps=self.flaps + 1 if recent else 1)
         if not self.fresh and streak >= self.rise_needed(policy):
-            return replace(new, fresh=True, streak=0, fresh_since=now)
+            return replace(new, fresh=True, streak=0, fresh_since=now, judged=True)
         return replace(new, streak=streak)
 
     def describe(self, now: float) -> str:

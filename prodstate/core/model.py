@@ -6,9 +6,12 @@ import enum
 import json
 import re
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prodstate.core.freshness import ASSUMED_FRESH, DEFAULT_POLICY, Freshness, FreshnessPolicy
+
+if TYPE_CHECKING:
+    from prodstate.core.maintenance import Pause
 
 NODE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 MAX_ZNODE_BYTES = 64 * 1024
@@ -387,6 +390,15 @@ class Snapshot:
     #: Whether the leaf replication user is on in the local Redis (None: branches have no
     #: identity of their own, or it could not be read).
     leaf_replicas_allowed: bool | None = None
+    #: The cluster's maintenance pause, if one is set, and this machine's wall clock (the
+    #: pause's expiry is a wall-clock time).
+    pause: Pause | None = None
+    wall_clock: float = 0.0
+
+    @property
+    def paused(self) -> bool:
+        """True while a pause is set and has not expired."""
+        return self.pause is not None and self.pause.active(self.wall_clock)
 
     @property
     def holds_root(self) -> bool:

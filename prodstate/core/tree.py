@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 from prodstate.core.heartbeat import MAX_FUTURE, age_of
+from prodstate.core.maintenance import Pause
 from prodstate.core.model import (
     FENCE_MIN_REPLICAS,
     UNREACHABLE,
@@ -58,6 +59,9 @@ class TreeStatus:
     epoch: int
     nodes: tuple[NodeStatus, ...]
     problems: tuple[str, ...]
+    #: The maintenance pause, if one is set, and how it reads now ("" if none).
+    pause: Pause | None = None
+    pause_text: str = ""
 
     @property
     def healthy(self) -> bool:
@@ -71,7 +75,10 @@ class TreeStatus:
             root = {k: getattr(self.root, k) for k in ("node_id", "address", "epoch", "replid")}
         nodes = [{**asdict(n), "problems": list(n.problems)} for n in self.nodes]
         doc = {"healthy": self.healthy, "root": root, "epoch": self.epoch, "nodes": nodes}
-        return json.dumps({**doc, "problems": list(self.problems)}, indent=2)
+        pause = None
+        if self.pause is not None:
+            pause = {**asdict(self.pause), "text": self.pause_text}
+        return json.dumps({**doc, "pause": pause, "problems": list(self.problems)}, indent=2)
 
     def render_text(self) -> str:
         """An indented tree: the root, each branch with the leaves under it, then the rest."""
@@ -99,12 +106,14 @@ def build_status(
     now: float,
     stale_after: float | None,
     extra_problems: Sequence[str] = (),
+    pause: Pause | None = None,
 ) -> TreeStatus:
     """Compare each registered node's Redis with the tree the agents should build.
 
     ``members_by_tier`` maps "branch"/"leaf" to members by node id; ``redis_states``
     and ``heartbeats`` (the root's clock as replicated to each node, None if absent)
-    are by node id. ``stale_after=None`` skips the staleness checks.
+    are by node id. ``stale_after=None`` skips the staleness checks. ``pause``: the
+    maintenance pause, if one is set (shown, not a problem).
     """
     problems = list(extra_problems)
     members: dict[str, Member] = {}
@@ -187,6 +196,8 @@ def build_status(
         root.epoch if root else (lineage.epoch if lineage else 0),
         tuple(nodes),
         tuple(problems),
+        pause,
+        pause.describe(now) if pause is not None else "",
     )
 
 
@@ -257,6 +268,8 @@ def _render(status: TreeStatus) -> list[str]:
     root = status.root
     head = f"root {root.node_id} ({root.address})" if root else "no root elected"
     lines = [f"{head}  epoch {status.epoch}  {'healthy' if status.healthy else 'UNHEALTHY'}"]
+    if status.pause_text:
+        lines.append(f"MAINTENANCE: {status.pause_text} (no failover, no moves)")
     order = {str(Tier.BRANCH): 0, str(Tier.LEAF): 1}
     nodes = sorted(status.nodes, key=lambda n: (order.get(n.tier, 2), n.node_id))
     shown: set[str] = set()

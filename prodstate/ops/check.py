@@ -122,9 +122,10 @@ def evaluate(heartbeat_raw: str | None, now: float, warning: float, critical: fl
     return judge(staleness, warning, critical, message)
 
 
-def agent_freshness(address: str, timeout: float = TIMEOUT) -> tuple[float | None, str]:
+def agent_freshness(address: str, timeout: float = TIMEOUT) -> tuple[float | None, str, str]:
     """The heartbeat's age as the agent at ``address`` (its metrics ``HOST:PORT``) measures
-    it, from ``/freshness``; (None, why) when it cannot tell."""
+    it, from ``/freshness``, or None and why it cannot tell; and the cluster's maintenance
+    pause as the agent sees it ("" if none)."""
     import http.client
     import json
 
@@ -138,22 +139,24 @@ def agent_freshness(address: str, timeout: float = TIMEOUT) -> tuple[float | Non
         finally:
             conn.close()
     except DataError as exc:
-        return None, str(exc)
+        return None, str(exc), ""
     except (OSError, http.client.HTTPException) as exc:
-        return None, f"not answering ({type(exc).__name__}: {exc})"
+        return None, f"not answering ({type(exc).__name__}: {exc})", ""
     if response.status != 200:
-        return None, f"answered HTTP {response.status}"
+        return None, f"answered HTTP {response.status}", ""
     try:
         data = json.loads(body)
         age = data["heartbeat_age"]
         stuck = data["loop_stuck"]
     except (ValueError, KeyError, TypeError):
-        return None, "answered something that is not its freshness"
+        return None, "answered something that is not its freshness", ""
+    paused = data.get("paused")
+    paused = paused[:200] if isinstance(paused, str) else ""
     if stuck:
-        return None, "its loop is stuck"
+        return None, "its loop is stuck", paused
     if isinstance(age, bool) or not isinstance(age, int | float) or not math.isfinite(age):
-        return None, "has read no heartbeat yet"
-    return max(0.0, float(age)), ""
+        return None, "has read no heartbeat yet", paused
+    return max(0.0, float(age)), "", paused
 
 
 def unknown(message: str) -> CheckResult:
@@ -205,9 +208,11 @@ def read_heartbeat(
         conn.close()
     if agent is None:
         return evaluate(raw, now, warning, critical)
-    age, why = agent_freshness(agent, timeout)
+    age, why, paused = agent_freshness(agent, timeout)
+    maintenance = f"; cluster {paused}" if paused else ""
     if age is not None:
-        return judge(age, warning, critical, f"heartbeat advanced {format_age(age)} ago (agent)")
+        message = f"heartbeat advanced {format_age(age)} ago (agent){maintenance}"
+        return judge(age, warning, critical, message)
     result = evaluate(raw, now, warning, critical)
-    message = f"{result.message} by clock comparison: agent at {agent} {why}"
+    message = f"{result.message} by clock comparison: agent at {agent} {why}{maintenance}"
     return CheckResult(result.status, message, result.perfdata)

@@ -11,6 +11,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 
 from prodstate.core.heartbeat import parse_heartbeat
+from prodstate.core.maintenance import Pause
 from prodstate.core.model import DataError, Lineage, Member, RedisState, RootRecord, Tier
 from prodstate.core.tree import TreeStatus, build_status
 from prodstate.redis.control import connect, read_state
@@ -78,6 +79,13 @@ def collect_status(
         pass
     except DataError as exc:
         problems.append(f"malformed epoch znode: {exc}")
+    pause = None
+    try:
+        pause = Pause.from_json(call("get", layout.pause)[0])
+    except NoNodeError:
+        pass
+    except DataError as exc:
+        problems.append(f"malformed pause znode (the agents ignore it): {exc}")
     members: dict[str, dict[str, Member]] = {}
     for tier in Tier:
         members[tier] = {}
@@ -107,4 +115,6 @@ def collect_status(
     states = {n: state for n, (state, _) in results.items()}
     # Ages were measured as each node was read; restate them as heartbeats against one "now".
     heartbeats = {n: now - age if age is not None else None for n, (_, age) in results.items()}
-    return build_status(root, lineage, members, states, heartbeats, now, stale_after, problems)
+    return build_status(
+        root, lineage, members, states, heartbeats, now, stale_after, problems, pause
+    )

@@ -16,15 +16,11 @@ from typing import Any
 import click
 import redis
 from kazoo.client import KazooClient
-from kazoo.exceptions import NoAuthError
 
+from prodstate.cli.connect import secured, zookeeper
 from prodstate.cli.exits import ERROR, NOT_APPLIED, UNCERTAIN, describe, fail
 from prodstate.cli.options import redis_option as local_redis_option
-from prodstate.cli.security import Security, security
 from prodstate.client import Client, WriteFailed, WriteRejected, WriteUncertain
-from prodstate.zk.client import ZK_ERRORS, quiet_client
-
-_SECURITY = "prodstate.statedb.security"
 
 
 def this_host() -> str:
@@ -40,16 +36,6 @@ def checked(value: Any, check: Callable[..., Any], *args: Any) -> Any:
         fail(describe(exc), ERROR)
 
 
-def secured() -> Security:
-    """The ``--credentials-file`` and ``--tls-*`` files of the running command, loaded once
-    (a usage error, exit 2, if they are unusable; see :mod:`prodstate.cli.security`)."""
-    ctx = click.get_current_context()
-    if _SECURITY not in ctx.meta:
-        ctx.meta[_SECURITY] = security(ctx)
-    found: Security = ctx.meta[_SECURITY]
-    return found
-
-
 def redis_option(command: Callable[..., Any]) -> Callable[..., Any]:
     """--redis: the local Redis that reads come from."""
     return local_redis_option("The local Redis to read from.")(command)
@@ -58,38 +44,6 @@ def redis_option(command: Callable[..., Any]) -> Callable[..., Any]:
 def json_option(command: Callable[..., Any]) -> Callable[..., Any]:
     """--json: print the records as JSON instead of a table."""
     return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(command)
-
-
-@contextmanager
-def zookeeper(hosts: str, doing: str, timeout: float = 5.0) -> Iterator[KazooClient]:
-    """A started kazoo client, authenticated with the command's ``[zookeeper]`` identity if
-    it has one (its znodes then get prodstate's ACL); exit 2 with a message naming ``doing``
-    (e.g. ``"taking lock web"``) when ZooKeeper cannot be reached or fails, 1 when it
-    refuses for lack of rights."""
-    found = secured()
-    credentials = found.credentials
-    try:
-        zk = quiet_client(hosts, timeout, credentials, found.zk_tls)
-    except ValueError as exc:
-        fail(f"bad --zk {hosts!r}: {describe(exc)}", ERROR)
-    try:
-        zk.start(timeout=timeout)
-    except ZK_ERRORS:
-        zk.close()
-        fail(f"{doing}: cannot connect to ZooKeeper at {hosts}", ERROR)
-    try:
-        yield zk
-    except NoAuthError:
-        if credentials.zookeeper is None:
-            why = "prodstate's znodes need the agents' identity ([zookeeper] of --credentials-file)"
-        else:
-            why = f"the identity {credentials.zookeeper.user!r} has no rights on prodstate's znodes"
-        fail(f"{doing}: ZooKeeper at {hosts} refused it (NoAuthError): {why}", NOT_APPLIED)
-    except ZK_ERRORS as exc:
-        fail(f"{doing}: ZooKeeper at {hosts} failed: {describe(exc)}", ERROR)
-    finally:
-        zk.stop()
-        zk.close()
 
 
 @contextmanager

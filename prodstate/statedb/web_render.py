@@ -84,6 +84,12 @@ def tree_page(status: TreeStatus | None, error: str | None) -> str:
     body = (
         f'<p id="health" class="{"ok" if status.healthy else "bad"}">{health}: root '
         f"{e(root)}, epoch {e(status.epoch)}</p>"
+        + (
+            f'<p id="maintenance" class="bad">MAINTENANCE: {e(status.pause_text)} '
+            "(no failover, no moves)</p>"
+            if status.pause_text
+            else ""
+        )
         + (f'<ul id="problems">{problems}</ul>' if problems else "")
         + table(
             ["node", "tier", "address", "role", "parent", "link", "lag", "staleness", "health"],

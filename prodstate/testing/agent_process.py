@@ -38,6 +38,8 @@ class AgentProcess(ManagedProcess):
         self.node_id = node_id
         self.tier = tier
         self.redis = redis
+        #: Where the agent keeps its ZooKeeper session for a restart (``--state-dir``).
+        self.state_dir = Path(workdir) / "agents" / f"{node_id}.state"
         argv = [
             sys.executable,
             "-m",
@@ -65,9 +67,17 @@ class AgentProcess(ManagedProcess):
             "0",
             "--metrics-host",
             "127.0.0.1",
+            "--state-dir",
+            str(self.state_dir),
             *extra_args,
         ]
         super().__init__(f"agent-{node_id}", argv, Path(workdir) / "agents")
+
+    def forget_session(self) -> None:
+        """Remove the saved session (while stopped): the next start opens a new one, as
+        an agent whose state directory was lost."""
+        for saved in self.state_dir.glob("*.session"):
+            saved.unlink()
 
     @property
     def metrics_url(self) -> str:

@@ -34,13 +34,15 @@ class Election:
         call: Callable[..., Any],
         layout: Layout,
         on_watch: Callable[..., None],
+        prefix: str | None = None,
     ) -> None:
         self._client = client
         self._call = call
         self._on_watch = on_watch
         self.layout = layout
         #: The name of this store's election znodes before their sequence (``n_<uuid>_``).
-        self.prefix = candidate_prefix(uuid.uuid4().hex)
+        #: A resumed session keeps the prefix its earlier process used, to adopt its znode.
+        self.prefix = prefix or candidate_prefix(uuid.uuid4().hex)
         #: The path of this agent's candidate znode, while it stands (as far as it knows).
         self.node: str | None = None
 

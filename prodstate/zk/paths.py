@@ -7,6 +7,7 @@ Under ``/prodstate/<cluster>``::
     election/n_<uuid>_<seq>    ephemeral sequential, data = node id (lowest <seq> leads)
     root                       ephemeral, JSON RootRecord, owned by the root's session
     epoch                      persistent, JSON Lineage (epoch, latest root, replids)
+    pause                      persistent while set, JSON Pause (``prodstate pause``)
     statedb/locks/<name>       persistent, the state database's deploy locks
     statedb/deploying/<name>   kazoo Lock recipe, held while a service's deploy runs
 
@@ -87,6 +88,11 @@ class Layout:
     def epoch(self) -> str:
         """The persistent znode of the lineage (epoch and replication ids)."""
         return f"{self.base}/epoch"
+
+    @property
+    def pause(self) -> str:
+        """The maintenance pause, while one is set."""
+        return f"{self.base}/pause"
 
     @property
     def statedb(self) -> str:

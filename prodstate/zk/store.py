@@ -51,9 +51,11 @@ from prodstate.zk.cache import DataZnode, MemberZnode, ReadCache, Uncached
 from prodstate.zk.election import Election
 from prodstate.zk.errors import StoreUnavailable
 from prodstate.zk.guard import AclGuard
+from prodstate.zk.maintenance import Pause, load_pause, parse_pause
 from prodstate.zk.paths import (
     Layout,
 )
+from prodstate.zk.session import SavedSession
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,8 @@ class View:
     root_damage: str = ""
     #: Why the epoch znode needs repairing by this root ("" if intact; see Snapshot).
     lineage_damage: str = ""
+    #: The maintenance pause, if one is set (expired or not).
+    pause: Pause | None = None
 
 
 class ZkStore:
@@ -88,8 +92,12 @@ class ZkStore:
         request_timeout: float | None = None,
         credentials: Credentials = NO_CREDENTIALS,
         tls: TlsFiles | None = None,
+        resume: SavedSession | None = None,
+        on_session: Callable[[SavedSession], None] | None = None,
     ) -> None:
-        """``credentials``: the agents' ZooKeeper identity; ``tls``: connect over TLS."""
+        """``credentials``: the agents' ZooKeeper identity; ``tls``: connect over TLS;
+        ``resume``: a session a previous process of this agent held, taken back if it is
+        still alive; ``on_session`` is told of every new session (to save it)."""
         self.layout = Layout(cluster)
         self.base = self.layout.base
         #: ACL of every znode this agent creates (None: ZooKeeper's open default).
@@ -108,7 +116,10 @@ class ZkStore:
         self.cache = ReadCache()
         #: Requests sent to ZooKeeper by this store (for tests and benchmarks).
         self.requests = 0
+        self._on_session = on_session
+        self.resumed_session = resume.session_id if resume else 0
         self.client = KazooClient(
+            client_id=(resume.session_id, resume.password) if resume else None,
             hosts=hosts,
             timeout=session_timeout,
             connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=1.0),
@@ -119,7 +130,13 @@ class ZkStore:
         self.client.add_listener(self._on_state)
         #: The agents' ACL on the persistent znodes, and this agent's candidacy (recipes).
         self.guard = AclGuard(self.client, self._request, self.layout, self.acl)
-        self.election = Election(self.client, self._request, self.layout, self._watch)
+        self.election = Election(
+            self.client,
+            self._request,
+            self.layout,
+            self._watch,
+            prefix=resume.election_prefix if resume else None,
+        )
         self._started = False
 
     # --- connection ------------------------------------------------------------------------
@@ -181,11 +198,14 @@ class ZkStore:
         """The current session id if CONNECTED (syncing once after a new session)."""
         if self.state is not ZkState.CONNECTED:
             raise StoreUnavailable(f"ZooKeeper {self.state}")
-        session_id = self.client.client_id[0] if self.client.client_id else 0
+        client_id = self.client.client_id
+        session_id = client_id[0] if client_id else 0
         if self._new_session or session_id != self.session_id:
             self._call(self.client.sync_async, self.base)
             self.guard.ensure_paths()  # a request that fails here is retried on the next call
             self.cache.clear()
+            if session_id != self.session_id and client_id and self._on_session:
+                self._on_session(SavedSession(session_id, client_id[1], self.election.prefix))
             self.session_id = session_id
             self._new_session = False
         return session_id
@@ -250,7 +270,12 @@ class ZkStore:
             candidates = self.election.read(session_id)
         root, root_damage = self._read_root(session_id)
         owns_root = root is not None and root.held_by(node_id, session_id)
+        if owns_root and root is not None and self._own_root is None and not root_damage:
+            self._own_root = root  # a resumed session: the record its earlier process wrote
         lineage, lineage_version, readable, lineage_damage = self._read_lineage(owns_root)
+        adopt = owns_root and readable and not lineage_damage and self._own_lineage is None
+        if adopt and root is not None and lineage.epoch == root.epoch:
+            self._own_lineage = lineage
         return View(
             branches=tuple(branches),
             candidates=tuple(candidates),
@@ -262,6 +287,7 @@ class ZkStore:
             lineage_readable=readable,
             root_damage=root_damage,
             lineage_damage=lineage_damage,
+            pause=self._read_pause(),
         )
 
     def _read_children(self, path: str) -> list[str]:
@@ -339,6 +365,16 @@ class ZkStore:
                 log.warning("ignoring malformed root znode", extra={"error": str(exc)})
                 return None, ""
             return replace(own, owner_session=session_id), str(exc)
+
+    def _read_pause(self) -> Pause | None:
+        """The maintenance pause (cached while its watch is pending; see
+        :mod:`prodstate.zk.maintenance`)."""
+        path = self.layout.pause
+
+        def load() -> DataZnode | None:
+            return load_pause(self._call, self.client, path, self._watch)
+
+        return parse_pause(self.cache.read(path, load))
 
     def _read_lineage(self, owns_root: bool) -> tuple[Lineage, int, bool, str]:
         """The lineage, its znode version, whether the znode was readable (a malformed one
