@@ -139,3 +139,72 @@ def test_bad_input_is_one_line_and_a_non_zero_exit(small):
                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert out.returncode == 1 and "cluster nosuch does not exist" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_a_switchover_moves_the_root_and_refusals_say_why(small):
+    old = small.inspect().root
+    refused = [
+        (("--to", old.node_id), f"{old.node_id} is the root already"),
+        (("--to", "nosuch"), "nosuch is not a registered branch"),
+        (("--to", "leaf1"), "leaf1 is not a registered branch"),
+    ]
+    for args, why in refused:
+        out = run_cli(small, "switchover", *args)
+        assert out.returncode == 1, (args, out.stdout, out.stderr)
+        assert f"switchover refused: {why}" in out.stderr and "Traceback" not in out.stderr
+    assert run_cli(small, "pause", "--reason", "x").returncode == 0
+    out = run_cli(small, "switchover", "--json")
+    assert out.returncode == 1 and json.loads(out.stdout)["ok"] is False
+    assert "the cluster is paused by" in out.stderr
+    assert run_cli(small, "resume").returncode == 0
+
+    target = next(b for b in small.names("branch") if b != old.node_id)
+    small.confirmed_write("before", "1")
+    out = run_cli(small, "switchover", "--to", target)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"root {target} serves with epoch {old.epoch + 1}" in out.stdout
+    assert "fenced and released at the target's offset" in out.stdout
+    report = small.wait_for_tree(timeout=30)
+    assert report.root.node_id == target and report.root.epoch == old.epoch + 1
+    assert report.masters[old.node_id] == small.advertised(target)
+    small.confirmed_write("after", "2")
+    small.wait_everywhere("after", "2")
+    small.wait_everywhere("before", "1")
+    gone = small.zk().exists(f"/prodstate/{small.cluster}/switchover")
+    assert gone is None, "the request is removed once done"
+
+
+def test_a_drain_moves_exactly_the_drained_branchs_leaves_and_undrain_brings_them_back(small):
+    report = small.inspect()
+    root = report.root.node_id
+    out = run_cli(small, "drain", root)
+    assert out.returncode == 1 and "is the root: move the root first" in out.stderr
+    victim = next(b for b in small.names("branch") if b != root and any(
+        report.masters[n] == small.advertised(b) for n in small.names("leaf")))  # fmt: skip
+    mine = {n for n in small.names("leaf") if report.masters[n] == small.advertised(victim)}
+    others = {n: report.masters[n] for n in small.names("leaf") if n not in mine}
+    before = small.full_syncs()
+
+    out = run_cli(small, "drain", victim, "--spread", "2s", "--wait", "--json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["ok"] and doc["leaves"] == len(mine)
+    during = small.inspect()
+    assert all(during.masters[n] != small.advertised(victim) for n in mine)
+    assert {n: during.masters[n] for n in others} == others, "only the drained branch's leaves move"
+    text = subprocess.run(
+        [sys.executable, "-m", "prodstate", "status", "--zk", small.zk_hosts,
+         "--cluster", small.cluster],
+        capture_output=True, text=True, timeout=60,
+    ).stdout  # fmt: skip
+    assert "DRAINED" in text
+
+    assert run_cli(small, "undrain", victim).returncode == 0
+    wait_until(
+        lambda: all(small.inspect().masters[n] == small.advertised(victim) for n in mine),
+        timeout=30,
+        what="the leaves back on the undrained branch",
+    )
+    assert small.new_full_syncs(before) == {}
+    out = run_cli(small, "undrain", victim)
+    assert out.returncode == 1 and "is not drained" in out.stderr

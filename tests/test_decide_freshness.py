@@ -83,13 +83,16 @@ def test_a_restarted_branch_publishes_judging_not_stale_until_its_first_verdict(
     )
 
 
-def test_leaves_keep_a_judging_branch_and_never_blame_it():
-    """A branch agent restarted over a running Redis: its leaves stay where they are."""
+def test_leaves_keep_a_judging_branch_and_never_blame_it_but_none_moves_to_one():
+    """A branch agent restarted over a running Redis: its leaves stay where they are; a
+    leaf elsewhere does not move to it before it has risen (a branch that just synced
+    may still be behind the leaf, and a PSYNC ahead of it is a full resync)."""
     mine = parent_for()
     judging = replace(branch(mine), fresh=False, judging=True)
     members = (branch(ROOT_ID), judging, branch(other(mine)))
     root = snap().root
-    assert parent_of(ME, Tier.LEAF, root, members)[0] == addr(mine)
+    assert parent_of(ME, Tier.LEAF, root, members, current=addr(mine))[0] == addr(mine)
+    assert parent_of(ME, Tier.LEAF, root, members, current=ROOT_ADDR)[0] == addr(other(mine))
     s = leaf(redis=replica(addr(mine)), freshness=aged(3 * LEAF_LIMIT, fresh=False))
     s = replace(s, branches=members, master_since=NOW - 3 * LEAF_LIMIT)
     assert decide(s).action == Wait()

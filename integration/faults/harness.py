@@ -124,6 +124,18 @@ class Writer:
         started = [w.ended for w in after if w.started >= at]
         return min(started) - at if started else None
 
+    def longest_gap(self, mark: str = "inject") -> float | None:
+        """The longest time between two confirmed writes from the last one before ``mark``
+        on: how long writers waited across the fault (None before the mark is set)."""
+        at = self.marks.get(mark)
+        if at is None:
+            return None
+        ends = sorted(w.ended for w in self.confirmed())
+        before = [e for e in ends if e < at]
+        after = [e for e in ends if e >= at]
+        window = before[-1:] + after
+        return max((b - a for a, b in itertools.pairwise(window)), default=None)
+
 
 class StaleMonitor:
     """Samples leaves: a leaf is stale while it lacks a write confirmed over ``grace`` s ago.
@@ -198,6 +210,8 @@ class FaultResult:
     #: from the end of the fault to a healthy tree (scenarios that mark them).
     fresh_seconds: float | None = None
     heal_seconds: float | None = None
+    #: The longest wait between two confirmed writes across the fault.
+    gap_seconds: float | None = None
     lost_by_node: dict[str, int] = field(default_factory=dict)
     diverged: dict[str, str] = field(default_factory=dict)
 
@@ -210,10 +224,12 @@ class FaultResult:
         stale = "-" if self.stale_seconds is None else f"{self.stale_seconds:.2f}s"
         fresh = "-" if self.fresh_seconds is None else f"{self.fresh_seconds:.2f}s"
         heal = "-" if self.heal_seconds is None else f"{self.heal_seconds:.2f}s"
+        gap = "-" if self.gap_seconds is None else f"{self.gap_seconds:.2f}s"
         return (
             f"{self.scenario}: confirmed={self.confirmed} failed={self.failed} "
             f"unknown={self.unknown} lost={self.lost} full_resyncs={self.full_resyncs} "
-            f"failover={failover} stale={stale} fresh_again={fresh} healed={heal} "
+            f"failover={failover} write_gap={gap} stale={stale} fresh_again={fresh} "
+            f"healed={heal} "
             f"roots_seen={self.roots_seen} "
             f"epochs_monotonic={self.epochs_monotonic} diverged={self.diverged or 'none'}"
         )
@@ -313,6 +329,7 @@ def check_after(
         lost=len(lost_keys),
         full_resyncs=sum(cluster.full_syncs_logged(log_marks).values()),
         failover_seconds=writer.failover_seconds(),
+        gap_seconds=writer.longest_gap(),
         roots_seen=sorted({*known, report.root.epoch}),
         epochs_monotonic=monotonic,
         stale_seconds=stale_seconds,

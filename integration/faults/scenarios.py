@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from prodstate.client import Client
-from prodstate.core.model import DataError, RedisState, RootRecord
+from prodstate.core.model import DataError, Member, RedisState, RootRecord
 from prodstate.redis.control import connect, read_state
 from prodstate.testing import ZooKeeperEnsemble, wait_until
 from prodstate.testing.cluster import LocalCluster
 from prodstate.testing.tree import read_epoch
+from prodstate.zk.client import read_root
 
 from .harness import FaultResult, StaleMonitor, Writer, check_after
 from .silent import SILENT_SCENARIOS
@@ -92,6 +96,49 @@ def root_agent_restart(cluster: LocalCluster, writer: Writer) -> None:
     writer.wait_for_more(WRITES // 4)
     now = _root(cluster)
     assert (now.node_id, now.epoch) == (old.node_id, old.epoch), f"it failed over: {now}"
+
+
+def _branches_fresh(cluster: LocalCluster) -> None:
+    """Wait until every branch's agent judges its copy fresh (a switchover's targets)."""
+    zk, folder = cluster.zk(), f"/prodstate/{cluster.cluster}/members/branch"
+
+    def fresh() -> bool:
+        members = [Member.from_json(zk.get(f"{folder}/{b}")[0]) for b in zk.get_children(folder)]
+        return all(m.fresh for m in members)
+
+    wait_until(fresh, timeout=30, what="every branch fresh")
+
+
+def switchover(cluster: LocalCluster, writer: Writer) -> None:
+    """``prodstate switchover`` under load: the root fences, waits for the furthest branch
+    and hands over; the old root becomes its replica (partial resyncs only)."""
+    old = _root(cluster)
+    _branches_fresh(cluster)
+    writer.mark("inject")
+    argv = [sys.executable, "-m", "prodstate", "switchover", "--zk", cluster.zk_hosts]
+    done = subprocess.run(
+        [*argv, "--cluster", cluster.cluster, "--json"], capture_output=True, text=True, timeout=90
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    moved = json.loads(done.stdout)
+    now = _root(cluster)
+    assert (now.node_id, now.epoch) == (moved["to"], old.epoch + 1) and now.node_id != old.node_id
+    writer.wait_for_more(WRITES // 4)
+
+
+def root_agent_sigterm(cluster: LocalCluster, writer: Writer) -> None:
+    """The root's agent stopped with SIGTERM (an upgrade): it hands the root to the best
+    branch first, then exits; started again, it rejoins as a branch."""
+    old = _root(cluster)
+    _branches_fresh(cluster)
+    writer.mark("inject")
+    cluster.agents[old.node_id].stop()
+    handed = read_root(cluster.zk(), cluster.cluster)  # as the stopped agent left it
+    cluster.agents[old.node_id].start()
+    assert handed is not None and handed.node_id != old.node_id, f"not handed over: {handed}"
+    now = _root(cluster)
+    assert (now.node_id, now.epoch) == (handed.node_id, old.epoch + 1), f"it moved again: {now}"
+    writer.wait_for_more(WRITES // 4)
 
 
 def root_zk_cut(cluster: LocalCluster, writer: Writer) -> None:
@@ -316,6 +363,8 @@ SCENARIOS: dict[str, Callable[[LocalCluster, Writer], None]] = {
     "root_machine_crash": root_machine_crash,
     "root_agent_kill": root_agent_kill,
     "root_agent_restart": root_agent_restart,
+    "root_agent_sigterm": root_agent_sigterm,
+    "switchover": switchover,
     "root_zk_cut": root_zk_cut,
     "root_agent_stop": root_agent_stop,
     "branch_kill": branch_kill,

@@ -6,6 +6,7 @@ decision is taken by ``prodstate.core.decide.decide`` from a fresh snapshot.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -18,6 +19,7 @@ from prodstate import __version__
 from prodstate.agent.backoff import Backoff, is_denied
 from prodstate.agent.beat import HeartbeatWriter
 from prodstate.agent.config import AgentConfig
+from prodstate.agent.handover import HANDOVER_TIMEOUT_SESSIONS, NotYet, handover_request
 from prodstate.agent.metrics import AgentMetrics, RedisStats, read_stats
 from prodstate.core.actions import (
     QUIET,
@@ -28,6 +30,7 @@ from prodstate.core.actions import (
     Decision,
     Fence,
     FenceRemote,
+    HandOver,
     Heartbeat,
     JoinElection,
     LeaveElection,
@@ -44,6 +47,7 @@ from prodstate.core.actions import (
 )
 from prodstate.core.decide import decide, no_branch_since, unacked_since
 from prodstate.core.freshness import Freshness, Since
+from prodstate.core.maintenance import Switchover
 from prodstate.core.model import (
     Lineage,
     PeerState,
@@ -62,7 +66,9 @@ from prodstate.redis.users import (
     setuser_args,
 )
 from prodstate.security.tls import ServerChecks
+from prodstate.zk.client import ZK_ERRORS
 from prodstate.zk.errors import StoreUnavailable, UntrustedZnodes
+from prodstate.zk.maintenance import clear_switchover
 from prodstate.zk.session import SavedSession, SessionFile
 from prodstate.zk.store import View, ZkStore
 
@@ -123,6 +129,11 @@ class Agent:
         #: Branches this leaf stays off, until when (monotonic).
         self._avoiding: dict[str, float] = {}
         self._held_off_until: float | None = None
+        self._last_at_once: object = None
+        #: The switchover this agent asked for while stopping as root, and its deadline.
+        self._handover: Switchover | None = None
+        self._handover_until = 0.0
+        self._handover_wait = ""
         self.beat = HeartbeatWriter(
             RedisControl(config.redis, **config.redis_options()),
             config.freshness.heartbeat_interval,
@@ -147,30 +158,85 @@ class Agent:
         return ""
 
     def run(self) -> None:
-        """Run until stop() is called."""
+        """Run until stop() is called (and a serving root has handed over)."""
         log.info("agent starting", extra=self._identity())
         self.zk.start()
         self.beat.start()
         try:
-            while not self._stop.is_set():
+            while True:
                 self.tick()
+                if self._stop.is_set() and self._may_exit():
+                    break
                 self._wake.wait(self.config.tick)
                 self._wake.clear()
         finally:
-            self.shutdown()
+            self.shutdown(close_session=False)
 
     def stop(self) -> None:
-        """Ask the loop to end after the current tick."""
+        """Ask the loop to end (SIGTERM): a serving root first hands the root to the best
+        branch, as a switchover; then the agent exits, keeping its session for a restart."""
         self._stop.set()
         self._wake.set()
 
-    def shutdown(self) -> None:
-        """Close the ZooKeeper session (ephemeral znodes go at once); Redis keeps running."""
-        log.info("agent stopping: Redis keeps serving as it is", extra=self._identity())
+    def _may_exit(self) -> bool:
+        """Whether a stopping agent may exit now: it does not serve as root, or it has
+        handed over, or the hand-over could not be made in time (logged)."""
+        s = self.last_snapshot
+        if s is None or not (s.holds_root and s.redis.is_master):
+            if self._handover is not None:
+                with contextlib.suppress(*ZK_ERRORS):
+                    clear_switchover(self.zk.client, self.config.cluster, self._handover.id)
+            return True
+        now = time.monotonic()
+        cfg = self.config
+        if not self._handover_until:
+            self._handover_until = now + HANDOVER_TIMEOUT_SESSIONS * cfg.session_timeout
+        if self._handover is None and now <= self._handover_until:
+            try:
+                self._handover = handover_request(
+                    self.zk.client, cfg.cluster, s, self._peer_state, cfg.session_timeout
+                )
+            except NotYet as exc:
+                if str(exc) != self._handover_wait:
+                    log.info(
+                        f"stopping: {exc} before handing the root over", extra=self._identity()
+                    )
+                    self._handover_wait = str(exc)
+                return False
+            if self._handover is None:
+                return True
+        if now > self._handover_until:
+            log.warning(
+                "stopping: the hand-over did not complete in time; exiting as root (the "
+                "tree fails over once this session expires)",
+                extra={
+                    **self._identity(),
+                    "target": self._handover.target if self._handover else "",
+                },
+            )
+            return True
+        return False
+
+    def shutdown(self, close_session: bool = True) -> None:
+        """Stop the agent; Redis keeps running. With ``close_session`` the ZooKeeper
+        session ends (its ephemeral znodes go at once) and the saved one is forgotten;
+        without, the session lives on for the session timeout, for a restart to resume."""
+        keeping = not close_session and self.session_file is not None
+        log.info(
+            "agent stopping: Redis keeps serving as it is"
+            + (
+                f"; the session waits {self.config.session_timeout:g}s for a restart"
+                if keeping
+                else ""
+            ),
+            extra=self._identity(),
+        )
         self.beat.stop()
-        self.zk.stop()
+        if not keeping:
+            self.zk.stop()
         if self.session_file is not None:
-            self.session_file.forget()
+            if not keeping:
+                self.session_file.forget()
             self.session_file.close()
         self.redis.close()
         self.metrics.close()
@@ -309,6 +375,8 @@ class Agent:
             leaf_replicas_allowed=self._leaf_replicas_allowed(redis_state),
             pause=view.pause if view else None,
             wall_clock=time.time(),
+            switchover=view.switchover if view else None,
+            drains=view.drains if view else (),
         )
         self._no_branch_since = no_branch_since(self._no_branch_since, snapshot)
         self._unacked_since = unacked_since(self._unacked_since, snapshot)
@@ -430,6 +498,11 @@ class Agent:
         if isinstance(action, _ZK_ACTIONS):
             self._refresh_at = 0.0  # read back what this action changed on the next tick
             self._wake.set()
+        elif isinstance(action, _NEXT_AT_ONCE) and action != self._last_at_once:
+            # A step of a takeover or hand-over: the next one follows now (but the same
+            # step twice in a row waits a tick, so one that does not take cannot spin).
+            self._wake.set()
+        self._last_at_once = action if isinstance(action, _NEXT_AT_ONCE) else None
         return True
 
     def _dispatch(self, action: object, s: Snapshot) -> None:
@@ -500,6 +573,10 @@ class Agent:
                 with self._peer(address, timeout=0.5) as peer:
                     peer.fence()
                     peer.replicate(cfg.advertise)
+            case HandOver():
+                self.redis.fence()
+                self.zk.release_root()
+                self.zk.leave_election()
             case StepDown(hold_off=hold_off):
                 if s.redis.reachable:
                     self.redis.fence()
@@ -562,6 +639,10 @@ _ZK_ACTIONS = (
     Claim,
     PublishReplid,
     StepDown,
+    HandOver,
     RepairRoot,
     RepairEpoch,
 )
+#: Steps of a takeover or hand-over whose next step is decided at once, not a tick later
+#: (writes wait between them).
+_NEXT_AT_ONCE = (Fence, FenceRemote, Promote, Serve, AdoptPrevious)

@@ -158,6 +158,15 @@ class StepDown(Action):
 
 
 @dataclass(frozen=True)
+class HandOver(Action):
+    """A switchover's last step at the old root: its Redis fenced and ``target`` at its
+    offset, delete the root znode and leave the election (to rejoin at the back), so
+    that ``target`` claims the root with the next epoch. Replicas stay connected."""
+
+    target: str
+
+
+@dataclass(frozen=True)
 class AllowLeafReplicas(Action):
     """Turn the leaf replication user on or off on the local Redis; off also drops the
     replicas connected as it (a serving root admits only branches' identities)."""

@@ -8,6 +8,7 @@ step per tick, each step re-checked against fresh state.
 
 from __future__ import annotations
 
+from prodstate.core import switchover
 from prodstate.core.actions import (
     AdoptPrevious,
     AllowLeafReplicas,
@@ -16,6 +17,7 @@ from prodstate.core.actions import (
     Decision,
     Fence,
     FenceRemote,
+    HandOver,
     Heartbeat,
     JoinElection,
     LeaveElection,
@@ -68,7 +70,7 @@ def _starts_a_change(action: object) -> bool:
     """
     if isinstance(action, StepDown):
         return action.hold_off
-    return isinstance(action, Claim | Replicate | Probe | FenceRemote | AdoptPrevious)
+    return isinstance(action, Claim | Replicate | Probe | FenceRemote | AdoptPrevious | HandOver)
 
 
 def _decide(s: Snapshot) -> Decision:
@@ -192,6 +194,9 @@ def _as_root(s: Snapshot) -> Decision:
     admit = _leaf_replicas(s)
     if admit is not None:
         return admit
+    handing_over = switchover.root_step(s)
+    if handing_over is not None:
+        return handing_over
     unacked = _unacknowledged(s)
     if unacked:
         return Decision(StepDown(hold_off=True), unacked)
@@ -240,6 +245,10 @@ def _membership(s: Snapshot) -> Decision | None:
         return Decision(Register(member), f"registering as {s.tier} ({state})")
     if s.tier is Tier.BRANCH:
         eligible = s.lineage_readable and s.lineage.knows(s.redis) and not s.redis.sync_in_progress
+        if s.node_id in s.drained:
+            if s.in_election:
+                return Decision(LeaveElection(), "drained: leaving the root election")
+            return None
         if eligible and s.held_off and not s.in_election:
             return None  # gave up the root for lack of acknowledgements: sitting out
         if eligible and not s.in_election:
@@ -281,16 +290,16 @@ def election_candidates(s: Snapshot) -> tuple[str, ...]:
     """Candidates in election order, keeping only registered branches (a stray or forged
     election znode must not stall the election or lead it)."""
     members = {m.node_id for m in s.branches} | {s.node_id}
-    return tuple(c for c in s.candidates if c in members)
+    return tuple(c for c in s.candidates if c in members and c not in s.drained)
 
 
 def _election(s: Snapshot) -> Decision:
     candidates = election_candidates(s)
     if not s.in_election or not candidates:
         return Decision(Wait(), "no root: waiting to enter the election")
-    leader = candidates[0]
+    leader, why = switchover.election_leader(s, candidates)
     if leader != s.node_id:
-        return Decision(Wait(), f"no root: {leader} leads the election")
+        return Decision(Wait(), f"no root: {why}")
     if not s.probed:
         probe = _election_probe(s, candidates)
         if probe is not None:
@@ -371,7 +380,7 @@ def follow_target(s: Snapshot, blamed: str | None = None) -> tuple[str, str]:
     assert s.root is not None
     avoid = s.avoiding | {blamed} if blamed else s.avoiding
     branches = [m for m in s.branches if m.address not in s.untrusted_masters]
-    return parent_of(s.node_id, s.tier, s.root, branches, avoid)
+    return parent_of(s.node_id, s.tier, s.root, branches, avoid, s.drained, s.redis.master)
 
 
 def _follow(s: Snapshot) -> Decision:
@@ -391,6 +400,9 @@ def _follow(s: Snapshot) -> Decision:
             return Decision(Wait(), waiting)
     if s.redis.master == target:
         return Decision(Wait(), why)
+    pacing = _drain_pacing(s)
+    if pacing:
+        return Decision(Wait(), f"{why}, but {pacing}")
     if target in s.untrusted_masters:
         return Decision(Wait(), f"{why}, but its TLS certificate was refused lately: not moving")
     if target == s.root.address and not s.root.replid:
@@ -414,6 +426,26 @@ def _follow(s: Snapshot) -> Decision:
     return Decision(
         Replicate(target, when_caught_up, avoid=blamed or ""),
         f"{why}; was replicating from {current}",
+    )
+
+
+def _drain_pacing(s: Snapshot) -> str:
+    """Why this leaf waits before moving off its drained branch ("" if it need not): each
+    leaf moves at its own moment of the drain's spread, so the branches taking them are
+    not flooded with resyncs at once."""
+    if s.tier is not Tier.LEAF:
+        return ""
+    by_address = {m.address: m.node_id for m in s.branches}
+    parent = by_address.get(s.redis.master)
+    drain = next((d for d in s.drains if d.node_id == parent), None)
+    if drain is None:
+        return ""
+    wait = drain.move_at(s.node_id) - s.wall_clock
+    if wait <= 0:
+        return ""
+    return (
+        f"its branch {drain.node_id} is drained: this leaf's turn to move comes in "
+        f"{wait:.1f}s (the drain spreads moves over {drain.spread:g}s)"
     )
 
 

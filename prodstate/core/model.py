@@ -11,13 +11,20 @@ from typing import TYPE_CHECKING, Any
 from prodstate.core.freshness import ASSUMED_FRESH, DEFAULT_POLICY, Freshness, FreshnessPolicy
 
 if TYPE_CHECKING:
-    from prodstate.core.maintenance import Pause
+    from prodstate.core.maintenance import Drain, Pause, Switchover
 
 NODE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 MAX_ZNODE_BYTES = 64 * 1024
 MAX_LINEAGE = 8
 #: The most branches a member znode lists as avoided.
 MAX_AVOIDING = 16
+#: The layout of the member, root and epoch znodes this release writes. Fields are only
+#: ever added (older agents ignore what they do not know); a change older agents would
+#: misread bumps it, and a release reads one format ahead of the one it writes, so that
+#: every agent can read a new format before any agent writes it.
+FORMAT = 1
+#: The newest format this release reads.
+READS_FORMAT = 1
 #: ``min-replicas-to-write`` value that makes a Redis refuse every write.
 FENCE_MIN_REPLICAS = 1_000_000_000
 #: Seconds since a replica's last acknowledgement (``INFO`` ``lag``) within which it counts
@@ -92,6 +99,18 @@ def _load_object(raw: bytes, what: str) -> dict[str, Any]:
     return value
 
 
+def _check_format(obj: dict[str, Any], what: str) -> None:
+    """DataError if ``obj`` is of a format newer than this release reads (no ``format``
+    field: the layout before formats were numbered, read as format 0)."""
+    found = obj.get("format", 0)
+    if not isinstance(found, int) or isinstance(found, bool) or found < 0:
+        raise DataError(f"{what}: field 'format' must be a non-negative int, got {found!r}")
+    if found > READS_FORMAT:
+        raise DataError(
+            f"{what}: format {found} is newer than this agent reads ({READS_FORMAT}): upgrade it"
+        )
+
+
 def _field(obj: dict[str, Any], key: str, kind: type, what: str) -> Any:
     value = obj.get(key)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
@@ -120,13 +139,14 @@ class Member:
     def to_json(self) -> bytes:
         """Encode as the znode's data."""
         data = {**asdict(self), "tier": str(self.tier), "avoiding": list(self.avoiding)}
-        return json.dumps(data, sort_keys=True).encode()
+        return json.dumps({**data, "format": FORMAT}, sort_keys=True).encode()
 
     @classmethod
     def from_json(cls, raw: bytes) -> Member:
         """Decode a member znode; DataError if anything is off."""
         what = "member znode"
         obj = _load_object(raw, what)
+        _check_format(obj, what)
         node_id = validate_node_id(_field(obj, "node_id", str, what))
         tier_text = _field(obj, "tier", str, what)
         try:
@@ -185,13 +205,14 @@ class RootRecord:
         """Encode as the znode's data (the owner session is the znode's own stat)."""
         data = {"node_id": self.node_id, "address": self.address, "epoch": self.epoch}
         data.update(replid=self.replid, previous=self.previous, run_id=self.run_id)
-        return json.dumps(data, sort_keys=True).encode()
+        return json.dumps({**data, "format": FORMAT}, sort_keys=True).encode()
 
     @classmethod
     def from_json(cls, raw: bytes, owner_session: int = 0) -> RootRecord:
         """Decode the root znode; DataError if anything is off."""
         what = "root znode"
         obj = _load_object(raw, what)
+        _check_format(obj, what)
         node_id = validate_node_id(_field(obj, "node_id", str, what))
         address = _field(obj, "address", str, what)
         parse_address(address)
@@ -228,6 +249,7 @@ class Lineage:
                 "node_id": self.node_id,
                 "address": self.address,
                 "replids": list(self.replids),
+                "format": FORMAT,
             },
             sort_keys=True,
         ).encode()
@@ -239,6 +261,7 @@ class Lineage:
             return cls()
         what = "epoch znode"
         obj = _load_object(raw, what)
+        _check_format(obj, what)
         epoch = _field(obj, "epoch", int, what)
         if epoch < 0:
             raise DataError(f"{what}: epoch must not be negative")
@@ -394,6 +417,15 @@ class Snapshot:
     #: pause's expiry is a wall-clock time).
     pause: Pause | None = None
     wall_clock: float = 0.0
+    #: A planned switchover of the root, if one is requested (see prodstate.core.switchover).
+    switchover: Switchover | None = None
+    #: The branches drained of their leaves (``prodstate drain``).
+    drains: tuple[Drain, ...] = ()
+
+    @property
+    def drained(self) -> frozenset[str]:
+        """The node ids of the drained branches."""
+        return frozenset(d.node_id for d in self.drains)
 
     @property
     def paused(self) -> bool:

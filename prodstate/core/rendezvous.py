@@ -32,23 +32,30 @@ def parent_of(
     root: RootRecord,
     branches: Iterable[Member],
     avoid: Collection[str] = (),
+    drained: Collection[str] = (),
+    current: str = "",
 ) -> tuple[str, str]:
     """The address ``node_id`` should replicate from while ``root`` serves, and why.
 
     A branch follows the root. A leaf takes the branch rendezvous hashing picks among the
-    available branches other than the root that report fresh or are still judging (all
-    available ones when none does: the whole tree is behind, and moving helps nobody),
-    leaving out those in
-    ``avoid`` unless that leaves none; the root itself when there is no branch.
+    available branches other than the root and those ``drained`` that report fresh (all
+    of them when none does: the whole tree is behind, and moving helps nobody), leaving
+    out those in ``avoid`` unless that leaves none; the root itself when there is no
+    branch. A branch still judging its copy (its agent just started) counts as fresh for
+    the leaf already on it (``current``, its master's address): it keeps its parent, but
+    no leaf moves to a branch that has not yet risen.
     """
     if Tier(tier) is Tier.BRANCH:
         return root.address, f"branch follows root {root.node_id} (epoch {root.epoch})"
     live = {
         m.node_id: m
         for m in branches
-        if m.tier is Tier.BRANCH and m.available and m.node_id not in (node_id, root.node_id)
+        if m.tier is Tier.BRANCH
+        and m.available
+        and m.node_id not in (node_id, root.node_id)
+        and m.node_id not in drained
     }
-    fresh = {b: m for b, m in live.items() if m.fresh or m.judging}
+    fresh = {b: m for b, m in live.items() if m.fresh or (m.judging and m.address == current)}
     pool = fresh or live
     kept = {b: m for b, m in pool.items() if b not in avoid} or pool
     parent = choose_parent(node_id, kept)
@@ -60,6 +67,9 @@ def parent_of(
         notes.append(f"stale: {', '.join(sorted(set(live) - set(fresh)))}")
     if len(kept) < len(pool):
         notes.append(f"avoiding: {', '.join(sorted(set(pool) - set(kept)))}")
+    passed = sorted(d for d in drained if d != root.node_id and d in {m.node_id for m in branches})
+    if passed:
+        notes.append(f"drained: {', '.join(passed)}")
     if notes:
         why += f" (passing over {'; '.join(notes)})"
     return live[parent].address, why

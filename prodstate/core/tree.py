@@ -49,6 +49,8 @@ class NodeStatus:
     fresh: bool = True
     judging: bool = False
     avoiding: tuple[str, ...] = ()
+    #: Drained of its leaves (``prodstate drain``).
+    drained: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,13 +109,15 @@ def build_status(
     stale_after: float | None,
     extra_problems: Sequence[str] = (),
     pause: Pause | None = None,
+    drained: frozenset[str] = frozenset(),
 ) -> TreeStatus:
     """Compare each registered node's Redis with the tree the agents should build.
 
     ``members_by_tier`` maps "branch"/"leaf" to members by node id; ``redis_states``
     and ``heartbeats`` (the root's clock as replicated to each node, None if absent)
     are by node id. ``stale_after=None`` skips the staleness checks. ``pause``: the
-    maintenance pause, if one is set (shown, not a problem).
+    maintenance pause, if one is set (shown, not a problem); ``drained``: the branches
+    drained of their leaves.
     """
     problems = list(extra_problems)
     members: dict[str, Member] = {}
@@ -146,7 +150,10 @@ def build_status(
         is_root = root is not None and node_id == root.node_id
         expected = None
         if root is not None and not is_root:
-            expected, _ = parent_of(node_id, member.tier, root, members.values(), member.avoiding)
+            expected, _ = parent_of(
+                node_id, member.tier, root, members.values(), member.avoiding, drained,
+                state.master,
+            )  # fmt: skip
         mine = _node_problems(member, state, is_root, expected)
         if is_root and state.reachable and not state.is_master and not state.loading:
             mine.append(f"root {node_id} is not a master")
@@ -185,6 +192,7 @@ def build_status(
                 problems=tuple(mine),
                 fresh=member.fresh,
                 judging=member.judging,
+                drained=node_id in drained,
                 avoiding=member.avoiding,
             )
         )
@@ -260,6 +268,8 @@ def _line(n: NodeStatus) -> str:
     parts.append("fresh" if n.fresh else verdict)
     if n.avoiding:
         parts.append(f"staying off {', '.join(n.avoiding)} (stale link)")
+    if n.drained:
+        parts.append("DRAINED")
     text = "  ".join(parts)
     return f"{text}  ! {'; '.join(n.problems)}" if n.problems else text
 

@@ -15,6 +15,7 @@ from prodstate.core.maintenance import Pause
 from prodstate.core.model import DataError, Lineage, Member, RedisState, RootRecord, Tier
 from prodstate.core.tree import TreeStatus, build_status
 from prodstate.redis.control import connect, read_state
+from prodstate.zk.maintenance import read_drains
 from prodstate.zk.paths import Layout
 
 #: At most this many Redis reads run at once.
@@ -115,6 +116,7 @@ def collect_status(
     states = {n: state for n, (state, _) in results.items()}
     # Ages were measured as each node was read; restate them as heartbeats against one "now".
     heartbeats = {n: now - age if age is not None else None for n, (_, age) in results.items()}
+    drained = frozenset(read_drains(zk, cluster))
     return build_status(
-        root, lineage, members, states, heartbeats, now, stale_after, problems, pause
+        root, lineage, members, states, heartbeats, now, stale_after, problems, pause, drained
     )

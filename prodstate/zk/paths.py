@@ -7,7 +7,9 @@ Under ``/prodstate/<cluster>``::
     election/n_<uuid>_<seq>    ephemeral sequential, data = node id (lowest <seq> leads)
     root                       ephemeral, JSON RootRecord, owned by the root's session
     epoch                      persistent, JSON Lineage (epoch, latest root, replids)
-    pause                      persistent while set, JSON Pause (``prodstate pause``)
+    maintenance/pause          persistent while set, JSON Pause (``prodstate pause``)
+    maintenance/switchover     persistent while requested, JSON Switchover
+    maintenance/drain-<node>   persistent while drained, JSON Drain (``prodstate drain``)
     statedb/locks/<name>       persistent, the state database's deploy locks
     statedb/deploying/<name>   kazoo Lock recipe, held while a service's deploy runs
 
@@ -24,11 +26,13 @@ from prodstate.core.model import Tier, validate_node_id
 #: The folder every cluster's znodes live under.
 TOP = "/prodstate"
 #: The persistent znodes of a cluster, relative to its base (created by its agents).
-PERSISTENT = ("members/branch", "members/leaf", "election", "epoch")
+PERSISTENT = ("members/branch", "members/leaf", "election", "epoch", "maintenance")
 #: The same with their parents, the base ("") first: the znodes whose ACL the agents keep.
-GUARDED = ("", "members", "members/branch", "members/leaf", "election", "epoch")
+GUARDED = ("", "members", "members/branch", "members/leaf", "election", "epoch", "maintenance")
 #: The folders whose children others than the agents could make while they were open.
-OPEN_FOLDERS = ("members/branch", "members/leaf", "election")
+OPEN_FOLDERS = ("members/branch", "members/leaf", "election", "maintenance")
+#: Children of ``maintenance``: the pause, the switchover request, one drain per branch.
+PAUSE, SWITCHOVER, DRAIN_PREFIX = "pause", "switchover", "drain-"
 #: Prefix of election znodes: ``election/n_<uuid hex>_0000000007`` (a protected create), or
 #: plain ``n_0000000007``; both are ordered by their sequence.
 CANDIDATE_PREFIX = "n_"
@@ -90,9 +94,23 @@ class Layout:
         return f"{self.base}/epoch"
 
     @property
+    def maintenance(self) -> str:
+        """The folder of the maintenance records (one children read tells what is set)."""
+        return f"{self.base}/maintenance"
+
+    @property
     def pause(self) -> str:
         """The maintenance pause, while one is set."""
-        return f"{self.base}/pause"
+        return f"{self.maintenance}/{PAUSE}"
+
+    @property
+    def switchover(self) -> str:
+        """The planned switchover, while one is requested."""
+        return f"{self.maintenance}/{SWITCHOVER}"
+
+    def drain(self, node_id: str) -> str:
+        """The drain znode of branch ``node_id``."""
+        return f"{self.maintenance}/{DRAIN_PREFIX}{validate_node_id(node_id)}"
 
     @property
     def statedb(self) -> str:

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import cast
+from typing import Any, cast
 
 from kazoo.client import KazooClient, KazooState, TransactionRequest
 from kazoo.exceptions import (
@@ -51,7 +51,7 @@ from prodstate.zk.cache import DataZnode, MemberZnode, ReadCache, Uncached
 from prodstate.zk.election import Election
 from prodstate.zk.errors import StoreUnavailable
 from prodstate.zk.guard import AclGuard
-from prodstate.zk.maintenance import Pause, load_pause, parse_pause
+from prodstate.zk.maintenance import Drain, Pause, Switchover, load_znode, maintenance_view
 from prodstate.zk.paths import (
     Layout,
 )
@@ -76,8 +76,11 @@ class View:
     root_damage: str = ""
     #: Why the epoch znode needs repairing by this root ("" if intact; see Snapshot).
     lineage_damage: str = ""
-    #: The maintenance pause, if one is set (expired or not).
+    #: The maintenance pause, if one is set (expired or not), and the switchover requested.
     pause: Pause | None = None
+    switchover: Switchover | None = None
+    #: The drained branches.
+    drains: tuple[Drain, ...] = ()
 
 
 class ZkStore:
@@ -287,7 +290,7 @@ class ZkStore:
             lineage_readable=readable,
             root_damage=root_damage,
             lineage_damage=lineage_damage,
-            pause=self._read_pause(),
+            **self._read_maintenance(),
         )
 
     def _read_children(self, path: str) -> list[str]:
@@ -366,15 +369,23 @@ class ZkStore:
                 return None, ""
             return replace(own, owner_session=session_id), str(exc)
 
-    def _read_pause(self) -> Pause | None:
-        """The maintenance pause (cached while its watch is pending; see
-        :mod:`prodstate.zk.maintenance`)."""
-        path = self.layout.pause
+    def _read_maintenance(self) -> dict[str, Any]:
+        """The pause, the switchover request and the drains (View fields): one children
+        read of the maintenance folder, and the data of what is set (each cached while its
+        watch is pending; see :mod:`prodstate.zk.maintenance`)."""
+        folder = self.layout.maintenance
+        try:
+            children = self._read_children(folder)
+        except NoNodeError:
+            return {}  # made on the next new session (ensure_paths)
 
-        def load() -> DataZnode | None:
-            return load_pause(self._call, self.client, path, self._watch)
+        def data(child: str) -> DataZnode | None:
+            path = f"{folder}/{child}"
+            return self.cache.read(
+                path, lambda: load_znode(self._call, self.client, path, self._watch)
+            )
 
-        return parse_pause(self.cache.read(path, load))
+        return maintenance_view(children, data)
 
     def _read_lineage(self, owns_root: bool) -> tuple[Lineage, int, bool, str]:
         """The lineage, its znode version, whether the znode was readable (a malformed one
