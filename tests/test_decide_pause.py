@@ -20,7 +20,8 @@ from prodstate.core.actions import (
     Wait,
 )
 from prodstate.core.decide import decide
-from prodstate.core.maintenance import Pause, format_duration
+from prodstate.core.durations import format_duration
+from prodstate.core.maintenance import Pause
 from prodstate.core.model import DataError, Tier, ZkState
 from tests.snapshot_builder import (
     NOW,

@@ -28,12 +28,12 @@ from prodstate.cli.connect import secured, zookeeper
 from prodstate.cli.exits import NOT_APPLIED, describe, fail
 from prodstate.cli.options import config_option, env_name, zk_options
 from prodstate.cli.security import security_options
-from prodstate.core.maintenance import MAX_REASON, Drain, Pause, Switchover, format_duration
+from prodstate.core.durations import format_duration, parse_span
+from prodstate.core.maintenance import MAX_REASON, Drain, Pause, Switchover
 from prodstate.core.model import DataError, RootRecord
 from prodstate.core.switchover import choose_target
 from prodstate.core.tree import TreeStatus
 from prodstate.ops.status import collect_status
-from prodstate.statedb.keys import parse_span
 from prodstate.zk.maintenance import (
     clear_drain,
     clear_pause,

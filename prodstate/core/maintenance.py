@@ -10,6 +10,7 @@ import math
 import time
 from dataclasses import asdict, dataclass
 
+from prodstate.core.durations import format_duration
 from prodstate.core.model import (
     MAX_ZNODE_BYTES,
     DataError,
@@ -68,29 +69,22 @@ class Pause:
         obj = _load_object(raw, what)
         reason = _field(obj, "reason", str, what)
         by = _field(obj, "by", str, what)
-        since = obj.get("since")
-        expires = obj.get("expires")
-        for name, value in (("since", since), ("expires", expires)):
-            if value is None and name == "expires":
-                continue
-            if not isinstance(value, int | float) or isinstance(value, bool):
-                raise DataError(f"{what}: field {name!r} must be a number, got {value!r}")
-        return cls(reason, by, float(since), None if expires is None else float(expires))
+        since = _numbers(obj, ("since",), what)["since"]
+        expires = None
+        if obj.get("expires") is not None:
+            expires = _numbers(obj, ("expires",), what)["expires"]
+        return cls(reason, by, since, expires)
 
 
-def format_duration(seconds: float) -> str:
-    """``45s``, ``12m``, ``3h20m``, ``2d4h``: a coarse, readable span."""
-    s = round(seconds)
-    if s < 120:
-        return f"{s}s"
-    minutes = s // 60
-    if minutes < 120:
-        return f"{minutes}m"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours}h{minutes:02d}m" if minutes else f"{hours}h"
-    days, hours = divmod(hours, 24)
-    return f"{days}d{hours}h" if hours else f"{days}d"
+def _numbers(obj: dict[str, object], keys: tuple[str, ...], what: str) -> dict[str, float]:
+    """The number fields ``keys`` of a decoded znode; DataError naming one that is not."""
+    found = {}
+    for key in keys:
+        value = obj.get(key)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise DataError(f"{what}: field {key!r} must be a number, got {value!r}")
+        found[key] = float(value)
+    return found
 
 
 def _utc(wall: float) -> str:
@@ -137,12 +131,7 @@ class Switchover:
         """Decode the switchover znode; DataError if anything is off."""
         what = "switchover znode"
         obj = _load_object(raw, what)
-        times = {}
-        for name in ("requested_at", "deadline"):
-            value = obj.get(name)
-            if not isinstance(value, int | float) or isinstance(value, bool):
-                raise DataError(f"{what}: field {name!r} must be a number, got {value!r}")
-            times[name] = float(value)
+        times = _numbers(obj, ("requested_at", "deadline"), what)
         return cls(
             _field(obj, "id", str, what),
             _field(obj, "source", str, what),
@@ -182,15 +171,10 @@ class Drain:
 
     @classmethod
     def from_json(cls, name: str, raw: bytes) -> Drain:
-        """Decode the drain znode ``drained/<name>``; DataError if anything is off."""
+        """Decode the drain znode of branch ``name``; DataError if anything is off."""
         what = f"drain znode {name}"
         obj = _load_object(raw, what)
-        numbers = {}
-        for key in ("since", "spread"):
-            value = obj.get(key)
-            if not isinstance(value, int | float) or isinstance(value, bool):
-                raise DataError(f"{what}: field {key!r} must be a number, got {value!r}")
-            numbers[key] = float(value)
+        numbers = _numbers(obj, ("since", "spread"), what)
         drain = cls(_field(obj, "node_id", str, what), _field(obj, "by", str, what), **numbers)
         if drain.node_id != name:
             raise DataError(f"{what}: it names node {drain.node_id}")

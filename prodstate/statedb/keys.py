@@ -8,6 +8,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from prodstate.core.durations import parse_span
+
 PREFIX = "infra:"
 #: hash: host -> JSON machine facts (one field per machine).
 MACHINES = "infra:machines"
@@ -108,21 +110,6 @@ def fmt_time(ts: float | None) -> str:
     if ts is None:
         return "-"
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-_SPAN_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)")
-_SPAN_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_span(text: str) -> float:
-    """``90``, ``90s``, ``30m``, ``2h``, ``1d``, ``1w`` -> seconds (> 0); ValueError otherwise."""
-    match = _SPAN_RE.fullmatch(text.strip().lower()) if isinstance(text, str) else None
-    if not match:
-        raise ValueError(f"{text!r} is not a duration (like 90, 90s, 30m, 2h, 1d, 1w)")
-    seconds = float(match.group(1)) * _SPAN_UNITS[match.group(2)]
-    if seconds <= 0:
-        raise ValueError(f"duration {text!r} must be more than zero")
-    return seconds
 
 
 def parse_when(text: str, now: float | None = None) -> float:
