@@ -31,7 +31,6 @@ from pathlib import Path
 from benchkit import Workdir, check_output_paths, log, machine_line, table, terminate_as_interrupt
 
 from prodstate.client import Client, WriteFailed
-from prodstate.core.model import Member
 from prodstate.testing.cluster import LocalCluster
 from prodstate.testing.wait import wait_until
 
@@ -85,17 +84,6 @@ class Writes(threading.Thread):
         return max((b - a for a, b in itertools.pairwise(window)), default=None)
 
 
-def wait_fresh(cluster: LocalCluster) -> None:
-    zk, folder = cluster.zk(), f"/prodstate/{cluster.cluster}/members/branch"
-
-    def fresh() -> bool:
-        return all(
-            Member.from_json(zk.get(f"{folder}/{b}")[0]).fresh for b in zk.get_children(folder)
-        )
-
-    wait_until(fresh, timeout=60, what="every branch fresh")
-
-
 def cli(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, "-m", "prodstate", args[0], "--zk", cluster.zk_hosts]
     argv += ["--cluster", cluster.cluster, *args[1:]]
@@ -105,9 +93,8 @@ def cli(cluster: LocalCluster, *args: str) -> subprocess.CompletedProcess[str]:
 def under_load(case: str, workdir: Path) -> Run:
     """Restart, switchover or SIGTERM of the root's agent while writes go on."""
     with LocalCluster(workdir, branches=3, leaves=6, session_timeout=SESSION) as cluster:
-        root = cluster.wait_for_tree(timeout=90).root
+        root = cluster.wait_settled(timeout=90).root
         assert root is not None
-        wait_fresh(cluster)
         before = cluster.full_syncs()
         writes = Writes(cluster)
         writes.start()
@@ -140,9 +127,8 @@ def under_load(case: str, workdir: Path) -> Run:
 def drain(workdir: Path, leaves: int, spread: str) -> Run:
     """Drain the non-root branch with the most leaves; time ``drain --wait``."""
     with LocalCluster(workdir, branches=3, leaves=leaves, session_timeout=SESSION) as cluster:
-        report = cluster.wait_for_tree(timeout=600)
+        report = cluster.wait_settled(timeout=600)
         assert report.root is not None
-        wait_fresh(cluster)
         counts = {
             b: sum(report.masters[n] == cluster.advertised(b) for n in cluster.names("leaf"))
             for b in cluster.names("branch")

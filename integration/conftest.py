@@ -84,5 +84,5 @@ def kazoo_factory() -> Iterator[Callable[..., KazooClient]]:
 def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
     """1 ZooKeeper, 3 branches, 12 leaves, each with its agent; the tree already formed."""
     with LocalCluster(tmp_path, branches=3, leaves=12, session_timeout=SESSION) as c:
-        c.wait_for_tree(timeout=60)
+        c.wait_settled(timeout=90)
         yield c

@@ -20,7 +20,7 @@ SESSION = 2.0
 @pytest.fixture
 def small(tmp_path: Path):
     with LocalCluster(tmp_path, branches=3, leaves=4, session_timeout=SESSION) as c:
-        c.wait_for_tree(timeout=60)
+        c.wait_settled(timeout=90)
         yield c
 
 

@@ -564,3 +564,15 @@ def test_the_wait_is_timed_from_when_the_leaf_first_saw_no_branch():
     assert no_branch_since(first, with_branch) is None
     assert no_branch_since(first, replace(s, tier=Tier.BRANCH)) is None
     assert no_branch_since(first, replace(s, root=None)) is None
+
+
+def test_a_leaf_moving_again_before_its_last_psync_was_answered_waits_for_a_parent_behind_it():
+    """Its link is down only because it moved moments ago: a PSYNC past the new parent's
+    offset would be a full resync (and a parent that is a replica delays one)."""
+    parent = choose_parent(ME, ["b2", "b3"])
+    own = replica(offset=1000, link_up=False)
+    s = snap(tier=Tier.LEAF, redis=own, new_parent=peer(parent, on_root(offset=900)))
+    d = decide(replace(s, master_since=s.now - 0.1))
+    assert d.action == Wait() and "is behind this node (900 < 1000)" in d.reason
+    ahead = replace(s, master_since=s.now - 0.1, new_parent=peer(parent, on_root(offset=1000)))
+    assert act(ahead) == Replicate(addr(parent), when_caught_up=True)

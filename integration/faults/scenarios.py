@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from prodstate.client import Client
-from prodstate.core.model import DataError, Member, RedisState, RootRecord
+from prodstate.core.model import DataError, RedisState, RootRecord
 from prodstate.redis.control import connect, read_state
 from prodstate.testing import ZooKeeperEnsemble, wait_until
 from prodstate.testing.cluster import LocalCluster
@@ -98,22 +98,10 @@ def root_agent_restart(cluster: LocalCluster, writer: Writer) -> None:
     assert (now.node_id, now.epoch) == (old.node_id, old.epoch), f"it failed over: {now}"
 
 
-def _branches_fresh(cluster: LocalCluster) -> None:
-    """Wait until every branch's agent judges its copy fresh (a switchover's targets)."""
-    zk, folder = cluster.zk(), f"/prodstate/{cluster.cluster}/members/branch"
-
-    def fresh() -> bool:
-        members = [Member.from_json(zk.get(f"{folder}/{b}")[0]) for b in zk.get_children(folder)]
-        return all(m.fresh for m in members)
-
-    wait_until(fresh, timeout=30, what="every branch fresh")
-
-
 def switchover(cluster: LocalCluster, writer: Writer) -> None:
     """``prodstate switchover`` under load: the root fences, waits for the furthest branch
     and hands over; the old root becomes its replica (partial resyncs only)."""
     old = _root(cluster)
-    _branches_fresh(cluster)
     writer.mark("inject")
     argv = [sys.executable, "-m", "prodstate", "switchover", "--zk", cluster.zk_hosts]
     done = subprocess.run(
@@ -130,7 +118,6 @@ def root_agent_sigterm(cluster: LocalCluster, writer: Writer) -> None:
     """The root's agent stopped with SIGTERM (an upgrade): it hands the root to the best
     branch first, then exits; started again, it rejoins as a branch."""
     old = _root(cluster)
-    _branches_fresh(cluster)
     writer.mark("inject")
     cluster.agents[old.node_id].stop()
     handed = read_root(cluster.zk(), cluster.cluster)  # as the stopped agent left it
@@ -436,7 +423,7 @@ def run_scenario(name: str, workdir: Path, writes: int = WRITES) -> FaultResult:
         zk_proxies=True,
         **CLUSTER_OPTIONS.get(name, {}),
     ) as cluster:
-        cluster.wait_for_tree(timeout=90)
+        cluster.wait_settled(timeout=90)
         marks = cluster.log_marks()
         writer = Writer(cluster, prefix=name)
         with writer, StaleMonitor(cluster, writer) as monitor:

@@ -380,7 +380,7 @@ def follow_target(s: Snapshot, blamed: str | None = None) -> tuple[str, str]:
     assert s.root is not None
     avoid = s.avoiding | {blamed} if blamed else s.avoiding
     branches = [m for m in s.branches if m.address not in s.untrusted_masters]
-    return parent_of(s.node_id, s.tier, s.root, branches, avoid, s.drained, s.redis.master)
+    return parent_of(s.node_id, s.tier, s.root, branches, avoid, s.drained)
 
 
 def _follow(s: Snapshot) -> Decision:
@@ -493,9 +493,17 @@ def no_branch_since(previous: float | None, s: Snapshot) -> float | None:
 
 def _can_resume(parent: RedisState, s: Snapshot) -> bool:
     """True if this node can resume from ``parent`` where it is (a partial resync): it
-    holds the tree's data on a live link, and the parent can be asked."""
+    holds the tree's data on a live link, or on one it took moments ago (a leaf moving
+    again before its last move's PSYNC was answered: a PSYNC past the new parent's offset
+    would be a full resync, so it waits all the same), and the parent can be asked."""
     r = s.redis
-    return parent.reachable and r.role == "slave" and r.link_up and s.lineage.knows(r)
+    just_moved = s.master_since is not None and s.now - s.master_since < s.policy.stale_after
+    return (
+        parent.reachable
+        and r.role == "slave"
+        and (r.link_up or just_moved)
+        and (s.lineage.knows(r))
+    )
 
 
 def _not_ready(parent: RedisState, s: Snapshot) -> str:
@@ -634,6 +642,8 @@ def _blamed_parent(s: Snapshot) -> str | None:
     r = s.redis
     if r.role != "slave" or _stale_for(s) <= s.policy.leaf_stale_after:
         return None
+    if r.sync_in_progress:
+        return None  # a full copy is on its way (Redis's repl-timeout ends one that stalls)
     branches = _other_branches(s, exclude=s.root.node_id)
     parent = next((m for m in branches if m.address == r.master), None)
     if parent is None or not parent.fresh:

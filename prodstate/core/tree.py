@@ -151,9 +151,8 @@ def build_status(
         expected = None
         if root is not None and not is_root:
             expected, _ = parent_of(
-                node_id, member.tier, root, members.values(), member.avoiding, drained,
-                state.master,
-            )  # fmt: skip
+                node_id, member.tier, root, members.values(), member.avoiding, drained
+            )
         mine = _node_problems(member, state, is_root, expected)
         if is_root and state.reachable and not state.is_master and not state.loading:
             mine.append(f"root {node_id} is not a master")

@@ -15,7 +15,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException
 from kazoo.retry import KazooRetry
 
-from prodstate.core.model import DataError, RootRecord
+from prodstate.core.model import DataError, Member, RootRecord
 from prodstate.testing.agent_process import AgentProcess
 from prodstate.testing.ports import free_port
 from prodstate.testing.process import ProcessError
@@ -366,6 +366,26 @@ class LocalCluster:
         except TimeoutError as exc:
             detail = last[0].problems if last else "no report"
             raise TimeoutError(f"{exc}: {detail}") from None
+
+    def wait_settled(self, timeout: float = 90.0) -> TreeReport:
+        """Wait until start-up is over: every branch registered, judging its copy fresh and
+        (but the root) available to leaves, and the tree complete and correct after that
+        (leaves move as branches become available, and the root then adjusts its quorum)."""
+        folder = f"/prodstate/{self.cluster}/members/branch"
+        branches = set(self.names("branch"))
+
+        def settled() -> bool:
+            zk = self.zk()
+            members = {b: Member.from_json(zk.get(f"{folder}/{b}")[0]) for b in branches}
+            root = self.inspect().root
+            root_id = root.node_id if root else None
+            return root_id is not None and all(
+                m.fresh and (m.available or b == root_id) for b, m in members.items()
+            )
+
+        wait_until(settled, timeout=timeout, what="every branch fresh and available",
+                   ignore=(KazooException, DataError))  # fmt: skip
+        return self.wait_for_tree(timeout=timeout)
 
     def wait_for_new_root(self, after_epoch: int, timeout: float = 30.0) -> RootRecord:
         """Wait until a root with an epoch above ``after_epoch`` is published (ZooKeeper only:
