@@ -218,8 +218,8 @@ def _await_handover(
                 continue  # created meanwhile: read it
         except DataError:
             root = None
-        if root is None and not released:
-            released = True
+        if not released and (root is None or root.epoch > request.epoch):
+            released = True  # the new root may be there before this watch shows none
             say(f"root {request.source} fenced and released at the target's offset")
         if root is not None and root.epoch > request.epoch and root.replid:
             return root, time.monotonic() - started
