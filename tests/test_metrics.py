@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 import urllib.error
 import urllib.request
 from dataclasses import replace
@@ -161,7 +162,10 @@ def test_health_follows_the_verdict_not_the_age_alone() -> None:
 
 def test_freshness_endpoint_body(m: AgentMetrics) -> None:
     assert m.freshness()["fresh"] is False  # nothing observed yet
-    observe(m, snap(), age=0.5)
+    # On the agent's monotonic clock (the snapshots' NOW may lie ahead of a machine's uptime).
+    t = time.monotonic()
+    seen = Freshness("1.0", t - 100, t - 0.5, True, checked_at=t, judged=True)
+    m.observe(replace(snap(), freshness=seen), WAIT, 0.003, None)
     body = m.freshness()
     assert body["fresh"] is True and body["advancing"] is True
     assert body["heartbeat_age"] >= 0.5 and body["stale_after"] == 3.0

@@ -64,7 +64,28 @@ def test_the_root_reads_the_target_fences_waits_and_hands_over():
     d = decide(at_root(target_offset=990, redis=FENCED))
     assert d.action == Wait() and "waiting for it to reach offset 1000 (at 990)" in d.reason
     d = decide(at_root(target_offset=1000, redis=FENCED))
-    assert d.action == HandOver("b2") and "claim epoch 5" in d.reason
+    assert d.action == HandOver("b2", addr("b2")) and "claim epoch 5" in d.reason
+
+
+def test_a_root_whose_redis_follows_the_target_releases_the_root_rather_than_promote():
+    # FAILOVER took in Redis but the root znode was not released (ZooKeeper failed then).
+    s = at_root(redis=replica(addr("b2"), min_replicas_to_write=FENCE_MIN_REPLICAS))
+    d = decide(s)
+    assert d.action == HandOver("b2", addr("b2")) and "follows b2 already" in d.reason
+    late = replace(s, switchover=request(deadline=WALL - 1))  # the switchover is over
+    assert decide(late).action.name == "Promote"
+    elsewhere = replace(s, redis=replica(addr("b3")))  # not the target: as any root
+    assert decide(elsewhere).action.name == "Promote"
+
+
+def test_the_target_whose_redis_took_over_waits_for_the_old_root_to_release():
+    s = root_snap(node_id="b2", address=addr("b2"), registered=branch("b2", available=False),
+                  switchover=request(), wall_clock=WALL, redis=master(),
+                  branches=(branch(ME), branch("b2")))  # fmt: skip
+    d = decide(s)
+    assert d.action == Wait() and "waiting for it to release the root" in d.reason
+    # Without the switchover, a branch whose Redis is a master follows the root.
+    assert decide(replace(s, switchover=None)).action.name == "Replicate"
 
 
 @pytest.mark.parametrize(
@@ -126,10 +147,12 @@ def test_a_switchover_never_hands_over_an_unfenced_root_or_one_ahead_of_its_targ
     s = replace(s, switchover=request(source=ME, epoch=s.root.epoch if s.root else 1),
                 wall_clock=WALL)  # fmt: skip
     d = decide(s)
-    if isinstance(d.action, HandOver):
+    if isinstance(d.action, HandOver) and s.redis.is_master:
         assert s.redis.fenced
         peer = next(p for p in s.peers if p.node_id == d.action.target)
         assert peer.redis.offset >= s.redis.offset
+    elif isinstance(d.action, HandOver):  # the hand-over took in Redis: release the root
+        assert s.redis.master == d.action.address
 
 
 def test_a_request_round_trips_and_bad_ones_are_data_errors():

@@ -180,17 +180,24 @@ class Agent:
 
     def _may_exit(self) -> bool:
         """Whether a stopping agent may exit now: it does not serve as root, or it has
-        handed over, or the hand-over could not be made in time (logged)."""
+        handed over and the target has claimed, or the hand-over could not be made in
+        time (logged)."""
         s = self.last_snapshot
-        if s is None or not (s.holds_root and s.redis.is_master):
-            if self._handover is not None:
-                with contextlib.suppress(*ZK_ERRORS):
-                    clear_switchover(self.zk.client, self.config.cluster, self._handover.id)
-            return True
         now = time.monotonic()
         cfg = self.config
         if not self._handover_until:
             self._handover_until = now + HANDOVER_TIMEOUT_SESSIONS * cfg.session_timeout
+        serving = s is not None and s.holds_root and s.redis.is_master
+        if not serving and self._handover is not None:
+            # The request leads the election to its target: it stays until the claim.
+            claimed = s is not None and s.root is not None and s.root.node_id != cfg.node_id
+            if not claimed and now <= self._handover_until:
+                return False
+            with contextlib.suppress(*ZK_ERRORS):
+                clear_switchover(self.zk.client, cfg.cluster, self._handover.id)
+            return True
+        if not serving:
+            return True
         if self._handover is None and now <= self._handover_until:
             try:
                 self._handover = handover_request(
@@ -573,8 +580,11 @@ class Agent:
                 with self._peer(address, timeout=0.5) as peer:
                     peer.fence()
                     peer.replicate(cfg.advertise)
-            case HandOver():
+            case HandOver(address=address):
+                with self._peer(address, timeout=0.5) as peer:
+                    peer.fence()  # a master once handed over, refusing writes until it serves
                 self.redis.fence()
+                self.redis.hand_over(address)
                 self.zk.release_root()
                 self.zk.leave_election()
             case StepDown(hold_off=hold_off):

@@ -159,11 +159,15 @@ class StepDown(Action):
 
 @dataclass(frozen=True)
 class HandOver(Action):
-    """A switchover's last step at the old root: its Redis fenced and ``target`` at its
-    offset, delete the root znode and leave the election (to rejoin at the back), so
-    that ``target`` claims the root with the next epoch. Replicas stay connected."""
+    """A switchover's last step at the old root, its Redis fenced and ``target`` (at
+    ``address``) at its offset: fence the target's Redis too, hand the master role to it
+    in Redis (``FAILOVER``: the old root's Redis becomes its replica with every byte
+    acknowledged), then delete the root znode and leave the election (to rejoin at the
+    back), so that ``target`` claims the root with the next epoch. Replicas stay
+    connected."""
 
     target: str
+    address: str
 
 
 @dataclass(frozen=True)

@@ -188,6 +188,9 @@ def _as_root(s: Snapshot) -> Decision:
             f"repairing the epoch znode from this root's own record: {s.lineage_damage}",
         )
     if not r.is_master:
+        handed = switchover.handed_over(s)
+        if handed is not None:
+            return handed
         return Decision(Promote(), f"root with epoch {s.root.epoch}: promoting the local Redis")
     if s.root.replid != r.replid:
         return Decision(PublishReplid(r.replid), f"publishing root replication id {r.replid[:8]}")
@@ -385,6 +388,9 @@ def follow_target(s: Snapshot, blamed: str | None = None) -> tuple[str, str]:
 
 def _follow(s: Snapshot) -> Decision:
     assert s.root is not None
+    taking_over = switchover.awaiting_release(s)
+    if taking_over is not None:
+        return taking_over
     blamed = _blamed_parent(s)
     target, why = follow_target(s, blamed)
     if blamed:

@@ -1,10 +1,12 @@
 """A planned switchover of the root, one step per tick (pure; :func:`decide` calls it).
 
 At the root it names: read the target's Redis; fence (writes wait, none is lost); wait
-until the target holds the root's offset; release the root (``HandOver``). In the
+until the target holds the root's offset; hand the master role over in Redis and
+release the root (``HandOver``). Redis's own ``FAILOVER`` makes the old root's Redis
+the target's replica once the target has acknowledged every byte, so no replica holds
+a byte the new master lacks and every one resumes with a partial resync. In the
 election that follows, the target leads whatever its place in the queue and claims with
-the next epoch, while every other candidate waits for it. The old root, a fenced master
-at the same offset, then becomes a replica of the new one with a partial resync.
+the next epoch, while every other candidate waits for it.
 
 Anything that stops it (the target gone, unreadable or no longer following the root,
 a pause, the deadline) ends the switchover where it is: the root unfences and serves on,
@@ -60,9 +62,40 @@ def root_step(s: Snapshot) -> Decision | None:
             Wait(), f"{what}: waiting for it to reach offset {r.offset} (at {peer.redis.offset})"
         )
     return Decision(
-        HandOver(target.node_id),
-        f"{what}: it holds offset {peer.redis.offset} (root at {r.offset}): releasing the "
-        f"root for it to claim epoch {s.root.epoch + 1}",
+        HandOver(target.node_id, target.address),
+        f"{what}: it holds offset {peer.redis.offset} (root at {r.offset}): handing it the "
+        f"master role and releasing the root for it to claim epoch {s.root.epoch + 1}",
+    )
+
+
+def handed_over(s: Snapshot) -> Decision | None:
+    """For a root whose Redis already follows the switchover's target (the hand-over took
+    in Redis but the root znode is still held): release it, rather than promote back."""
+    sw = active_switchover(s)
+    if sw is None or s.root is None or sw.source != s.node_id or s.redis.is_master:
+        return None
+    target = next((m for m in s.branches if m.node_id == sw.target), None)
+    if target is None or s.redis.master != target.address:
+        return None
+    return Decision(
+        HandOver(target.node_id, target.address),
+        f"switchover {sw.id[:8]}: this Redis follows {target.node_id} already: releasing the root",
+    )
+
+
+def awaiting_release(s: Snapshot) -> Decision | None:
+    """For the switchover's target whose Redis has taken the master role while the old
+    root still holds the root znode: wait for the release (following the old root would
+    undo the hand-over)."""
+    sw = active_switchover(s)
+    if sw is None or sw.target != s.node_id or not s.redis.is_master:
+        return None
+    if s.root is None or s.root.node_id != sw.source:
+        return None
+    return Decision(
+        Wait(),
+        f"switchover {sw.id[:8]}: this Redis took the master role from {sw.source}: "
+        "waiting for it to release the root",
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -164,6 +165,10 @@ def _replica_links(repl: dict) -> list[tuple[str, bool]]:
 _SYNCING = ("wait_bgsave", "send_bulk")
 
 
+class HandOverFailed(redis.RedisError):
+    """Redis did not hand its role over; it is still the master (the reason is the text)."""
+
+
 class RedisControl:
     """The local Redis an agent manages (or a peer's, for reads and fencing)."""
 
@@ -224,6 +229,41 @@ class RedisControl:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(poll)
+
+    def hand_over(self, address: str, timeout: float = 2.0, poll: float = 0.005) -> None:
+        """Make the replica at ``address`` the master, with Redis's coordinated ``FAILOVER``:
+        writes are paused, and with them the stream's own PINGs (a fence alone lets those
+        through, so a replica could end up a few bytes past the new master, and its next
+        PSYNC would be a full resync); the target is waited for until it has acknowledged
+        every byte; then this Redis turns into its replica and asks it to take over.
+        Nothing is lost and no replica holds a byte the new master lacks. Returns once this
+        Redis follows ``address`` (at once if it does already); HandOverFailed if Redis
+        refused or aborted (the target did not catch up within ``timeout``, more than the
+        second in which replicas acknowledge): it is then still the master, unpaused."""
+        if self.state().master == address:
+            return
+        host, port = parse_address(address)
+        self.servers.check(address)
+        try:
+            self.conn.execute_command(
+                "FAILOVER", "TO", host, port, "TIMEOUT", max(1, round(timeout * 1000))
+            )
+        except redis.ResponseError as exc:
+            raise HandOverFailed(f"FAILOVER refused: {exc}") from None
+        deadline = time.monotonic() + timeout + 1.0
+        while self.conn.info("replication").get("master_failover_state") != "no-failover":
+            if time.monotonic() >= deadline:
+                with contextlib.suppress(redis.ResponseError):  # ended meanwhile
+                    self.conn.execute_command("FAILOVER", "ABORT")
+                break
+            time.sleep(poll)
+        state = self.state()
+        if state.master != address:
+            raise HandOverFailed(
+                f"FAILOVER aborted ({address} did not reach the offset in {timeout:g}s, "
+                "or refused): see the Redis log"
+            )
+        self.persist_config()
 
     def fence(self) -> None:
         """Refuse every write from now on (reads and replication go on)."""
