@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from prodstate.redis.control import RedisControl
+from prodstate.redis.control import HandOverFailed, RedisControl
 from prodstate.testing import RedisServer, wait_until
 from prodstate.testing.ports import free_port
 from prodstate.testing.process import ManagedProcess
@@ -142,4 +142,50 @@ def test_a_config_in_a_folder_others_can_write_is_not_rewritten(tmp_path: Path):
         assert replica.info("replication")["role"] == "slave"
     finally:
         replica.stop()
+        master.stop()
+
+
+def test_a_hand_over_makes_the_replica_master_and_every_resync_is_partial(tmp_path: Path):
+    """The fenced master pauses, waits for the target, and ``FAILOVER`` turns it into the
+    target's replica; its other replica follows on, then moves to the new master, and
+    nobody needs a full copy."""
+    old, new, other = (RedisServer(tmp_path, name=n).start() for n in ("old", "new", "other"))
+    controls = [RedisControl(s.address) for s in (old, new, other)]
+    c_old, c_new, c_other = controls
+    try:
+        c_new.replicate(old.address)
+        c_other.replicate(old.address)
+        with old.client() as conn:
+            conn.mset({f"k{i}": str(i) for i in range(1000)})
+        wait_until(lambda: all(_synced(r) and r.client().dbsize() == 1000 for r in (new, other)))
+        c_old.fence()
+        c_old.hand_over(c_new)
+        assert c_old.state().master == new.address and c_new.state().is_master
+        assert f"replicaof {new.host} {new.port}" in old.config_path.read_text()
+        wait_until(lambda: _synced(old), what="the old master following the new one")
+        c_other.replicate(new.address)
+        wait_until(lambda: _synced(other), what="the other replica on the new master")
+        stats = new.info("stats")
+        assert stats["sync_full"] == 0 and stats["sync_partial_ok"] == 2
+        c_old.hand_over(c_new)  # already handed over: nothing to do
+    finally:
+        for control in controls:
+            control.close()
+        for server in (other, new, old):
+            server.stop()
+
+
+def test_a_hand_over_to_a_stranger_is_refused_and_the_master_stays(tmp_path: Path):
+    master, stranger = (RedisServer(tmp_path, name=n).start() for n in ("master", "stranger"))
+    c_master, c_stranger = RedisControl(master.address), RedisControl(stranger.address)
+    try:
+        with pytest.raises(HandOverFailed, match="FAILOVER refused"):
+            c_master.hand_over(c_stranger, timeout=0.2)
+        assert c_master.state().is_master
+        with master.client() as conn:  # not paused: a write goes through at once
+            assert conn.set("after", "1", ex=5) is True
+    finally:
+        c_master.close()
+        c_stranger.close()
+        stranger.stop()
         master.stop()

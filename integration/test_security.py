@@ -384,3 +384,26 @@ def test_after_a_failover_the_new_root_refuses_the_leaf_identity_and_the_old_one
     wait_until(lambda: enabled(old.node_id), timeout=10, what="the old root to admit it again")
     secured.confirmed_write("secured:after-failover", "1")
     secured.wait_everywhere("secured:after-failover", "1")
+
+
+def test_a_switchover_over_tls_with_redis_users_costs_no_full_resync(tls_secured):
+    """Last of the module's tests on ``tls_secured``: it moves the root. The hand-over's
+    ``FAILOVER`` has the old root's Redis connect to the target as a branch, over TLS."""
+    cluster, security = tls_secured, tls_secured.security
+    cluster.wait_settled()
+    old = cluster.inspect().root
+    assert old is not None
+
+    def full_syncs() -> int:
+        return sum(r.info("stats")["sync_full"] for r in cluster.redis.values())
+
+    before = full_syncs()
+    where = ["--zk", cluster.zk_hosts, "--cluster", cluster.cluster]
+    done = _prodstate("switchover", *where, *security.agent_args(), "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    new = cluster.inspect().root
+    assert new is not None and new.node_id != old.node_id and new.epoch == old.epoch + 1
+    cluster.wait_settled()
+    cluster.confirmed_write("tls:after-switchover", "1")
+    cluster.wait_everywhere("tls:after-switchover", "1")
+    assert full_syncs() == before

@@ -165,6 +165,11 @@ def _replica_links(repl: dict) -> list[tuple[str, bool]]:
 _SYNCING = ("wait_bgsave", "send_bulk")
 
 
+#: How long a hand-over's ``FAILOVER`` waits for the target's acknowledgement before it
+#: goes on anyway (the target was read holding every byte).
+FAILOVER_FORCE_AFTER_MS = 20
+
+
 class HandOverFailed(redis.RedisError):
     """Redis did not hand its role over; it is still the master (the reason is the text)."""
 
@@ -230,39 +235,47 @@ class RedisControl:
                 return False
             time.sleep(poll)
 
-    def hand_over(self, address: str, timeout: float = 2.0, poll: float = 0.005) -> None:
-        """Make the replica at ``address`` the master, with Redis's coordinated ``FAILOVER``:
-        writes are paused, and with them the stream's own PINGs (a fence alone lets those
-        through, so a replica could end up a few bytes past the new master, and its next
-        PSYNC would be a full resync); the target is waited for until it has acknowledged
-        every byte; then this Redis turns into its replica and asks it to take over.
-        Nothing is lost and no replica holds a byte the new master lacks. Returns once this
-        Redis follows ``address`` (at once if it does already); HandOverFailed if Redis
-        refused or aborted (the target did not catch up within ``timeout``, more than the
-        second in which replicas acknowledge): it is then still the master, unpaused."""
+    def hand_over(self, peer: RedisControl, timeout: float = 1.0, poll: float = 0.005) -> None:
+        """Make ``peer``, a replica of this fenced master, the master with Redis's own
+        coordinated ``FAILOVER``; return once this Redis is its replica (at once if it is).
+
+        A fence refuses writes, but the stream still grows: PINGs, expirations and the
+        ``REPLCONF GETACK`` of clients waiting in ``WAIT``; a replica left a few bytes past
+        the new master would resume with a full resync. So writes are paused first
+        (``CLIENT PAUSE WRITE`` holds back expirations and GETACKs too), then ``peer`` is
+        read until it holds every byte (HandOverFailed if it does not within
+        ``timeout``), then ``FAILOVER ... FORCE`` hands over: Redis holds the PINGs back,
+        turns this Redis into the replica and has ``peer`` take over. FORCE spares
+        waiting up to a second for a replica's periodic acknowledgement of the bytes it
+        was just seen to hold (the one GETACK asks for leaves out the GETACK itself).
+        HandOverFailed if Redis refused or aborted: this Redis is then still the master."""
+        address = peer.address
         if self.state().master == address:
             return
         host, port = parse_address(address)
         self.servers.check(address)
+        pause_ms = max(1, round((timeout + 2.0) * 1000))
+        self.conn.execute_command("CLIENT", "PAUSE", pause_ms, "WRITE")
         try:
-            self.conn.execute_command(
-                "FAILOVER", "TO", host, port, "TIMEOUT", max(1, round(timeout * 1000))
-            )
-        except redis.ResponseError as exc:
-            raise HandOverFailed(f"FAILOVER refused: {exc}") from None
-        deadline = time.monotonic() + timeout + 1.0
-        while self.conn.info("replication").get("master_failover_state") != "no-failover":
-            if time.monotonic() >= deadline:
-                with contextlib.suppress(redis.ResponseError):  # ended meanwhile
-                    self.conn.execute_command("FAILOVER", "ABORT")
-                break
-            time.sleep(poll)
-        state = self.state()
-        if state.master != address:
-            raise HandOverFailed(
-                f"FAILOVER aborted ({address} did not reach the offset in {timeout:g}s, "
-                "or refused): see the Redis log"
-            )
+            if not self.wait_caught_up(peer, timeout, poll):
+                raise HandOverFailed(f"{address} did not reach this Redis's offset in {timeout:g}s")
+            try:
+                self.conn.execute_command(
+                    "FAILOVER", "TO", host, port, "TIMEOUT", FAILOVER_FORCE_AFTER_MS, "FORCE"
+                )
+            except redis.ResponseError as exc:
+                raise HandOverFailed(f"FAILOVER refused: {exc}") from None
+            deadline = time.monotonic() + 1.0
+            while self.conn.info("replication").get("master_failover_state") != "no-failover":
+                if time.monotonic() >= deadline:
+                    with contextlib.suppress(redis.ResponseError):  # ended meanwhile
+                        self.conn.execute_command("FAILOVER", "ABORT")
+                    break
+                time.sleep(poll)
+        finally:
+            self.conn.execute_command("CLIENT", "UNPAUSE")
+        if self.state().master != address:
+            raise HandOverFailed(f"FAILOVER to {address} aborted: see the Redis log")
         self.persist_config()
 
     def fence(self) -> None:
