@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+
+import pytest
 
 from prodstate.statedb.keys import SERVICES, loads
 from prodstate.testing import wait_until
@@ -78,7 +81,7 @@ def test_a_failed_deploy_keeps_the_previous_version_and_its_exit_status(infra, r
     assert missing.returncode == 127 and "cannot run no-such-command-x" in missing.stderr
     wait_until(lambda: len(_deploys(run, "--service", "api")) == 3, what="the third deploy")
     table = run("deploys", "--service", "api", "--limit", "1")
-    assert "failed (127)" in table.stdout and "v3" in table.stdout
+    assert "failed (exit 127)" in table.stdout and "v3" in table.stdout
 
 
 def test_a_locked_service_refuses_to_deploy(run):
@@ -144,3 +147,97 @@ def test_bad_deploy_input_is_a_message_and_exit_2(run):
         assert "Traceback" not in done.stderr
     bad_since = run("deploys", "--since", "yesterday")
     assert bad_since.returncode == 2 and "neither a duration" in bad_since.stderr
+
+
+#: A command that ends with status 0 only if process ``{pid}`` has ended (gone, or a zombie).
+ENDED = (
+    "import pathlib, sys; stat = pathlib.Path('/proc/{pid}/stat'); "
+    "sys.exit(0 if not stat.exists() or stat.read_text().split(') ')[1][0] == 'Z' else 99)"
+)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL], ids=str)
+def test_a_signalled_deploy_ends_its_command_before_another_deploy_of_it_runs(
+    infra, run, tmp_path, sig
+):
+    """SIGTERM and SIGINT (Ctrl-C: to the terminal's whole foreground group) are passed on
+    and waited for, and recorded as aborted; after SIGKILL the command's supervisor ends it
+    before the deploy's session, and with it the lock, goes, and the next deploy records
+    the dead one as abandoned. Each time the second deploy, waiting for the lock, runs
+    only once the first command has ended."""
+    service = f"sig-{sig.name.lower()}"
+    pidfile = tmp_path / "pid"
+    script = (
+        f"import os, pathlib, time; pathlib.Path({str(pidfile)!r}).write_text(str(os.getpid()));"
+        " time.sleep(120)"
+    )
+    env = {**os.environ, "PRODSTATE_ZK": infra.zk_hosts, "PRODSTATE_CLUSTER": infra.cluster}
+    argv = [sys.executable, "-m", "prodstate", "deploy", "--service", service]
+    first = subprocess.Popen(
+        [*argv, "--version", "v1", "--", sys.executable, "-c", script],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a group of its own, as a shell's foreground job
+    )
+    try:
+        wait_until(lambda: pidfile.exists() and pidfile.read_text(), timeout=30, what="it to run")
+        pid = int(pidfile.read_text())
+        if sig == signal.SIGINT:
+            os.killpg(first.pid, sig)
+        else:
+            first.send_signal(sig)
+        check = ENDED.format(pid=pid)
+        second = run(
+            "deploy", "--service", service, "--version", "v2", "--wait", "30",
+            "--", sys.executable, "-c", check,
+        )  # fmt: skip
+        assert second.returncode == 0, second.stdout + second.stderr
+    finally:
+        out, err = first.communicate(timeout=30)
+    if sig == signal.SIGKILL:
+        assert first.returncode == -signal.SIGKILL
+        assert "was abandoned" in second.stderr
+        expected = "abandoned"
+    else:
+        assert first.returncode == 128 + sig, out + err
+        assert "Aborted!" not in err and "Traceback" not in err
+        expected = f"aborted ({sig.name})"
+    wait_until(lambda: len(_deploys(run, "--service", service)) == 2, what="both on the leaf")
+    newest, oldest = _deploys(run, "--service", service)
+    assert (newest["version"], newest["outcome"]) == ("v2", "succeeded")
+    assert oldest["version"] == "v1"
+    table = run("deploys", "--service", service)
+    assert expected in table.stdout, table.stdout
+
+
+def test_a_command_killed_by_a_signal_is_recorded_so_and_exits_as_a_shell_says(infra, run):
+    killed = run(
+        "deploy", "--service", "selfkill", "--version", "v1",
+        "--", sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)",
+    )  # fmt: skip
+    assert killed.returncode == 128 + signal.SIGKILL, killed.stderr
+    assert "killed (SIGKILL)" in killed.stderr
+    wait_until(lambda: _deploys(run, "--service", "selfkill"), what="the deploy on the leaf")
+    (record,) = _deploys(run, "--service", "selfkill")
+    assert (record["outcome"], record["exit_code"], record["signal"]) == ("killed", None, 9)
+
+
+def test_the_holder_of_a_service_lock_deploys_under_it(run):
+    assert run("lock", "acquire", "pay", "--reason", "release 7", "--holder", "ann").returncode == 0
+    try:
+        plain = run("deploy", "--service", "pay", "--version", "v7", "--who", "ann", "--", "true")
+        assert plain.returncode == 1 and "--under-lock" in plain.stderr
+        other = run(
+            "deploy", "--service", "pay", "--version", "v7", "--who", "bob", "--under-lock",
+            "--", "true",
+        )  # fmt: skip
+        assert other.returncode == 1 and "held by ann" in other.stderr
+        mine = run(
+            "deploy", "--service", "pay", "--version", "v7", "--who", "ann", "--under-lock",
+            "--", "true",
+        )  # fmt: skip
+        assert mine.returncode == 0, mine.stderr
+    finally:
+        assert run("lock", "release", "pay", "--holder", "ann").returncode == 0

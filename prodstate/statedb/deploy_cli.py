@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import shlex
-import subprocess
-import sys
 import time
 import uuid
 
 import click
-from kazoo.client import KazooClient
 from kazoo.exceptions import LockTimeout
 
 from prodstate.cli import exits
@@ -28,10 +25,12 @@ from prodstate.statedb.cli_common import (
     writer,
     zookeeper,
 )
+from prodstate.statedb.deploy_run import run_supervised
 from prodstate.statedb.deploys import (
     Deploy,
     DeploySearch,
     OutputTail,
+    abandon_command,
     finish_commands,
     search,
     start_entry,
@@ -46,33 +45,6 @@ from prodstate.statedb.keys import (
 )
 from prodstate.statedb.lock_cli import default_holder
 from prodstate.statedb.locks import LockStore
-
-#: Exit status when the command could not be started at all (as a shell says).
-EXIT_NOT_FOUND = 127
-
-
-def run_captured(command: list[str], tail: OutputTail) -> int:
-    """Run ``command``, passing its output (stdout and stderr merged) through while keeping
-    its tail; its exit status (127 if it cannot be started)."""
-    try:
-        proc = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            bufsize=1,
-        )
-    except OSError as exc:
-        tail.add(f"cannot run {command[0]}: {exc.strerror or exc}")
-        click.echo(f"prodstate: cannot run {command[0]}: {exc.strerror or exc}", err=True)
-        return EXIT_NOT_FOUND
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        sys.stdout.write(line)
-        sys.stdout.flush()
-        tail.add(line)
-    return proc.wait()
 
 
 @click.command(context_settings={"ignore_unknown_options": False})
@@ -89,6 +61,11 @@ def run_captured(command: list[str], tail: OutputTail) -> int:
     show_default=True,
     help="Seconds to wait for another deploy of the service to end.",
 )
+@click.option(
+    "--under-lock",
+    is_flag=True,
+    help="Deploy although the service's lock is held, if --who holds it.",
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def deploy(
     zk: str,
@@ -98,13 +75,17 @@ def deploy(
     targets: tuple[str, ...],
     who: str,
     wait: float,
+    under_lock: bool,
     command: tuple[str, ...],
 ) -> None:
     """Run COMMAND (after --) as a deploy of --service at --version, and record it.
 
-    Refused (exit 1) while the service's lock is held or another deploy of it runs.
-    Records the start, then the outcome and the tail of the output; on success the
-    service's current version. Exits with COMMAND's status.
+    Refused (exit 1) while another deploy of the service runs, or while its lock is held
+    (unless --under-lock and --who holds it). Records the start, then the outcome and
+    the tail of the output; on success the service's current version. COMMAND runs in a
+    process group of its own: SIGTERM, SIGINT and SIGHUP are passed on to it and waited
+    for (recorded as aborted), and if this command dies it ends too. Exits with COMMAND's
+    status, or 128 plus the signal that killed it.
     """
     checked(service, check_name, "service")
     checked(version, check_version)
@@ -123,10 +104,11 @@ def deploy(
             exits.fail(f"refused: a deploy of {service} is running ({holders})", exits.NOT_APPLIED)
         try:
             held = store.holder(service)
-            if held is not None:
-                exits.fail(f"refused: {held.describe(time.time())}", exits.NOT_APPLIED)
+            if held is not None and not (under_lock and held.holder == who):
+                hint = "" if held.holder != who else " (deploy under it with --under-lock)"
+                exits.fail(f"refused: {held.describe(time.time())}{hint}", exits.NOT_APPLIED)
             status = _deploy(
-                zk_client, cluster, service, version, list(targets), who, host, list(command)
+                store, cluster, service, version, list(targets), who, host, list(command)
             )
         finally:
             mutex.release()
@@ -134,7 +116,7 @@ def deploy(
 
 
 def _deploy(
-    zk_client: KazooClient,
+    store: LockStore,
     cluster: str,
     service: str,
     version: str,
@@ -143,6 +125,7 @@ def _deploy(
     host: str,
     command: list[str],
 ) -> int:
+    """Record the start, run the command, record its outcome; the shell's exit status."""
     record = Deploy(
         id=uuid.uuid4().hex[:12],
         service=service,
@@ -152,18 +135,32 @@ def _deploy(
         host=host,
         started_at=time.time(),
     )
-    with writer(zk_client, cluster) as client:
-        durable(
-            client,
-            [start_entry(record.id, service, version, targets, who, host, shlex.join(command))],
-        )
+    with writer(store.zk, cluster) as client:
+        starting = [
+            start_entry(record.id, service, version, targets, who, host, shlex.join(command))
+        ]
+        previous = store.started(service)
+        if previous is not None:  # its deploy died without an outcome: this one holds the mutex
+            dead = Deploy.from_started_record(previous)
+            if dead is not None:
+                starting.insert(0, abandon_command(dead))
+                click.echo(f"prodstate: deploy {dead.id} of {service} was abandoned", err=True)
+        durable(client, starting)
+        store.mark_started(service, record.started_record())
         click.echo(f"prodstate: deploy {record.id}: {service} {version} started", err=True)
         tail = OutputTail()
-        status = run_captured(command, tail)
-        durable(client, finish_commands(record, status, tail.text(), time.time()), timeout=30)
-    outcome = "succeeded" if status == 0 else f"failed (exit {status})"
-    click.echo(f"prodstate: deploy {record.id}: {service} {version} {outcome}", err=True)
-    return status
+        outcome = run_supervised(command, tail)
+        durable(client, finish_commands(record, outcome, tail.text(), time.time()), timeout=30)
+        store.clear_started(service)
+    record.outcome, record.exit_code, record.signal = (
+        outcome.name,
+        outcome.exit_code,
+        outcome.signal,
+    )
+    click.echo(
+        f"prodstate: deploy {record.id}: {service} {version} {record.describe_outcome()}", err=True
+    )
+    return outcome.shell_status
 
 
 @click.command()
@@ -209,7 +206,7 @@ def deploys(
             fmt_time(d.started_at),
             d.service,
             d.version,
-            d.outcome if d.exit_code in (None, 0) else f"{d.outcome} ({d.exit_code})",
+            d.describe_outcome(),
             d.who,
             " ".join(d.targets) or "-",
             d.id,

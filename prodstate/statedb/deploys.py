@@ -3,6 +3,7 @@ searched by service, machine, version and time. Everything here but the writes i
 
 from __future__ import annotations
 
+import signal
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from prodstate.statedb.keys import (
     TAIL_MAX,
     capped_xadd,
     dumps,
+    loads,
     stream_time,
 )
 
@@ -41,6 +43,50 @@ class OutputTail:
         return text[-self.chars :] if len(text) > self.chars else text
 
 
+def signal_name(number: int) -> str:
+    """``SIGTERM`` for 15 (``signal 64`` for one without a name)."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a deploy's command ended: ``returncode`` as :mod:`subprocess` gives it (``-N``
+    when killed by signal N), and the signal ``prodstate deploy`` received and passed on
+    to it, if any (the deploy was then aborted, whatever the command did of it)."""
+
+    returncode: int
+    interrupted_by: int | None = None
+
+    @property
+    def name(self) -> str:
+        """``succeeded``, ``failed``, ``killed`` (by a signal nobody sent through the
+        deploy) or ``aborted``."""
+        if self.interrupted_by is not None:
+            return "aborted"
+        if self.returncode < 0:
+            return "killed"
+        return "succeeded" if self.returncode == 0 else "failed"
+
+    @property
+    def exit_code(self) -> int | None:
+        """The command's exit status (None when a signal killed it)."""
+        return self.returncode if self.returncode >= 0 else None
+
+    @property
+    def signal(self) -> int | None:
+        """The signal that aborted the deploy or killed its command (None: neither)."""
+        return self.interrupted_by or (-self.returncode if self.returncode < 0 else None)
+
+    @property
+    def shell_status(self) -> int:
+        """``prodstate deploy``'s exit status, as a shell gives it: the command's, or 128
+        plus the signal that killed it."""
+        return self.returncode if self.returncode >= 0 else 128 - self.returncode
+
+
 @dataclass
 class Deploy:
     """One deploy as its start and outcome entries describe it."""
@@ -54,10 +100,42 @@ class Deploy:
     started_at: float
     outcome: str = "running"
     exit_code: int | None = None
+    signal: int | None = None
     finished_at: float | None = None
     output: str = ""
     command: str = ""
     entries: list[str] = field(default_factory=list)
+
+    def describe_outcome(self) -> str:
+        """``succeeded``, ``failed (exit 3)``, ``killed (SIGKILL)``, ``aborted (SIGINT)``,
+        ``abandoned``, ``running``."""
+        if self.outcome == "failed" and self.exit_code is not None:
+            return f"failed (exit {self.exit_code})"
+        if self.outcome in ("killed", "aborted") and self.signal is not None:
+            return f"{self.outcome} ({signal_name(self.signal)})"
+        return self.outcome
+
+    def started_record(self) -> bytes:
+        """What the deploy's start says of it, as JSON (kept in ZooKeeper while it runs)."""
+        fields = ("id", "service", "version", "targets", "who", "host", "started_at")
+        return dumps({name: getattr(self, name) for name in fields}).encode()
+
+    @classmethod
+    def from_started_record(cls, raw: bytes) -> Deploy | None:
+        """The deploy a :meth:`started_record` describes (None if it does not parse)."""
+        doc = loads(raw.decode(errors="replace"))
+        try:
+            return cls(
+                id=str(doc["id"]),
+                service=str(doc["service"]),
+                version=str(doc["version"]),
+                targets=[str(t) for t in doc["targets"]],
+                who=str(doc["who"]),
+                host=str(doc["host"]),
+                started_at=float(doc["started_at"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
 
     def as_dict(self) -> dict[str, Any]:
         """The deploy as a JSON-able dict (without its stream entry ids)."""
@@ -90,28 +168,22 @@ def start_entry(
 
 
 def finish_commands(
-    deploy: Deploy, exit_code: int, output: str, finished_at: float
+    deploy: Deploy, outcome: Outcome, output: str, finished_at: float
 ) -> list[tuple[Any, ...]]:
     """The writes that record a deploy's outcome, its output tail (kept for fewer deploys
     than the log), and on success the service's current version."""
-    outcome = "succeeded" if exit_code == 0 else "failed"
     fields = {
-        "id": deploy.id,
-        "phase": "finished",
-        "service": deploy.service,
-        "version": deploy.version,
-        "targets": " ".join(deploy.targets),
-        "who": deploy.who,
-        "host": deploy.host,
-        "outcome": outcome,
-        "exit_code": exit_code,
+        **_identity(deploy),
+        "outcome": outcome.name,
+        "exit_code": "" if outcome.exit_code is None else outcome.exit_code,
+        "signal": outcome.signal or "",
     }
     tail = {"id": deploy.id, "output": output[-TAIL_MAX:]}
     commands: list[tuple[Any, ...]] = [
         capped_xadd(DEPLOYS, DEPLOYS_MAX, fields),
         capped_xadd(DEPLOY_OUTPUT, DEPLOY_OUTPUT_MAX, tail),
     ]
-    if exit_code == 0:
+    if outcome.name == "succeeded":
         current = {
             "version": deploy.version,
             "deployed_at": finished_at,
@@ -121,6 +193,25 @@ def finish_commands(
         }
         commands.append(("HSET", SERVICES, deploy.service, dumps(current)))
     return commands
+
+
+def abandon_command(deploy: Deploy) -> tuple[Any, ...]:
+    """The write that records ``deploy`` as abandoned: it never recorded an outcome, and
+    its deploy process no longer holds the service's deploy lock (it died: a machine
+    crash, or SIGKILL, whose command its supervisor ended)."""
+    return capped_xadd(DEPLOYS, DEPLOYS_MAX, {**_identity(deploy), "outcome": "abandoned"})
+
+
+def _identity(deploy: Deploy) -> dict[str, Any]:
+    return {
+        "id": deploy.id,
+        "phase": "finished",
+        "service": deploy.service,
+        "version": deploy.version,
+        "targets": " ".join(deploy.targets),
+        "who": deploy.who,
+        "host": deploy.host,
+    }
 
 
 def merge_entries(
@@ -154,11 +245,16 @@ def merge_entries(
             deploy.outcome = fields.get("outcome", "failed")
             deploy.finished_at = at
             deploy.output = tails.get(key, "")
-            try:
-                deploy.exit_code = int(fields.get("exit_code", ""))
-            except ValueError:
-                deploy.exit_code = None
+            deploy.exit_code = _number(fields.get("exit_code", ""))
+            deploy.signal = _number(fields.get("signal", ""))
     return sorted(deploys.values(), key=lambda d: d.started_at, reverse=True)
+
+
+def _number(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
 
 
 def _id_key(entry_id: str) -> tuple[int, int]:

@@ -8,6 +8,7 @@ The decisions (expiry, who may release, how a lock is described) are pure functi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -213,3 +214,26 @@ class LockStore:
     def deploy_mutex(self, service: str, identifier: str) -> Lock:
         """kazoo's Lock (session-bound) held by a deploy of ``service`` while it runs."""
         return self.zk.Lock(self.layout.deploying(check_name(service, "service")), identifier)
+
+    def mark_started(self, service: str, record: bytes) -> None:
+        """Keep the record of the deploy of ``service`` that starts, until its outcome is
+        written (:meth:`clear_started`): one left behind tells the next deploy that this
+        one died without an outcome (its deploy mutex went with its session)."""
+        path = self.layout.started(check_name(service, "service"))
+        try:
+            self.zk.create(path, record, makepath=True)
+        except NodeExistsError:
+            self.zk.set(path, record)
+
+    def started(self, service: str) -> bytes | None:
+        """The record :meth:`mark_started` left, if any."""
+        try:
+            raw, _ = self.zk.get(self.layout.started(check_name(service, "service")))
+        except NoNodeError:
+            return None
+        return raw
+
+    def clear_started(self, service: str) -> None:
+        """Forget the record of the deploy of ``service`` once its outcome is written."""
+        with contextlib.suppress(NoNodeError):
+            self.zk.delete(self.layout.started(check_name(service, "service")))

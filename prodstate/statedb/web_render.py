@@ -180,9 +180,8 @@ def deploys_page(found: Sequence[Deploy], form: Mapping[str, str], error: str | 
             e(fmt_time(d.started_at)),
             e(d.service),
             e(d.version),
-            f'<span class="{"ok" if d.outcome == "succeeded" else "bad"}">{e(d.outcome)}'
-            + (f" ({e(d.exit_code)})" if d.exit_code else "")
-            + "</span>",
+            f'<span class="{"ok" if d.outcome == "succeeded" else "bad"}">'
+            f"{e(d.describe_outcome())}</span>",
             e(d.who),
             e(" ".join(d.targets) or None),
             f"<pre>{e(d.command)}</pre>",

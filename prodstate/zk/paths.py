@@ -12,6 +12,7 @@ Under ``/prodstate/<cluster>``::
     maintenance/drain-<node>   persistent while drained, JSON Drain (``prodstate drain``)
     statedb/locks/<name>       persistent, the state database's deploy locks
     statedb/deploying/<name>   kazoo Lock recipe, held while a service's deploy runs
+    statedb/started/<name>     persistent while a deploy of the service has no outcome
 
 Pure strings: no ZooKeeper client is needed to build them.
 """
@@ -129,3 +130,7 @@ class Layout:
     def deploying(self, service: str) -> str:
         """The folder of the session-bound mutex held while ``service`` is deployed."""
         return f"{self.statedb}/deploying/{service}"
+
+    def started(self, service: str) -> str:
+        """The record of the deploy of ``service`` started and not ended (no outcome yet)."""
+        return f"{self.statedb}/started/{service}"

@@ -7,7 +7,9 @@ import json
 from prodstate.statedb.deploys import (
     Deploy,
     DeploySearch,
+    Outcome,
     OutputTail,
+    abandon_command,
     finish_commands,
     merge_entries,
     search,
@@ -51,13 +53,13 @@ def test_start_and_finish_records():
     start = start_entry("d1", "web", "v2", ["w1", "w2"], "ann", "ops1", "make deploy")
     assert start[:6] == ("XADD", DEPLOYS, "MAXLEN", "~", 10_000, "*")
     assert _fields(start)["targets"] == "w1 w2" and _fields(start)["phase"] == "started"
-    ok = finish_commands(_deploy(), 0, "x" * 3000 + "done", T0 + 5)
+    ok = finish_commands(_deploy(), Outcome(0), "x" * 3000 + "done", T0 + 5)
     assert _fields(ok[0])["outcome"] == "succeeded" and "output" not in _fields(ok[0])
     assert ok[1][:6] == ("XADD", DEPLOY_OUTPUT, "MAXLEN", "~", 1_000, "*")
     assert _fields(ok[1])["id"] == "d1" and _fields(ok[1])["output"] == "x" * 1996 + "done"
     assert ok[2][:3] == ("HSET", SERVICES, "web")
     assert json.loads(ok[2][3])["version"] == "v2"
-    failed = finish_commands(_deploy(), 2, "boom", T0 + 5)
+    failed = finish_commands(_deploy(), Outcome(2), "boom", T0 + 5)
     assert len(failed) == 2  # a failed deploy leaves the current version alone
     assert _fields(failed[0])["outcome"] == "failed" and _fields(failed[0])["exit_code"] == "2"
 
@@ -74,15 +76,15 @@ def _entries():
     return [
         _entry(T0 * 1000, start_entry("a", "web", "v2", ["w1", "w2"], "ann", "ops1", "make")),
         _entry(T0 * 1000 + 10, start_entry("b", "api", "v9", ["a1"], "bob", "ops2", "fab")),
-        _entry(T0 * 1000 + 20, finish_commands(A, 0, "all good", T0)[0]),
-        _entry(T0 * 1000 + 3_600_000, finish_commands(B, 1, "error: x", T0)[0]),
+        _entry(T0 * 1000 + 20, finish_commands(A, Outcome(0), "all good", T0)[0]),
+        _entry(T0 * 1000 + 3_600_000, finish_commands(B, Outcome(1), "error: x", T0)[0]),
     ]
 
 
 def _outputs():
     return [
-        _entry(T0 * 1000 + 20, finish_commands(A, 0, "all good", T0)[1]),
-        _entry(T0 * 1000 + 3_600_000, finish_commands(B, 1, "error: x", T0)[1]),
+        _entry(T0 * 1000 + 20, finish_commands(A, Outcome(0), "all good", T0)[1]),
+        _entry(T0 * 1000 + 3_600_000, finish_commands(B, Outcome(1), "error: x", T0)[1]),
     ]
 
 
@@ -128,3 +130,40 @@ def test_stream_range_covers_the_time_range():
     assert DeploySearch().stream_range() == ("+", "-")
     high, low = DeploySearch(since=T0, until=T0 + 10).stream_range()
     assert low == str(T0 * 1000) and high == str((T0 + 10 + 86400) * 1000)
+
+
+def test_an_outcome_names_how_the_command_ended_and_the_status_a_shell_gives():
+    cases = [
+        (Outcome(0), "succeeded", 0, None, 0),
+        (Outcome(3), "failed", 3, None, 3),
+        (Outcome(-9), "killed", None, 9, 137),  # by a signal nobody sent through the deploy
+        (Outcome(-15, interrupted_by=15), "aborted", None, 15, 143),
+        (Outcome(1, interrupted_by=2), "aborted", 1, 2, 1),  # it caught the Ctrl-C and exited
+    ]
+    for outcome, name, code, sig, status in cases:
+        assert (outcome.name, outcome.exit_code, outcome.signal, outcome.shell_status) == (
+            name, code, sig, status,
+        )  # fmt: skip
+
+
+def test_outcomes_are_recorded_and_read_back_as_operators_read_them():
+    d = _deploy()
+    entries = [
+        _entry(T0 * 1000, start_entry("d1", "web", "v2", [], "ann", "h", "x")),
+        _entry(T0 * 1000 + 5, finish_commands(d, Outcome(-15, interrupted_by=15), "", T0)[0]),
+    ]
+    (back,) = merge_entries(entries)
+    assert (back.outcome, back.exit_code, back.signal) == ("aborted", None, 15)
+    assert back.describe_outcome() == "aborted (SIGTERM)"
+    killed = finish_commands(d, Outcome(-9), "", T0)
+    assert len(killed) == 2  # no new current version
+    (back,) = merge_entries([entries[0], _entry(T0 * 1000 + 5, killed[0])])
+    assert back.describe_outcome() == "killed (SIGKILL)"
+    (back,) = merge_entries(
+        [entries[0], _entry(T0 * 1000 + 5, finish_commands(d, Outcome(3), "", T0)[0])]
+    )
+    assert back.describe_outcome() == "failed (exit 3)"
+    (back,) = merge_entries([entries[0], _entry(T0 * 1000 + 9, abandon_command(d))])
+    assert (back.outcome, back.describe_outcome()) == ("abandoned", "abandoned")
+    (running,) = merge_entries(entries[:1])
+    assert running.describe_outcome() == "running"

@@ -42,7 +42,7 @@ def test_deploys_page_shows_outcomes_and_keeps_the_search():
     bad = Deploy("b", "web", "v2", [], "bob", "ops", NOW, "failed", 3, NOW + 1)
     html = deploys_page([bad, ok], {"service": "web", "since": "2h"}, None)
     assert 'id="search-service" value="web"' in html and 'value="2h"' in html
-    assert "failed (3)" in html and "succeeded" in html and "h1 h2" in html
+    assert "failed (exit 3)" in html and "succeeded" in html and "h1 h2" in html
 
 
 def test_empty_pages_say_so_and_stale_machines_are_marked():
