@@ -141,10 +141,16 @@ def drain(workdir: Path, leaves: int, spread: str) -> Run:
             raise RuntimeError(f"drain failed: {done.stdout}{done.stderr}")
         doc = json.loads(done.stdout)
         run = Run("drain", seconds=doc["seconds"], leaves=doc["leaves"])
-        cluster.wait_for_tree(timeout=120)
+        # The tree stays drained: every leaf settled on its new parent, none syncing.
+        wait_until(lambda: all(_in_sync(cluster, n) for n in cluster.names("leaf")), timeout=120)
         run.full_resyncs = sum(cluster.new_full_syncs(before).values())
         run.notes.append(f"spread {spread}")
         return run
+
+
+def _in_sync(cluster: LocalCluster, node: str) -> bool:
+    info = cluster.redis[node].info("replication")
+    return info.get("master_link_status") == "up" and info.get("master_sync_in_progress") == 0
 
 
 def summary(runs: list[Run]) -> list[list[str]]:
