@@ -19,7 +19,7 @@ from benchkit import Workdir, log, machine_line, ms, percentile, table, terminat
 
 from prodstate.client import Client
 from prodstate.statedb import keys
-from prodstate.statedb.deploys import Deploy, finish_commands, start_entry
+from prodstate.statedb.deploys import Deploy, Outcome, finish_commands, start_entry
 from prodstate.statedb.errors import report_commands
 from prodstate.statedb.facts import collect
 from prodstate.statedb.machines import record_command
@@ -119,7 +119,10 @@ def fill(client: Client, args: argparse.Namespace) -> dict[str, list[float]]:
                 )
             ],
         )
-        timed("deploy outcome", finish_commands(deploy, 0, output[-keys.TAIL_MAX :], time.time()))
+        timed(
+            "deploy outcome",
+            finish_commands(deploy, Outcome(0), output[-keys.TAIL_MAX :], time.time()),
+        )
     for i in range(args.errors):
         timed("error", report_commands("bench", f"web-{i % 50}", "e" * 5_000, time.time()))
     for i in range(args.machines):
