@@ -142,15 +142,11 @@ def drain(workdir: Path, leaves: int, spread: str) -> Run:
         doc = json.loads(done.stdout)
         run = Run("drain", seconds=doc["seconds"], leaves=doc["leaves"])
         # The tree stays drained: every leaf settled on its new parent, none syncing.
-        wait_until(lambda: all(_in_sync(cluster, n) for n in cluster.names("leaf")), timeout=120)
+        leaves = [cluster.redis[n] for n in cluster.names("leaf")]
+        wait_until(lambda: all(r.in_sync() for r in leaves), timeout=120)
         run.full_resyncs = sum(cluster.new_full_syncs(before).values())
         run.notes.append(f"spread {spread}")
         return run
-
-
-def _in_sync(cluster: LocalCluster, node: str) -> bool:
-    info = cluster.redis[node].info("replication")
-    return info.get("master_link_status") == "up" and info.get("master_sync_in_progress") == 0
 
 
 def summary(runs: list[Run]) -> list[list[str]]:

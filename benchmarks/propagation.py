@@ -108,12 +108,8 @@ class PlainTree:
 
     @staticmethod
     def _wait_linked(replicas: list[RedisServer]) -> None:
-        def linked(server: RedisServer) -> bool:
-            info = server.info("replication")
-            return info.get("master_link_status") == "up" and not info["master_sync_in_progress"]
-
         for server in replicas:
-            wait_until(lambda s=server: linked(s), timeout=60, what=f"{server.name} linked")
+            wait_until(server.in_sync, timeout=60, what=f"{server.name} linked")
 
     @staticmethod
     def _replicaof(replica: RedisServer, master: RedisServer) -> None:

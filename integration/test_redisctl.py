@@ -15,11 +15,6 @@ from prodstate.testing.proxy import TcpProxy
 from prodstate.testing.redis_server import REDIS_SERVER
 
 
-def _synced(replica: RedisServer) -> bool:
-    info = replica.info("replication")
-    return info.get("master_link_status") == "up" and info.get("master_sync_in_progress") == 0
-
-
 def test_a_restarted_replica_resumes_with_a_partial_resync(tmp_path: Path):
     """REPLICAOF is written into redis.conf, so the replica restarted from its saved
     dataset asks its master for what it missed instead of a full copy."""
@@ -32,13 +27,13 @@ def test_a_restarted_replica_resumes_with_a_partial_resync(tmp_path: Path):
         assert f"replicaof {master.host} {master.port}" in replica.config_path.read_text()
         with master.client() as conn:
             conn.mset({f"k{i}": str(i) for i in range(1000)})
-        wait_until(lambda: _synced(replica) and replica.client().dbsize() == 1000, timeout=20)
+        wait_until(lambda: replica.in_sync() and replica.client().dbsize() == 1000, timeout=20)
         before = master.info("stats")
         replica.stop()  # SIGTERM: saves the dataset with its replication id and offset
         with master.client() as conn:
             conn.set("while-down", "1")
         replica.start()
-        wait_until(lambda: _synced(replica), timeout=20, what="the replica back in sync")
+        wait_until(lambda: replica.in_sync(), timeout=20, what="the replica back in sync")
         after = master.info("stats")
         assert after["sync_full"] == before["sync_full"]
         assert after["sync_partial_ok"] == before["sync_partial_ok"] + 1
@@ -87,7 +82,7 @@ def test_a_replica_moving_to_a_lagging_sibling_resumes_only_if_it_waits_for_it(
             controls[leaf].replicate(master.address)
             with master.client() as conn:
                 conn.set("warm", "1")
-            wait_until(lambda: _synced(leaf) and _synced(parent), timeout=20)
+            wait_until(lambda: leaf.in_sync() and parent.in_sync(), timeout=20)
             wait_until(lambda: _offset(leaf) == _offset(parent) == _offset(master), timeout=20)
             proxy.delay(1.0)  # what the master sends reaches the parent a second late
             with master.client() as conn:
@@ -98,7 +93,7 @@ def test_a_replica_moving_to_a_lagging_sibling_resumes_only_if_it_waits_for_it(
             if wait:
                 assert controls[leaf].wait_caught_up(controls[parent], timeout=10)
             controls[leaf].replicate(parent.address)
-            wait_until(lambda: _synced(leaf) and leaf.client().dbsize() == 101, timeout=20)
+            wait_until(lambda: leaf.in_sync() and leaf.client().dbsize() == 101, timeout=20)
             assert parent.info("stats")["sync_full"] - before == (0 if wait else 1)
     finally:
         for control in controls.values():
@@ -157,14 +152,14 @@ def test_a_hand_over_makes_the_replica_master_and_every_resync_is_partial(tmp_pa
         c_other.replicate(old.address)
         with old.client() as conn:
             conn.mset({f"k{i}": str(i) for i in range(1000)})
-        wait_until(lambda: all(_synced(r) and r.client().dbsize() == 1000 for r in (new, other)))
+        wait_until(lambda: all(r.in_sync() and r.client().dbsize() == 1000 for r in (new, other)))
         c_old.fence()
         c_old.hand_over(c_new)
         assert c_old.state().master == new.address and c_new.state().is_master
         assert f"replicaof {new.host} {new.port}" in old.config_path.read_text()
-        wait_until(lambda: _synced(old), what="the old master following the new one")
+        wait_until(lambda: old.in_sync(), what="the old master following the new one")
         c_other.replicate(new.address)
-        wait_until(lambda: _synced(other), what="the other replica on the new master")
+        wait_until(lambda: other.in_sync(), what="the other replica on the new master")
         stats = new.info("stats")
         assert stats["sync_full"] == 0 and stats["sync_partial_ok"] == 2
         c_old.hand_over(c_new)  # already handed over: nothing to do

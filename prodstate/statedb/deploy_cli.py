@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 import time
 import uuid
+from dataclasses import replace
 
 import click
 from kazoo.exceptions import LockTimeout
@@ -152,13 +153,9 @@ def _deploy(
         outcome = run_supervised(command, tail)
         durable(client, finish_commands(record, outcome, tail.text(), time.time()), timeout=30)
         store.clear_started(service)
-    record.outcome, record.exit_code, record.signal = (
-        outcome.name,
-        outcome.exit_code,
-        outcome.signal,
-    )
+    done = replace(record, outcome=outcome.name, exit_code=outcome.exit_code, signal=outcome.signal)
     click.echo(
-        f"prodstate: deploy {record.id}: {service} {version} {record.describe_outcome()}", err=True
+        f"prodstate: deploy {record.id}: {service} {version} {done.describe_outcome()}", err=True
     )
     return outcome.shell_status
 

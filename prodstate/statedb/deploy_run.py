@@ -15,17 +15,15 @@ from types import FrameType
 
 import click
 
+from prodstate.statedb import deploy_shim
 from prodstate.statedb.deploys import Outcome, OutputTail
 
-SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "deploy_shim.py")
+#: The supervisor, run by its path (it imports only the standard library).
+SHIM = os.path.abspath(deploy_shim.__file__)
 #: Seconds the supervisor of a deploy whose process died (SIGKILL, a crash) gives the
 #: command after SIGTERM, before SIGKILL: less than the deploy's ZooKeeper session (5 s),
 #: whose end releases the service's deploy lock.
 ORPHAN_GRACE = 2.0
-#: Signals passed on to the command.
-PASSED_ON = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-#: A command that is not found, as a shell says it.
-NOT_FOUND = 127
 
 
 def run_supervised(command: list[str], tail: OutputTail, grace: float = ORPHAN_GRACE) -> Outcome:
@@ -35,7 +33,7 @@ def run_supervised(command: list[str], tail: OutputTail, grace: float = ORPHAN_G
         message = f"cannot run {command[0]}: command not found"
         tail.add(message)
         click.echo(f"prodstate: {message}", err=True)
-        return Outcome(NOT_FOUND)
+        return Outcome(deploy_shim.NOT_FOUND)
     received: list[int] = []
     started: list[subprocess.Popen[str]] = []
 
@@ -45,7 +43,7 @@ def run_supervised(command: list[str], tail: OutputTail, grace: float = ORPHAN_G
             with contextlib.suppress(ProcessLookupError):
                 started[0].send_signal(sig)
 
-    previous = {sig: signal.signal(sig, pass_on) for sig in PASSED_ON}
+    previous = {sig: signal.signal(sig, pass_on) for sig in deploy_shim.FORWARDED}
     try:
         proc = subprocess.Popen(
             [sys.executable, "-I", SHIM, str(grace), "--", *command],

@@ -46,21 +46,18 @@ def main(argv: list[str]) -> int:
     pending: list[int] = []
     orphaned = [os.getppid() != parent]  # the deploy died before the signal was set
 
-    def pass_on(sig: int) -> None:
+    def pass_on(sig: int, _frame: object = None) -> None:
         if group:
             with contextlib.suppress(ProcessLookupError):  # the group is gone already
                 os.killpg(group[0], sig)
         else:
             pending.append(sig)
 
-    def on_signal(sig: int, _frame: object) -> None:
-        pass_on(sig)
-
     def on_orphaned(_sig: int, _frame: object) -> None:
         orphaned[0] = True
 
     for sig in FORWARDED:
-        signal.signal(sig, on_signal)
+        signal.signal(sig, pass_on)
     signal.signal(ORPHANED, on_orphaned)
     try:
         child = subprocess.Popen(command, process_group=0)

@@ -73,6 +73,11 @@ class RedisServer(ManagedProcess):
         with self.client() as conn:
             return conn.info(section) if section else conn.info()
 
+    def in_sync(self) -> bool:
+        """True if this replica's link to its master is up and no full sync is under way."""
+        info = self.info("replication")
+        return info.get("master_link_status") == "up" and not info.get("master_sync_in_progress")
+
     def _is_up(self) -> bool:
         try:
             with self.client(socket_timeout=1) as conn:
