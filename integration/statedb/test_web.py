@@ -149,7 +149,7 @@ def test_dashboard_pages_in_chromium(infra, browser, dashboard):
 def test_deploy_log_search_in_chromium(browser, dashboard):
     browser.get(f"{dashboard}/deploys")
     log = _text(browser, "#deploys")
-    assert "<b>deployed</b>" in log and "failed (1)" in log
+    assert "<b>deployed</b>" in log and "failed (exit 1)" in log
     assert browser.find_elements(By.CSS_SELECTOR, "#deploys b") == []
 
     browser.find_element(By.ID, "search-version").send_keys("v7")
