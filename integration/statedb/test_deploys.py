@@ -227,15 +227,17 @@ def test_a_command_killed_by_a_signal_is_recorded_so_and_exits_as_a_shell_says(i
 def test_the_holder_of_a_service_lock_deploys_under_it(run):
     assert run("lock", "acquire", "pay", "--reason", "release 7", "--holder", "ann").returncode == 0
     try:
-        plain = run("deploy", "--service", "pay", "--version", "v7", "--who", "ann", "--", "true")
+        plain = run(
+            "deploy", "--service", "pay", "--version", "7.0.1", "--who", "ann", "--", "true"
+        )
         assert plain.returncode == 1 and "--under-lock" in plain.stderr
         other = run(
-            "deploy", "--service", "pay", "--version", "v7", "--who", "bob", "--under-lock",
+            "deploy", "--service", "pay", "--version", "7.0.1", "--who", "bob", "--under-lock",
             "--", "true",
         )  # fmt: skip
         assert other.returncode == 1 and "held by ann" in other.stderr
         mine = run(
-            "deploy", "--service", "pay", "--version", "v7", "--who", "ann", "--under-lock",
+            "deploy", "--service", "pay", "--version", "7.0.1", "--who", "ann", "--under-lock",
             "--", "true",
         )  # fmt: skip
         assert mine.returncode == 0, mine.stderr
