@@ -140,6 +140,15 @@ def test_a_config_in_a_folder_others_can_write_is_not_rewritten(tmp_path: Path):
         master.stop()
 
 
+def _online(master: RedisServer) -> int:
+    """How many replicas ``master`` counts online."""
+    info = master.info("replication")
+    return sum(
+        1 for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)
+        and v.get("state") == "online"
+    )  # fmt: skip
+
+
 def test_a_hand_over_makes_the_replica_master_and_every_resync_is_partial(tmp_path: Path):
     """The fenced master pauses, waits for the target, and ``FAILOVER`` turns it into the
     target's replica; its other replica follows on, then moves to the new master, and
@@ -153,6 +162,8 @@ def test_a_hand_over_makes_the_replica_master_and_every_resync_is_partial(tmp_pa
         with old.client() as conn:
             conn.mset({f"k{i}": str(i) for i in range(1000)})
         wait_until(lambda: all(r.in_sync() and r.client().dbsize() == 1000 for r in (new, other)))
+        # The master counts a replica online once it has acknowledged (within a second).
+        wait_until(lambda: _online(old) == 2, what="the master to count both replicas online")
         c_old.fence()
         c_old.hand_over(c_new)
         assert c_old.state().master == new.address and c_new.state().is_master
