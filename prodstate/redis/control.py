@@ -165,11 +165,6 @@ def _replica_links(repl: dict) -> list[tuple[str, bool]]:
 _SYNCING = ("wait_bgsave", "send_bulk")
 
 
-#: How long a hand-over's ``FAILOVER`` waits for the target's acknowledgement before it
-#: goes on anyway (the target was read holding every byte).
-FAILOVER_FORCE_AFTER_MS = 20
-
-
 class HandOverFailed(redis.RedisError):
     """Redis did not hand its role over; it is still the master (the reason is the text)."""
 
@@ -235,47 +230,43 @@ class RedisControl:
                 return False
             time.sleep(poll)
 
-    def hand_over(self, peer: RedisControl, timeout: float = 1.0, poll: float = 0.005) -> None:
-        """Make ``peer``, a replica of this fenced master, the master with Redis's own
-        coordinated ``FAILOVER``; return once this Redis is its replica (at once if it is).
+    def hand_over(self, address: str, timeout: float = 2.0, poll: float = 0.005) -> None:
+        """Make the Redis at ``address``, a replica of this fenced master, the master with
+        Redis's own coordinated ``FAILOVER``; return once this Redis is its replica (at once
+        if it is).
 
         A fence refuses writes, but the stream still grows: PINGs, expirations and the
         ``REPLCONF GETACK`` of clients waiting in ``WAIT``; a replica left a few bytes past
-        the new master would resume with a full resync. So writes are paused first
-        (``CLIENT PAUSE WRITE`` holds back expirations and GETACKs too), then ``peer`` is
-        read until it holds every byte (HandOverFailed if it does not within
-        ``timeout``), then ``FAILOVER ... FORCE`` hands over: Redis holds the PINGs back,
-        turns this Redis into the replica and has ``peer`` take over. FORCE spares
-        waiting up to a second for a replica's periodic acknowledgement of the bytes it
-        was just seen to hold (the one GETACK asks for leaves out the GETACK itself).
-        HandOverFailed if Redis refused or aborted: this Redis is then still the master."""
-        address = peer.address
+        the new master would resume with a full resync, and a new master missing them
+        would find the old one ahead of it. ``FAILOVER`` pauses writes and holds all of
+        that back, waits until the target has acknowledged every byte (replicas acknowledge
+        once a second, so this takes up to a second), then turns this Redis into its
+        replica and has the target take over. Never with ``FORCE``: a PING sent just before
+        the pause would then be the bytes the new master lacks. HandOverFailed if Redis
+        refused, or aborted because the target had not acknowledged within ``timeout``:
+        this Redis is then still the master."""
         if self.state().master == address:
             return
         host, port = parse_address(address)
         self.servers.check(address)
-        pause_ms = max(1, round((timeout + 2.0) * 1000))
-        self.conn.execute_command("CLIENT", "PAUSE", pause_ms, "WRITE")
         try:
-            if not self.wait_caught_up(peer, timeout, poll):
-                raise HandOverFailed(f"{address} did not reach this Redis's offset in {timeout:g}s")
-            try:
-                self.conn.execute_command(
-                    "FAILOVER", "TO", host, port, "TIMEOUT", FAILOVER_FORCE_AFTER_MS, "FORCE"
-                )
-            except redis.ResponseError as exc:
-                raise HandOverFailed(f"FAILOVER refused: {exc}") from None
-            deadline = time.monotonic() + 1.0
-            while self.conn.info("replication").get("master_failover_state") != "no-failover":
-                if time.monotonic() >= deadline:
-                    with contextlib.suppress(redis.ResponseError):  # ended meanwhile
-                        self.conn.execute_command("FAILOVER", "ABORT")
-                    break
-                time.sleep(poll)
-        finally:
-            self.conn.execute_command("CLIENT", "UNPAUSE")
+            self.conn.execute_command(
+                "FAILOVER", "TO", host, port, "TIMEOUT", max(1, round(timeout * 1000))
+            )
+        except redis.ResponseError as exc:
+            raise HandOverFailed(f"FAILOVER refused: {exc}") from None
+        deadline = time.monotonic() + timeout + 1.0
+        while self.conn.info("replication").get("master_failover_state") != "no-failover":
+            if time.monotonic() >= deadline:
+                with contextlib.suppress(redis.ResponseError):  # ended meanwhile
+                    self.conn.execute_command("FAILOVER", "ABORT")
+                break
+            time.sleep(poll)
         if self.state().master != address:
-            raise HandOverFailed(f"FAILOVER to {address} aborted: see the Redis log")
+            raise HandOverFailed(
+                f"FAILOVER to {address} aborted (not acknowledged within {timeout:g}s, or "
+                "refused): see the Redis log"
+            )
         self.persist_config()
 
     def fence(self) -> None:
