@@ -150,9 +150,9 @@ def _online(master: RedisServer) -> int:
 
 
 def test_a_hand_over_makes_the_replica_master_and_every_resync_is_partial(tmp_path: Path):
-    """The fenced master pauses, waits for the target, and ``FAILOVER`` turns it into the
-    target's replica; its other replica follows on, then moves to the new master, and
-    nobody needs a full copy."""
+    """The fenced master, handing over right after a write, waits for the target to
+    acknowledge it, and ``FAILOVER`` turns it into the target's replica; its other replica
+    follows on, then moves to the new master, and nobody needs a full copy."""
     old, new, other = (RedisServer(tmp_path, name=n).start() for n in ("old", "new", "other"))
     controls = [RedisControl(s.address) for s in (old, new, other)]
     c_old, c_new, c_other = controls
@@ -164,8 +164,10 @@ def test_a_hand_over_makes_the_replica_master_and_every_resync_is_partial(tmp_pa
         wait_until(lambda: all(r.in_sync() and r.client().dbsize() == 1000 for r in (new, other)))
         # The master counts a replica online once it has acknowledged (within a second).
         wait_until(lambda: _online(old) == 2, what="the master to count both replicas online")
+        with old.client() as conn:
+            conn.set("last", "write")
         c_old.fence()
-        c_old.hand_over(new.address)
+        c_old.hand_over(c_new)
         assert c_old.state().master == new.address and c_new.state().is_master
         assert f"replicaof {new.host} {new.port}" in old.config_path.read_text()
         wait_until(lambda: old.in_sync(), what="the old master following the new one")
@@ -173,7 +175,8 @@ def test_a_hand_over_makes_the_replica_master_and_every_resync_is_partial(tmp_pa
         wait_until(lambda: other.in_sync(), what="the other replica on the new master")
         stats = new.info("stats")
         assert stats["sync_full"] == 0 and stats["sync_partial_ok"] == 2
-        c_old.hand_over(new.address)  # already handed over: nothing to do
+        assert new.client().get("last") == "write"
+        c_old.hand_over(c_new)  # already handed over: nothing to do
     finally:
         for control in controls:
             control.close()
@@ -183,14 +186,15 @@ def test_a_hand_over_makes_the_replica_master_and_every_resync_is_partial(tmp_pa
 
 def test_a_hand_over_to_a_stranger_is_refused_and_the_master_stays(tmp_path: Path):
     master, stranger = (RedisServer(tmp_path, name=n).start() for n in ("master", "stranger"))
-    c_master = RedisControl(master.address)
+    c_master, c_stranger = RedisControl(master.address), RedisControl(stranger.address)
     try:
         with pytest.raises(HandOverFailed, match="FAILOVER refused"):
-            c_master.hand_over(stranger.address, timeout=0.2)
+            c_master.hand_over(c_stranger, timeout=0.2)
         assert c_master.state().is_master
         with master.client() as conn:  # not paused: a write goes through at once
             assert conn.set("after", "1", ex=5) is True
     finally:
         c_master.close()
+        c_stranger.close()
         stranger.stop()
         master.stop()

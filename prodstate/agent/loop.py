@@ -583,8 +583,8 @@ class Agent:
             case HandOver(address=address):
                 with self._peer(address, timeout=0.5) as peer:
                     peer.fence()  # a master once handed over, refusing writes until it serves
-                self.redis.fence()
-                self.redis.hand_over(address)
+                    self.redis.fence()
+                    self.redis.hand_over(peer)
                 self.zk.release_root()
                 self.zk.leave_election()
             case StepDown(hold_off=hold_off):

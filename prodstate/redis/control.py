@@ -230,21 +230,38 @@ class RedisControl:
                 return False
             time.sleep(poll)
 
-    def hand_over(self, address: str, timeout: float = 2.0, poll: float = 0.005) -> None:
-        """Make the Redis at ``address``, a replica of this fenced master, the master with
-        Redis's own coordinated ``FAILOVER``; return once this Redis is its replica (at once
-        if it is).
+    def request_ack(self) -> None:
+        """``REPLCONF GETACK``: have this replica acknowledge its offset to its master now,
+        not at its next once-a-second acknowledgement. Redis answers it with nothing, so a
+        PING follows on the same connection and its answer is read."""
+        pool = self.conn.connection_pool
+        conn = pool.get_connection()
+        try:
+            conn.send_command("REPLCONF", "GETACK", "*")
+            conn.send_command("PING")
+            conn.read_response()
+        except BaseException:
+            conn.disconnect()
+            raise
+        finally:
+            pool.release(conn)
+
+    def hand_over(self, peer: RedisControl, timeout: float = 2.0, poll: float = 0.005) -> None:
+        """Make ``peer``, a replica of this fenced master, the master with Redis's own
+        coordinated ``FAILOVER``; return once this Redis is its replica (at once if it is).
 
         A fence refuses writes, but the stream still grows: PINGs, expirations and the
         ``REPLCONF GETACK`` of clients waiting in ``WAIT``; a replica left a few bytes past
         the new master would resume with a full resync, and a new master missing them
         would find the old one ahead of it. ``FAILOVER`` pauses writes and holds all of
-        that back, waits until the target has acknowledged every byte (replicas acknowledge
-        once a second, so this takes up to a second), then turns this Redis into its
-        replica and has the target take over. Never with ``FORCE``: a PING sent just before
-        the pause would then be the bytes the new master lacks. HandOverFailed if Redis
-        refused, or aborted because the target had not acknowledged within ``timeout``:
-        this Redis is then still the master."""
+        that back, waits until the target has acknowledged every byte, then turns this
+        Redis into its replica and has the target take over. The target is asked to
+        acknowledge at once (request_ack) instead of at its next periodic acknowledgement,
+        up to a second later. Never with ``FORCE``: a PING sent just before the pause would
+        then be the bytes the new master lacks. HandOverFailed if Redis refused, or aborted
+        because the target had not acknowledged within ``timeout``: this Redis is then
+        still the master."""
+        address = peer.address
         if self.state().master == address:
             return
         host, port = parse_address(address)
@@ -256,9 +273,17 @@ class RedisControl:
         except redis.ResponseError as exc:
             raise HandOverFailed(f"FAILOVER refused: {exc}") from None
         deadline = time.monotonic() + timeout + 1.0
-        while self.conn.info("replication").get("master_failover_state") != "no-failover":
+        while self.conn.info("replication").get("master_failover_state") == "waiting-for-sync":
             if time.monotonic() >= deadline:
                 with contextlib.suppress(redis.ResponseError):  # ended meanwhile
+                    self.conn.execute_command("FAILOVER", "ABORT")
+                break
+            with contextlib.suppress(redis.RedisError):  # it acknowledges each second anyway
+                peer.request_ack()
+            time.sleep(poll)
+        while self.conn.info("replication").get("master_failover_state") != "no-failover":
+            if time.monotonic() >= deadline:
+                with contextlib.suppress(redis.ResponseError):
                     self.conn.execute_command("FAILOVER", "ABORT")
                 break
             time.sleep(poll)
