@@ -114,6 +114,24 @@ def switchover(cluster: LocalCluster, writer: Writer) -> None:
     writer.wait_for_more(WRITES // 4)
 
 
+def switchover_dead_target(cluster: LocalCluster, writer: Writer) -> None:
+    """A switchover to a branch whose agent was just killed (its session, and so its
+    member record, lingers): the root hands its Redis the master role, the target never
+    claims, and once its session expires another branch, following the target's Redis,
+    must still be known to hold the tree's history, claim and serve."""
+    old = _root(cluster)
+    target = _other_branch(cluster, old)
+    cluster.agents[target].kill()
+    writer.mark("inject")
+    argv = [sys.executable, "-m", "prodstate", "switchover", "--zk", cluster.zk_hosts]
+    argv += ["--cluster", cluster.cluster, "--to", target, "--json"]
+    subprocess.run(argv, capture_output=True, text=True, timeout=90)  # it may time out
+    now = cluster.wait_for_new_root(old.epoch)
+    assert now.node_id != target, f"the dead target serves: {now}"
+    cluster.agents[target].start()
+    writer.wait_for_more(WRITES // 4)
+
+
 def root_agent_sigterm(cluster: LocalCluster, writer: Writer) -> None:
     """The root's agent stopped with SIGTERM (an upgrade): it hands the root to the best
     branch first, then exits; started again, it rejoins as a branch."""
@@ -352,6 +370,7 @@ SCENARIOS: dict[str, Callable[[LocalCluster, Writer], None]] = {
     "root_agent_restart": root_agent_restart,
     "root_agent_sigterm": root_agent_sigterm,
     "switchover": switchover,
+    "switchover_dead_target": switchover_dead_target,
     "root_zk_cut": root_zk_cut,
     "root_agent_stop": root_agent_stop,
     "branch_kill": branch_kill,

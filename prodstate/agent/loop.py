@@ -585,6 +585,8 @@ class Agent:
                     peer.fence()  # a master once handed over, refusing writes until it serves
                     self.redis.fence()
                     self.redis.hand_over(peer)
+                    taken = peer.state()
+                self._record_hand_over(s, taken)
                 self.zk.release_root()
                 self.zk.leave_election()
             case StepDown(hold_off=hold_off):
@@ -597,6 +599,25 @@ class Agent:
                     self._held_off_until = s.now + cfg.freshness.hold_off
             case _:
                 raise AssertionError(f"unknown action {action!r}")
+
+    def _record_hand_over(self, s: Snapshot, taken: RedisState) -> None:
+        """Add the replication id the hand-over's target took (``taken``: its Redis, now
+        the master) to the lineage while this session still owns the root. Whoever serves
+        next then holds the tree's history: the target, or, if its agent never claims, a
+        branch that followed it (promoted, such a Redis keeps only the target's id)."""
+        view = self.view
+        assert view is not None and s.root is not None
+        if not taken.is_master or not taken.replid:
+            raise StoreUnavailable("the target is not a master after FAILOVER")
+        lineage = s.lineage.with_replid(taken.replid)
+        if lineage != s.lineage and not self.zk.publish_replid(
+            s.root, lineage, view.lineage_version
+        ):
+            raise StoreUnavailable("the root or epoch znode changed during the hand-over")
+        log.info(
+            "hand-over: the lineage records the target's replication id",
+            extra={**self._identity(), "replid": taken.replid[:8]},
+        )
 
     def _configure(self, state: RedisState) -> None:
         """Apply the tree's settings and the managed users (errors propagate to ``_act``)."""
