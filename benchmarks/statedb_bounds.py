@@ -3,7 +3,8 @@ record costs to write.
 
 One local cluster (``prodstate.testing.cluster.LocalCluster``: real ZooKeeper, redis-servers
 and agents on loopback) is started; records of the worst size the commands allow (a deploy
-with a full output tail, 1,000-character error messages, this machine's real facts) are
+with every field at its bound and a full output tail, 1,000-character error messages,
+this machine's real facts) are
 written through ``Client.write_batch`` (the durable path the commands use) past each
 stream's cap; then each key's ``MEMORY USAGE`` is read on a leaf. Run
 ``python benchmarks/statedb_bounds.py --help`` for the options.
@@ -18,6 +19,7 @@ from pathlib import Path
 from benchkit import Workdir, log, machine_line, ms, percentile, table, terminate_as_interrupt
 
 from prodstate.client import Client
+from prodstate.statedb import facts as facts_module
 from prodstate.statedb import keys
 from prodstate.statedb.deploys import Deploy, Outcome, finish_commands, start_entry
 from prodstate.statedb.errors import report_commands
@@ -92,18 +94,27 @@ def fill(client: Client, args: argparse.Namespace) -> dict[str, list[float]]:
         costs[kind].append(time.perf_counter() - start)
 
     output = ("x" * 79 + "\n") * 60  # more than the tail keeps
-    facts = collect("bench")
+    facts = collect("bench")  # this machine's, with as many disks and addresses as kept
+    path = "/" + "p" * (facts_module.PATH_MAX - 1)
+    facts["disks"] = [
+        {"device": path, "mount": path, "fs": "ext4", "size_bytes": 2**50, "free_bytes": 2**49}
+    ] * facts_module.MAX_ITEMS
+    facts["addresses"] = [
+        {"interface": "i" * 15, "address": "fd00:1111:2222:3333:4444:5555:6666:7777/128"}
+    ] * facts_module.MAX_ITEMS
     log(f"writing {args.deploys} deploys, {args.errors} errors, {args.machines} machines")
     for i in range(args.deploys):
+        # Every field at its bound: 32 targets of 64 characters, a 128-character version
+        # and "who", a 64-character host, a command longer than is kept.
         deploy = Deploy(
-            f"d{i}",
-            "bench",
-            f"v{i}",
-            [f"web-{n}" for n in range(8)],
-            "ann",
-            "ops",
+            f"{i:012x}",
+            "s" * 64,
+            f"{i}".ljust(keys.VERSION_MAX, "v"),
+            [f"{n:02d}".ljust(64, "t") for n in range(keys.TARGETS_MAX)],
+            "w" * keys.WHO_MAX,
+            "h" * 64,
             time.time(),
-            command="deploy --all " + "y" * 200,
+            command="deploy --all " + "y" * 2 * keys.COMMAND_MAX,
         )
         timed(
             "deploy start",
@@ -124,7 +135,9 @@ def fill(client: Client, args: argparse.Namespace) -> dict[str, list[float]]:
             finish_commands(deploy, Outcome(0), output[-keys.TAIL_MAX :], time.time()),
         )
     for i in range(args.errors):
-        timed("error", report_commands("bench", f"web-{i % 50}", "e" * 5_000, time.time()))
+        timed(
+            "error", report_commands("bench", "h" * 60 + f"{i % 50:04d}", "e" * 5_000, time.time())
+        )
     for i in range(args.machines):
         timed("machine facts", [record_command({**facts, "host": f"host-{i}"})])
     return costs

@@ -141,12 +141,22 @@ def test_bad_deploy_input_is_a_message_and_exit_2(run):
         (("--service", "a b", "--version", "v"), "service name"),
         (("--service", "ok", "--version", "has space"), "version"),
         (("--service", "ok", "--version", "v", "--target", "x/y"), "target name"),
+        (
+            ("--service", "ok", "--version", "v", *[f"--target=h{i}" for i in range(33)]),
+            "33 targets: at most 32",
+        ),
+        (("--service", "ok", "--version", "v", "--who", "w" * 129), "at most 128"),
     ]:
         done = run("deploy", *args, "--", "true")
         assert done.returncode == 2 and message in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
     bad_since = run("deploys", "--since", "yesterday")
     assert bad_since.returncode == 2 and "neither a duration" in bad_since.stderr
+    for since in ("99999999999d", "0001-01-01"):
+        far = run("deploys", "--since", since)
+        assert far.returncode == 2 and "Traceback" not in far.stderr, far.stderr
+    far_errors = run("errors", "--since", "99999999999d")
+    assert far_errors.returncode == 2 and "too long" in far_errors.stderr
 
 
 #: A command that ends with status 0 only if process ``{pid}`` has ended (gone, or a zombie).

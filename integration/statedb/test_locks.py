@@ -61,8 +61,25 @@ def test_bad_input_is_a_message_and_exit_2(run):
     assert bad_name.returncode == 2 and "lock name" in bad_name.stderr
     no_zk = run("lock", "check", "x", PRODSTATE_ZK="127.0.0.1:1")
     assert no_zk.returncode == 2 and "cannot connect to ZooKeeper" in no_zk.stderr
-    for done in (bad_ttl, bad_name, no_zk):
+    huge_ttl = run("lock", "acquire", "x", "--reason", "r", "--ttl", "99999999999d")
+    assert huge_ttl.returncode == 2 and "too long: at most 365d" in huge_ttl.stderr
+    long_reason = run("lock", "acquire", "x", "--reason", "r" * 2001)
+    assert long_reason.returncode == 2 and "at most 2000" in long_reason.stderr
+    for done in (bad_ttl, bad_name, no_zk, huge_ttl, long_reason):
         assert "Traceback" not in done.stderr
+    assert run("lock", "check", "x").returncode == 0  # none of them took it
+
+
+def test_a_lock_in_a_cluster_that_does_not_exist_is_refused_and_nothing_is_left(infra, run):
+    done = run("lock", "acquire", "x", "--reason", "r", PRODSTATE_CLUSTER="infar")
+    assert done.returncode == 1, done.stderr
+    assert "there is no cluster 'infar' in ZooKeeper" in done.stderr
+    assert infra.zk().exists("/prodstate/infar") is None
+    deployed = run(
+        "deploy", "--service", "x", "--version", "1", "--", "true", PRODSTATE_CLUSTER="infar"
+    )
+    assert deployed.returncode == 1 and "there is no cluster 'infar'" in deployed.stderr
+    assert infra.zk().exists("/prodstate/infar") is None
 
 
 def test_racing_contenders_exactly_one_wins_each_round(infra):

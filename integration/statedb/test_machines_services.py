@@ -7,7 +7,8 @@ import json
 import subprocess
 import sys
 
-from prodstate.statedb.keys import MACHINES, instances
+from prodstate.statedb.keys import MACHINES, SERVICES, instances
+from prodstate.statedb.keys import errors as errors_key
 from prodstate.testing import wait_until
 
 
@@ -124,3 +125,30 @@ def test_a_retired_machine_is_forgotten_everywhere(infra, run):
     assert again.returncode == 1 and "unknown machine old-0" in again.stderr
     bad = run("machine", "forget", "../x")
     assert bad.returncode == 2 and "host name" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_retired_service_is_forgotten_and_a_typo_creates_none(infra, run):
+    phantom = run("service", "stopped", "never-was", "--host", "h-typo")
+    assert phantom.returncode == 1, phantom.stderr
+    assert "never-was was never recorded on h-typo" in phantom.stderr
+    assert "never-was" not in _json(run("service", "list", "--json"))
+
+    assert run("service", "started", "retired", "--host", "r-0").returncode == 0
+    assert run("error", "report", "retired", "boom", "--host", "r-0").returncode == 0
+    wait_until(
+        lambda: list(_json(run("service", "where", "retired", "--json"))) == ["r-0"],
+        what="the instance on the leaf",
+    )
+    running = run("service", "forget", "retired")
+    assert running.returncode == 1 and "still runs on r-0" in running.stderr
+    assert run("service", "stopped", "retired", "--host", "r-0").returncode == 0
+    forgot = run("service", "forget", "retired")
+    assert forgot.returncode == 0, forgot.stderr
+    assert forgot.stdout.strip() == "forgot retired and its 1 instance record(s)"
+    leaf = infra.redis["leaf1"].client()
+    wait_until(lambda: not leaf.hexists(SERVICES, "retired"), what="the forget on the leaf")
+    assert _json(run("service", "where", "retired", "--all", "--json")) == {}
+    assert "retired" not in _json(run("service", "on", "r-0", "--all", "--json"))
+    assert not leaf.exists(errors_key("retired"))
+    again = run("service", "forget", "retired")
+    assert again.returncode == 1 and "unknown service retired" in again.stderr

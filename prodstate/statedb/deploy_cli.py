@@ -39,13 +39,16 @@ from prodstate.statedb.deploys import (
 from prodstate.statedb.keys import (
     DEPLOY_OUTPUT,
     DEPLOYS,
+    WHO_MAX,
     check_name,
+    check_targets,
+    check_text,
     check_version,
     fmt_time,
     parse_when,
 )
 from prodstate.statedb.lock_cli import default_holder
-from prodstate.statedb.locks import LockStore
+from prodstate.statedb.locks import LockError, LockStore
 
 
 @click.command(context_settings={"ignore_unknown_options": False})
@@ -53,7 +56,9 @@ from prodstate.statedb.locks import LockStore
 @zk_options
 @click.option("--service", required=True, help="The service deployed.")
 @click.option("--version", "version", required=True, help="The version deployed.")
-@click.option("--target", "targets", multiple=True, help="A machine deployed to (repeatable).")
+@click.option(
+    "--target", "targets", multiple=True, help="A machine deployed to (repeatable, up to 32)."
+)
 @click.option("--who", default=default_holder, show_default="user@host", help="Who deploys.")
 @click.option(
     "--wait",
@@ -90,11 +95,15 @@ def deploy(
     """
     checked(service, check_name, "service")
     checked(version, check_version)
-    for target in targets:
-        checked(target, check_name, "target")
+    machines = checked(targets, check_targets)
+    checked(who, check_text, "--who", WHO_MAX)
     host = this_host()
     with zookeeper(zk, f"deploying {service}") as zk_client:
         store = LockStore(zk_client, cluster)
+        try:
+            store.check_cluster()
+        except LockError as exc:
+            exits.fail(f"refused: {exc}", exits.NOT_APPLIED)
         mutex = store.deploy_mutex(service, f"{who} on {host}")
         try:
             got = mutex.acquire(blocking=wait > 0, timeout=wait or None)
@@ -108,9 +117,7 @@ def deploy(
             if held is not None and not (under_lock and held.holder == who):
                 hint = "" if held.holder != who else " (deploy under it with --under-lock)"
                 exits.fail(f"refused: {held.describe(time.time())}{hint}", exits.NOT_APPLIED)
-            status = _deploy(
-                store, cluster, service, version, list(targets), who, host, list(command)
-            )
+            status = _deploy(store, cluster, service, version, machines, who, host, list(command))
         finally:
             mutex.release()
     raise SystemExit(status)

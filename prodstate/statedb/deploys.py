@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prodstate.statedb.keys import (
+    COMMAND_MAX,
     DEPLOY_OUTPUT,
     DEPLOY_OUTPUT_MAX,
     DEPLOYS,
@@ -17,6 +18,7 @@ from prodstate.statedb.keys import (
     SERVICES,
     TAIL_MAX,
     capped_xadd,
+    clip,
     dumps,
     loads,
     stream_time,
@@ -162,7 +164,7 @@ def start_entry(
         "targets": " ".join(targets),
         "who": who,
         "host": host,
-        "command": command[:500],
+        "command": clip(command, COMMAND_MAX),
     }
     return capped_xadd(DEPLOYS, DEPLOYS_MAX, fields)
 
@@ -203,12 +205,13 @@ def abandon_command(deploy: Deploy) -> tuple[Any, ...]:
 
 
 def _identity(deploy: Deploy) -> dict[str, Any]:
+    """What an outcome entry repeats of its start (not the targets: the start entry holds
+    them, and the service's record those of its current version)."""
     return {
         "id": deploy.id,
         "phase": "finished",
         "service": deploy.service,
         "version": deploy.version,
-        "targets": " ".join(deploy.targets),
         "who": deploy.who,
         "host": deploy.host,
     }

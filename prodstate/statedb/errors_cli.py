@@ -24,8 +24,8 @@ from prodstate.statedb.errors import ErrorEntry, entries, histogram, report_comm
 from prodstate.statedb.keys import (
     ERROR_SERVICES,
     check_name,
+    check_span,
     fmt_time,
-    parse_span,
 )
 from prodstate.statedb.keys import (
     errors as errors_key,
@@ -83,7 +83,7 @@ def errors(redis: str, as_json: bool, service: str | None, since: str, limit: in
     """Recent errors per service, with their count per hour over the period."""
     if service is not None:
         checked(service, check_name, "service")
-    span = checked(since, parse_span)
+    span = checked(since, check_span)
     now = time.time()
     with reader(redis) as client:
         found = read_errors(client, service, now - span, 1000)

@@ -16,6 +16,8 @@ from typing import Any
 DISK_FS = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "zfs", "vfat", "f2fs", "jfs"})
 #: At most this many disks and addresses are kept per machine.
 MAX_ITEMS = 32
+#: Longest device or mount path kept.
+PATH_MAX = 256
 
 
 def parse_cpuinfo(text: str) -> dict[str, Any]:
@@ -102,14 +104,16 @@ def _read(path: str) -> str:
 
 
 def _disk_sizes(disks: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """Each disk with its size and free space, its paths cut to PATH_MAX."""
     sized: list[dict[str, Any]] = []
     for disk in disks:
+        kept = {**disk, "device": disk["device"][:PATH_MAX], "mount": disk["mount"][:PATH_MAX]}
         try:
             usage = shutil.disk_usage(disk["mount"])
         except OSError:
-            sized.append(dict(disk))
+            sized.append(kept)
             continue
-        sized.append({**disk, "size_bytes": usage.total, "free_bytes": usage.free})
+        sized.append({**kept, "size_bytes": usage.total, "free_bytes": usage.free})
     return sized
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from prodstate.core.durations import parse_span
+from prodstate.core.durations import format_duration, parse_span
 
 PREFIX = "infra:"
 #: hash: host -> JSON machine facts (one field per machine).
@@ -31,14 +32,24 @@ SERVICE_EVENTS_MAX = 10_000
 DEPLOYS_MAX = 10_000
 DEPLOY_OUTPUT_MAX = 1_000
 ERRORS_MAX = 200
-#: Longest text kept in a record field (reasons), in an error message, and in a deploy's
-#: output tail.
+#: Longest reason (of a lock), error message (longer ones are kept cut, marked), and
+#: deploy output tail.
 TEXT_MAX = 2_000
 ERROR_MESSAGE_MAX = 1_000
 TAIL_MAX = 2_000
+#: Most machines one deploy names; longest "who" of a deploy and holder of a lock.
+TARGETS_MAX = 32
+WHO_MAX = 128
+#: Longest deploy command line kept in its record (longer ones are kept cut, marked).
+COMMAND_MAX = 500
+#: Longest span a duration may give (a lock's TTL, how far back to look): ten years.
+SPAN_MAX = 3650 * 86400.0
+#: Times a record may hold or a query may name: 1970-01-01 to 9999-12-31 (UTC).
+TIME_MIN, TIME_MAX = 0.0, 253402300799.0
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-VERSION_RE = re.compile(r"[!-~]{1,128}")  # printable ASCII, no spaces
+VERSION_MAX = 128
+VERSION_RE = re.compile(rf"[!-~]{{1,{VERSION_MAX}}}")  # printable ASCII, no spaces
 
 
 def instances(service: str) -> str:
@@ -71,6 +82,45 @@ def check_version(version: str) -> str:
     if not isinstance(version, str) or not VERSION_RE.fullmatch(version):
         raise ValueError(f"version {version!r} must be 1-128 printable characters, no spaces")
     return version
+
+
+def check_text(text: str, what: str, limit: int = TEXT_MAX) -> str:
+    """``text`` if it is one line (no control characters), not blank, of at most ``limit``
+    characters; ValueError saying which it is not."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"{what} must not be empty")
+    if len(text) > limit:
+        raise ValueError(f"{what} is {len(text)} characters long: at most {limit}")
+    bad = next((c for c in text if c < " " or "\x7f" <= c < "\xa0"), None)
+    if bad is not None:
+        raise ValueError(f"{what} must be one line of text (it holds {bad!r})")
+    return text
+
+
+def check_targets(targets: Sequence[str]) -> list[str]:
+    """``targets`` (machine names, duplicates dropped, order kept) if at most TARGETS_MAX;
+    ValueError otherwise."""
+    unique = list(dict.fromkeys(check_name(t, "target") for t in targets))
+    if len(unique) > TARGETS_MAX:
+        raise ValueError(
+            f"{len(unique)} targets: at most {TARGETS_MAX} (deploy to more as several deploys)"
+        )
+    return unique
+
+
+def check_span(text: str, maximum: float = SPAN_MAX) -> float:
+    """The seconds ``text`` (``90s``, ``2h``, ``3d``) names, at most ``maximum``."""
+    seconds = parse_span(text)
+    if seconds > maximum:
+        raise ValueError(f"duration {text!r} is too long: at most {format_duration(maximum)}")
+    return seconds
+
+
+def check_time(ts: float, what: str = "time") -> float:
+    """``ts`` if it lies between 1970 and 9999; ValueError otherwise."""
+    if not TIME_MIN <= ts <= TIME_MAX:
+        raise ValueError(f"{what} must lie between 1970-01-01 and 9999-12-31")
+    return ts
 
 
 def clip(text: str, limit: int = TEXT_MAX) -> str:
@@ -109,16 +159,17 @@ def fmt_time(ts: float | None) -> str:
     """UTC ``YYYY-MM-DD HH:MM:SS`` (``-`` for none)."""
     if ts is None:
         return "-"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except (ValueError, OverflowError, OSError, TypeError):
+        return "(invalid time)"  # a record not written by these commands
 
 
 def parse_when(text: str, now: float | None = None) -> float:
     """A point in time: a duration ago (``2h``) or an ISO date/time (UTC unless it says)."""
     now = time.time() if now is None else now
-    try:
-        return now - parse_span(text)
-    except ValueError:
-        pass
+    if _is_span(text):
+        return check_time(now - check_span(text), f"{text!r} ago")
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
@@ -127,4 +178,12 @@ def parse_when(text: str, now: float | None = None) -> float:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    return check_time(moment.timestamp(), f"date {text!r}")
+
+
+def _is_span(text: str) -> bool:
+    try:
+        parse_span(text)
+    except ValueError:
+        return False
+    return True

@@ -21,8 +21,9 @@ from prodstate.statedb.cli_common import (
     writer,
     zookeeper,
 )
-from prodstate.statedb.keys import fmt_time, parse_span
+from prodstate.statedb.keys import check_span, fmt_time
 from prodstate.statedb.locks import (
+    LOCK_TTL_MAX,
     LockError,
     LockHeld,
     LockRecord,
@@ -64,11 +65,11 @@ def lock() -> None:
 @zk_options
 @click.argument("name")
 @click.option("--reason", required=True, help="Why the lock is held (shown to whoever is refused).")
-@click.option("--ttl", help="Expire after this long (90s, 30m, 2h, 1d) [never].")
+@click.option("--ttl", help="Expire after this long (90s, 30m, 2h, 1d; at most 365d) [never].")
 @click.option("--holder", default=default_holder, show_default="user@host", help="Who holds it.")
 def acquire(zk: str, cluster: str, name: str, reason: str, ttl: str | None, holder: str) -> None:
     """Take lock NAME until released (or until --ttl); exit 1 if someone holds it."""
-    seconds = None if ttl is None else checked(ttl, parse_span)
+    seconds = None if ttl is None else checked(ttl, check_span, LOCK_TTL_MAX)
     now = time.time()
     record = checked(name, lambda n: new_lock(n, holder, reason, now, seconds))
     with zookeeper(zk, f"taking lock {name}") as client:

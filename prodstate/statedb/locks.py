@@ -18,8 +18,20 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 from kazoo.recipe.lock import Lock
 
-from prodstate.statedb.keys import LOCKS, check_name, clip, dumps, fmt_time
+from prodstate.statedb.keys import (
+    LOCKS,
+    TEXT_MAX,
+    WHO_MAX,
+    check_name,
+    check_text,
+    dumps,
+    fmt_time,
+)
 from prodstate.zk.paths import Layout
+
+#: The longest a lock may be taken for (``--ttl``); longer: until released.
+LOCK_TTL_MAX = 365 * 86400.0
+LOCK_TTL_MAX_TEXT = "365d"
 
 
 @dataclass(frozen=True)
@@ -77,10 +89,12 @@ def new_lock(
         raise ValueError("a lock needs a reason (--reason)")
     if not holder.strip():
         raise ValueError("a lock needs a holder")
-    if ttl is not None and ttl <= 0:
-        raise ValueError("the TTL must be more than zero")
+    check_text(holder, "the holder", WHO_MAX)
+    check_text(reason, "the reason", TEXT_MAX)
+    if ttl is not None and not 0 < ttl <= LOCK_TTL_MAX:
+        raise ValueError(f"the TTL must be more than zero and at most {LOCK_TTL_MAX_TEXT}")
     expires = None if ttl is None else now + ttl
-    return LockRecord(name, clip(holder, 200), clip(reason), now, expires)
+    return LockRecord(name, holder, reason, now, expires)
 
 
 def release_refusal(lock: LockRecord, holder: str, force: bool, now: float) -> str | None:
@@ -153,15 +167,26 @@ class LockStore:
             return None
         return found[0]
 
+    def check_cluster(self) -> None:
+        """LockError unless the cluster has formed (its epoch znode exists): a mistyped
+        ``--cluster`` must not leave a lock (or a deploy) where no tooling looks."""
+        if self.zk.exists(self.layout.epoch) is None:
+            raise LockError(
+                f"there is no cluster {self.layout.cluster!r} in ZooKeeper (no root has "
+                "ever served it): check --cluster"
+            )
+
     def acquire(self, lock: LockRecord, now: float | None = None) -> LockRecord:
         """Take the lock: create its znode, or replace a free or expired record with a
-        version-checked write. LockHeld when someone holds it (two contenders never both win).
+        version-checked write. LockHeld when someone holds it (two contenders never both
+        win); LockError in a cluster that has not formed (see check_cluster).
 
         A lock's znode is never deleted (release empties it), so its version only grows and
         a version check cannot be fooled by a znode deleted and made again (ABA).
         """
         path = self.path(lock.name)
         data = lock.to_json().encode()
+        self.check_cluster()
         for _ in range(5):
             found = self.read_znode(lock.name)
             if found is None:

@@ -20,9 +20,33 @@ from prodstate.statedb.keys import (
 STALE_AFTER = 86_400.0
 
 
+#: Largest machine record (JSON bytes); the longest text kept in one of its fields.
+FACTS_MAX = 4_096
+FACT_TEXT_MAX = 256
+
+
+def bounded(facts: dict[str, Any]) -> dict[str, Any]:
+    """``facts`` within FACTS_MAX: texts cut to FACT_TEXT_MAX, then the last disks and
+    addresses dropped (their number kept as ``omitted``) until the record fits."""
+    kept = {k: v[:FACT_TEXT_MAX] if isinstance(v, str) else v for k, v in facts.items()}
+    lists = [k for k in ("disks", "addresses") if isinstance(kept.get(k), list)]
+    for key in lists:
+        kept[key] = list(kept[key])
+    omitted = 0
+    while len(dumps(kept).encode()) > FACTS_MAX:
+        longest = max(lists, key=lambda k: len(kept[k]), default=None)
+        if longest is None or not kept[longest]:
+            break
+        kept[longest].pop()
+        omitted += 1
+        kept["omitted"] = omitted
+    return kept
+
+
 def record_command(facts: dict[str, Any]) -> tuple[Any, ...]:
-    """The write that records a machine's facts (its field replaced as a whole)."""
-    return ("HSET", MACHINES, check_name(facts["host"], "host"), dumps(facts))
+    """The write that records a machine's facts (its field replaced as a whole), bounded
+    (see :func:`bounded`)."""
+    return ("HSET", MACHINES, check_name(facts["host"], "host"), dumps(bounded(facts)))
 
 
 def forget_commands(host: str, services: Iterable[str]) -> list[tuple[Any, ...]]:

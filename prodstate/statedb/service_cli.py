@@ -38,6 +38,7 @@ from prodstate.statedb.services import (
     RUNNING,
     STOPPED,
     discovery_plan,
+    forget_commands,
     instance_commands,
     instances_by_key,
     parse_patterns,
@@ -79,7 +80,10 @@ def _phone_home(
         checked(version, check_version)
     with reader(redis) as local:
         previous = loads(local.hget(instances(name), host))
-    commands = instance_commands(name, host, state, time.time(), version, previous=previous)
+    try:
+        commands = instance_commands(name, host, state, time.time(), version, previous=previous)
+    except ValueError as exc:
+        exits.fail(str(exc), exits.NOT_APPLIED)
     with recording(zk, cluster, f"recording {name} {state} on {host}") as client:
         durable(client, commands)
     click.echo(f"{name} {state} on {host}" + (f" (version {version})" if version else ""))
@@ -153,6 +157,34 @@ def discover(
         commands += instance_commands(name, host, STOPPED, now, None, DISCOVERY, current.get(name))
     with recording(zk, cluster, f"recording the services of {host}") as client:
         durable(client, commands)
+
+
+@service.command()
+@security_options
+@zk_options
+@redis_option
+@click.option("--force", is_flag=True, help="Forget it although machines run it.")
+@click.argument("name")
+def forget(zk: str, cluster: str, redis: str, force: bool, name: str) -> None:
+    """Remove retired service NAME: its record, its instances on every machine and its
+    errors (the deploy log and service events keep their history). Exit 1 if nothing is
+    recorded for it, or if a machine runs it (unless --force)."""
+    checked(name, check_name, "service")
+    with reader(redis) as local:
+        known = local.hget(SERVICES, name) is not None
+        records = instances_by_key(local.hgetall(instances(name)))
+    if not known and not records:
+        exits.fail(f"unknown service {name}: nothing is recorded for it", exits.NOT_APPLIED)
+    still = sorted(running(records))
+    if still and not force:
+        exits.fail(
+            f"{name} still runs on {', '.join(still)}: stop it first (or use --force)",
+            exits.NOT_APPLIED,
+        )
+    with recording(zk, cluster, f"forgetting {name}") as client:
+        durable(client, forget_commands(name, records))
+    also = f" and its {len(records)} instance record(s)" if records else ""
+    click.echo(f"forgot {name}{also}")
 
 
 @service.command(name="list")

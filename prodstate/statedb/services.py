@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from prodstate.statedb.keys import (
+    ERROR_SERVICES,
+    NAME_RE,
     SERVICE_EVENTS,
     SERVICE_EVENTS_MAX,
     SERVICES,
@@ -17,6 +19,7 @@ from prodstate.statedb.keys import (
     check_name,
     check_version,
     dumps,
+    errors,
     host_services,
     instances,
     loads,
@@ -38,10 +41,13 @@ def instance_commands(
     """The writes recording that ``service`` is ``state`` on ``host``: the instance record
     under both indexes, the service in the registry, and an event in the capped stream.
 
-    A stop keeps the version last known to run.
+    A stop keeps the version last known to run; ValueError for a stop of an instance
+    never recorded (a typo must not create a service).
     """
     check_name(service, "service")
     check_name(host, "host")
+    if state == STOPPED and not previous:
+        raise ValueError(f"{service} was never recorded on {host}: nothing to mark stopped")
     if version is not None:
         check_version(version)
     known = (previous or {}).get("version")
@@ -65,6 +71,22 @@ def instance_commands(
         ("HSETNX", SERVICES, service, "{}"),
         capped_xadd(SERVICE_EVENTS, SERVICE_EVENTS_MAX, event),
     ]
+
+
+def forget_commands(service: str, hosts: Iterable[str]) -> list[tuple[Any, ...]]:
+    """The writes that remove a retired service: its registry entry, its instances under
+    both indexes (``hosts``: those its instance hash names) and its errors. The deploy
+    log and service events keep their history."""
+    service = check_name(service, "service")
+    commands: list[tuple[Any, ...]] = [("HDEL", SERVICES, service)]
+    valid = sorted(h for h in hosts if NAME_RE.fullmatch(h))  # no other can be indexed
+    commands += [("HDEL", host_services(host), service) for host in valid]
+    commands += [
+        ("DEL", instances(service)),
+        ("DEL", errors(service)),
+        ("ZREM", ERROR_SERVICES, service),
+    ]
+    return commands
 
 
 @dataclass(frozen=True)

@@ -59,9 +59,17 @@ def test_start_and_finish_records():
     assert _fields(ok[1])["id"] == "d1" and _fields(ok[1])["output"] == "x" * 1996 + "done"
     assert ok[2][:3] == ("HSET", SERVICES, "web")
     assert json.loads(ok[2][3])["version"] == "v2"
+    assert "targets" not in _fields(ok[0])  # the start entry holds them
+    assert json.loads(ok[2][3])["targets"] == ["w1", "w2"]
     failed = finish_commands(_deploy(), Outcome(2), "boom", T0 + 5)
     assert len(failed) == 2  # a failed deploy leaves the current version alone
     assert _fields(failed[0])["outcome"] == "failed" and _fields(failed[0])["exit_code"] == "2"
+
+
+def test_a_long_command_is_kept_cut_and_marked():
+    start = start_entry("d1", "web", "v2", [], "ann", "ops1", "deploy " + "y" * 1000)
+    command = _fields(start)["command"]
+    assert len(command) == 500 and command.startswith("deploy y") and command.endswith("…")
 
 
 def _entry(ms, cmd):

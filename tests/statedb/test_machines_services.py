@@ -6,15 +6,19 @@ import json
 
 import pytest
 
+from prodstate.statedb import services
 from prodstate.statedb.keys import (
+    ERROR_SERVICES,
     MACHINES,
     SERVICE_EVENTS,
     SERVICES,
     dumps,
+    errors,
     host_services,
     instances,
 )
 from prodstate.statedb.machines import (
+    FACTS_MAX,
     forget_commands,
     human_age,
     human_bytes,
@@ -51,6 +55,20 @@ def test_record_command_checks_the_host():
     assert record_command({"host": "web1"})[:3] == ("HSET", MACHINES, "web1")
     with pytest.raises(ValueError, match="host name"):
         record_command({"host": "bad host"})
+
+
+def test_a_machine_record_is_bounded_dropping_its_last_disks_and_addresses():
+    disk = {"device": "/dev/" + "d" * 300, "mount": "/m", "fs": "xfs", "size_bytes": 2**40}
+    address = {"interface": "eth0", "address": "fd00::1/64"}
+    facts = {"host": "big", "os": "o" * 1000, "disks": [disk] * 32, "addresses": [address] * 32}
+    raw = record_command(facts)[3]
+    kept = json.loads(raw)
+    assert len(raw.encode()) <= FACTS_MAX
+    assert kept["os"] == "o" * 256  # texts cut, then the lists shortened
+    assert kept["omitted"] == 64 - len(kept["disks"]) - len(kept["addresses"]) > 0
+    assert kept["disks"][0] == disk and kept["addresses"][0] == address
+    small = {"host": "small", "disks": [disk], "addresses": [address]}
+    assert json.loads(record_command(small)[3]) == small  # within the bound: untouched
 
 
 def test_human_sizes_and_ages():
@@ -92,6 +110,25 @@ def test_instance_commands_index_both_ways_and_log_an_event():
 def test_a_stop_keeps_the_last_version():
     (rec, *_) = instance_commands("web", "h1", "stopped", NOW, previous={"version": "v2"})
     assert json.loads(rec[3])["version"] == "v2"
+
+
+def test_a_stop_of_an_instance_never_recorded_is_refused():
+    with pytest.raises(ValueError, match="web was never recorded on h1: nothing to mark"):
+        instance_commands("web", "h1", "stopped", NOW, previous={})
+
+
+def test_forgetting_a_service_removes_it_everywhere_but_the_history():
+    commands = services.forget_commands("web", ["h2", "h1", "not a name"])
+    assert commands == [
+        ("HDEL", SERVICES, "web"),
+        ("HDEL", host_services("h1"), "web"),
+        ("HDEL", host_services("h2"), "web"),
+        ("DEL", instances("web")),
+        ("DEL", errors("web")),
+        ("ZREM", ERROR_SERVICES, "web"),
+    ]
+    with pytest.raises(ValueError, match="service name"):
+        services.forget_commands("a b", [])
 
 
 def test_patterns_parse_and_bad_ones_say_which():
