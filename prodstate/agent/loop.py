@@ -548,10 +548,15 @@ class Agent:
             case Claim(epoch=epoch):
                 assert view is not None
                 previous = s.lineage.address if s.lineage.address != cfg.advertise else ""
+                # A Redis that is a master of the tree's history already (a hand-over's
+                # target) has its replication id published with the claim, not a tick later.
+                r = s.redis
+                replid = r.replid if r.is_master and s.lineage.knows(r) else ""
                 record = RootRecord(
-                    cfg.node_id, cfg.advertise, epoch, "", previous, run_id=s.redis.run_id
+                    cfg.node_id, cfg.advertise, epoch, replid, previous, run_id=r.run_id
                 )
                 lineage = Lineage(epoch, cfg.node_id, cfg.advertise, s.lineage.replids)
+                lineage = lineage.with_replid(replid) if replid else lineage
                 if self.zk.claim_root(record, lineage, view.lineage_version):
                     log.info("claimed the root", extra={**self._identity(), "epoch": epoch})
             case Promote():
