@@ -4,8 +4,9 @@ Targets: the longest gap between two confirmed writes when the root's agent is k
 (SIGKILL) and started again at once (same epoch, at most 0.5 s); for ``prodstate
 switchover`` (at most 0.3 s, no confirmed write lost, no full resync); for the root's agent
 stopped with SIGTERM (at most 0.3 s). And the time ``prodstate drain --wait`` takes to move
-every leaf off a branch of ``--drain-leaves`` leaves (reported, no target), with the full
-resyncs it caused.
+every leaf off the fullest non-root branch of a cluster of ``--drain-leaves`` leaves (2 of
+its 3 branches take leaves, so that one holds about half), with the full resyncs it
+caused (reported, no target).
 
 Each run starts a fresh ``LocalCluster`` (ZooKeeper, a Redis and an agent per node, on
 loopback, 2 s sessions), waits until every branch judges its copy fresh, then writes
@@ -178,7 +179,12 @@ def summary(runs: list[Run]) -> list[list[str]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="runs of each case under load")
-    parser.add_argument("--drain-leaves", type=int, default=100, help="0: no drain run")
+    parser.add_argument(
+        "--drain-leaves",
+        type=int,
+        default=100,
+        help="leaves in the drain run's cluster (0: no drain run)",
+    )
     parser.add_argument("--spread", default="10s", help="the drain's --spread")
     parser.add_argument("--dir", type=Path, help="work dir (kept)")
     parser.add_argument("--json", type=Path, help="write the raw runs here")
