@@ -273,19 +273,16 @@ class RedisControl:
         except redis.ResponseError as exc:
             raise HandOverFailed(f"FAILOVER refused: {exc}") from None
         deadline = time.monotonic() + timeout + 1.0
-        while self.conn.info("replication").get("master_failover_state") == "waiting-for-sync":
+        while (state := self.conn.info("replication").get("master_failover_state")) != (
+            "no-failover"
+        ):
             if time.monotonic() >= deadline:
                 with contextlib.suppress(redis.ResponseError):  # ended meanwhile
                     self.conn.execute_command("FAILOVER", "ABORT")
                 break
-            with contextlib.suppress(redis.RedisError):  # it acknowledges each second anyway
-                peer.request_ack()
-            time.sleep(poll)
-        while self.conn.info("replication").get("master_failover_state") != "no-failover":
-            if time.monotonic() >= deadline:
-                with contextlib.suppress(redis.ResponseError):
-                    self.conn.execute_command("FAILOVER", "ABORT")
-                break
+            if state == "waiting-for-sync":
+                with contextlib.suppress(redis.RedisError):  # it acknowledges each second anyway
+                    peer.request_ack()
             time.sleep(poll)
         if self.state().master != address:
             raise HandOverFailed(

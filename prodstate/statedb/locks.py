@@ -18,6 +18,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError
 from kazoo.recipe.lock import Lock
 
+from prodstate.core.durations import format_duration
 from prodstate.statedb.keys import (
     LOCKS,
     TEXT_MAX,
@@ -31,7 +32,6 @@ from prodstate.zk.paths import Layout
 
 #: The longest a lock may be taken for (``--ttl``); longer: until released.
 LOCK_TTL_MAX = 365 * 86400.0
-LOCK_TTL_MAX_TEXT = "365d"
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,8 @@ def new_lock(
     check_text(holder, "the holder", WHO_MAX)
     check_text(reason, "the reason", TEXT_MAX)
     if ttl is not None and not 0 < ttl <= LOCK_TTL_MAX:
-        raise ValueError(f"the TTL must be more than zero and at most {LOCK_TTL_MAX_TEXT}")
+        longest = format_duration(LOCK_TTL_MAX)
+        raise ValueError(f"the TTL must be more than zero and at most {longest}")
     expires = None if ttl is None else now + ttl
     return LockRecord(name, holder, reason, now, expires)
 
