@@ -19,7 +19,7 @@ from prodstate.testing.tree import read_epoch
 from prodstate.zk.client import read_root
 
 from .harness import FaultResult, StaleMonitor, Writer, check_after
-from .silent import SILENT_SCENARIOS
+from .silent import BUFFER_BACKLOG, SILENT_SCENARIOS
 
 #: Session timeout of the agents in these scenarios, seconds.
 SESSION = 2.0
@@ -393,7 +393,7 @@ SCENARIOS: dict[str, Callable[[LocalCluster, Writer], None]] = {
 #: with ``pytest -m slow integration/faults`` or ``python -m integration.faults.report``.
 SLOW = frozenset(
     {"zk_all_down", "leaf_partition_long", "branch_delay", "rolling_restart"}
-    | {"branch_root_cut", "root_one_cut", "branch_redis_hang", "link_flap"}
+    | {"branch_root_cut", "root_one_cut", "branch_redis_hang", "link_flap", "leaf_output_buffer"}
 )
 
 #: Cluster options beyond the defaults, by scenario.
@@ -407,6 +407,10 @@ CLUSTER_OPTIONS: dict[str, dict[str, Any]] = {
     "branch_delay": {"redis_proxies": True},
     "rolling_restart": {"redis_config": {"save": '"3600 1"'}},
     **{name: {"redis_proxies": True} for name in SILENT_SCENARIOS},
+    "leaf_output_buffer": {
+        "redis_proxies": True,
+        "agent_args": ["--backlog-size", BUFFER_BACKLOG],
+    },
 }
 
 #: Full resyncs a scenario may cause (a range): one per Redis that comes back without the
@@ -426,6 +430,9 @@ FULL_RESYNCS: dict[str, range] = {
     # The cut root took heartbeats and writes no branch received before it gave up: its
     # history diverged from the new root's, and it must take a full copy when healed.
     "root_all_cut": range(1, 2),
+    # The dropped leaf missed more than the backlog (always so for a replica dropped at its
+    # output-buffer limit in Redis 7): one full copy from its new branch.
+    "leaf_output_buffer": range(1, 2),
 }
 NO_FULL_RESYNC = range(0, 1)
 

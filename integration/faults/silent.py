@@ -10,6 +10,7 @@ import time
 
 import redis
 
+from prodstate.client import Client
 from prodstate.core.model import RootRecord
 from prodstate.testing import wait_until
 from prodstate.testing.cluster import LocalCluster
@@ -183,6 +184,54 @@ def link_flap(cluster: LocalCluster, writer: Writer) -> None:
     assert {leaf: _parent(cluster, leaf) for leaf in leaves} == settled
 
 
+#: The backlog of the output-buffer scenario, a replica output-buffer hard limit of the
+#: same size (Redis's form: class, hard, soft, soft seconds; Redis 7 never applies a hard
+#: limit below repl-backlog-size, so a dropped replica is always past the backlog), and a
+#: burst of writes well past both and the socket buffers on the way.
+BUFFER_BACKLOG = "1mb"
+BUFFER_LIMIT = "replica 1mb 0 0"
+BURST, BURST_WRITES = 256 * 1024, 24
+
+
+def leaf_output_buffer(cluster: LocalCluster, writer: Writer) -> None:
+    """A leaf stops reading its link (a stalled consumer, the sockets open) while a burst
+    passes: its branch drops it at the output-buffer limit. The leaf goes stale and moves
+    to a fresh branch; it missed more than any backlog holds, so it takes one full copy."""
+    root = _root(cluster)
+    branch, leaves = _busy_branch(cluster, root)
+    leaf = leaves[0]
+    with cluster.redis[branch].client() as conn:
+        conn.config_set("client-output-buffer-limit", BUFFER_LIMIT)
+    drops = _buffer_drops(cluster, branch)
+    cluster.cut_link(leaf, branch)
+    writer.mark("inject")
+    try:
+        with Client(cluster.zk_hosts, cluster.cluster, timeout=writer.timeout) as client:
+            for i in range(BURST_WRITES):
+                client.set(f"{writer.prefix}:burst:{i}", "x" * BURST)
+        wait_until(
+            lambda: _buffer_drops(cluster, branch) > drops,
+            timeout=FRESH_TIMEOUT,
+            what=f"{branch} dropping {leaf} at its output-buffer limit",
+        )
+        _wait_fresh(cluster, writer, [leaf])
+        assert _parent(cluster, leaf) != branch, f"{leaf} is fresh but still on {branch}?"
+        writer.wait_for_more(WRITES_DURING)
+    finally:
+        cluster.heal_link(leaf, branch)
+        writer.mark("heal")
+
+
+#: What Redis logs when it drops a client past its output-buffer limit (Redis 7.0 counts
+#: these nowhere in INFO).
+_BUFFER_DROP = re.compile(rb"closed ASAP for overcoming of output buffer limits")
+
+
+def _buffer_drops(cluster: LocalCluster, name: str) -> int:
+    """Clients ``name``'s Redis has logged dropping for exceeding an output-buffer limit."""
+    return len(_BUFFER_DROP.findall(cluster.redis[name].log_path.read_bytes()))
+
+
 SILENT_SCENARIOS = {
     "leaf_link_cut": leaf_link_cut,
     "branch_root_cut": branch_root_cut,
@@ -190,4 +239,5 @@ SILENT_SCENARIOS = {
     "root_all_cut": root_all_cut,
     "branch_redis_hang": branch_redis_hang,
     "link_flap": link_flap,
+    "leaf_output_buffer": leaf_output_buffer,
 }
