@@ -118,7 +118,7 @@ def unit_command(bin_dir: Path, config: Path, state_dir: Path) -> list[str]:
     argv = shlex.split(line.removeprefix("ExecStart="))
     swap = {
         "/opt/prodstate/bin/prodstate": str(bin_dir / "prodstate"),
-        "/etc/prodstate/agent.toml": str(config),
+        "/etc/prodstate/prodstate.toml": str(config),
         "%S/prodstate": str(state_dir),
     }
     assert set(swap) <= set(argv), f"the unit's ExecStart changed: {argv}"
@@ -143,11 +143,11 @@ def test_the_wheel_installs_imports_and_runs_an_agent(
     zk = zookeeper
     redis = RedisServer(tmp_path, name="redis").start()
     sock, address = notify_socket
-    config = tmp_path / "agent.toml"
+    config = tmp_path / "prodstate.toml"
     config.write_text(
-        f'zk = "{zk.hosts}"\ncluster = "{versions}"\ntier = "branch"\nnode_id = "b1"\n'
-        f'redis = "{redis.address}"\nsession_timeout = 2\ntick = 0.1\n'
-        'metrics_port = 0\nmetrics_host = "127.0.0.1"\nlog_json = true\n'
+        f'zk = "{zk.hosts}"\ncluster = "{versions}"\nredis = "{redis.address}"\n'
+        '[agent]\ntier = "branch"\nnode-id = "b1"\nsession-timeout = 2\ntick = 0.1\n'
+        'metrics-port = 0\nmetrics-host = "127.0.0.1"\nlog-json = true\n'
     )
     argv = unit_command(bin_dir, config, tmp_path / "state")
     agent = ManagedProcess("agent-b1", argv, tmp_path, env={"NOTIFY_SOCKET": address})

@@ -10,7 +10,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("name", ["README.rst", "benchmarks/README.rst", "docs/install.rst"])
+@pytest.mark.parametrize(
+    "name", ["README.rst", "benchmarks/README.rst", "docs/install.rst", "docs/configuration.rst"]
+)
 def test_rst_renders_without_warnings(name):
     text = (ROOT / name).read_text()
     docutils.core.publish_string(

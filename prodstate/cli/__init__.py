@@ -12,6 +12,7 @@ import importlib
 import click
 
 from prodstate import __version__
+from prodstate.cli.config_file import config_option
 
 #: Command name -> "module:attribute" of its click command.
 COMMANDS = {
@@ -40,12 +41,13 @@ COMMANDS = {
 
 
 def load_command(name: str) -> click.Command:
-    """Import the click command ``name`` of :data:`COMMANDS`."""
+    """Import the click command ``name`` of :data:`COMMANDS`, with ``--config`` added to it
+    and to each of its subcommands (:mod:`prodstate.cli.config_file`)."""
     module, _, attribute = COMMANDS[name].partition(":")
     command = getattr(importlib.import_module(module), attribute)
     if not isinstance(command, click.Command):
         raise TypeError(f"{COMMANDS[name]} is not a click command")
-    return command
+    return config_option(command)
 
 
 class LazyGroup(click.Group):
