@@ -20,7 +20,7 @@ from prodstate.agent.metrics import (
     read_stats,
     role_of,
 )
-from prodstate.core.decide import Decision, Promote, Replicate, Wait
+from prodstate.core.actions import Decision, Promote, Replicate, Wait
 from prodstate.core.freshness import Freshness
 from prodstate.core.model import FENCE_MIN_REPLICAS, UNREACHABLE, RedisState, Tier, ZkState
 from tests.snapshot_builder import (

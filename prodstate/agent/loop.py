@@ -46,7 +46,8 @@ from prodstate.core.actions import (
     StepDown,
     Wait,
 )
-from prodstate.core.decide import decide, no_branch_since, unacked_since
+from prodstate.core.decide import decide, unacked_since
+from prodstate.core.follow import no_branch_since
 from prodstate.core.freshness import Freshness, Since
 from prodstate.core.maintenance import Switchover
 from prodstate.core.model import (
