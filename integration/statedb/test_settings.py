@@ -211,7 +211,7 @@ def test_hostile_input_is_one_line_and_writes_nothing(infra, run, tmp_path):
         (("set", "hostile", "k", "1", "--reason", "a\nb"), 2, "one line"),
         (("schema", "set", "hostile", str(bad_schema)), 2, "not valid JSON Schema at /type"),
         (("get", "hostile", "missing"), 1, "hostile/missing is not set"),
-        (("rollback", "hostile", "k", "--to", "99"), 2, "there is no version 99"),
+        (("rollback", "hostile", "k", "--to", "99"), 1, "there is no version 99"),
     ]
     for args, code, says in cases:
         argv = ["config", *args]

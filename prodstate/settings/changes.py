@@ -30,14 +30,9 @@ from prodstate.settings.keys import (
     history_key,
     namespace_key,
 )
-from prodstate.settings.records import ABSENT, Namespace, Stamp
+from prodstate.settings.records import ABSENT, Namespace, Refused, Stamp
 from prodstate.settings.schema import check_schema, violation
 from prodstate.statedb.keys import check_name, check_text, dumps
-
-
-class Refused(Exception):
-    """A change the rules refuse (its schema, a bound, no such namespace or key): nothing
-    is written."""
 
 
 class VersionConflict(Refused):

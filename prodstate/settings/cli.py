@@ -16,7 +16,7 @@ import click
 from prodstate.cli.options import zk_options
 from prodstate.cli.security import security_options
 from prodstate.settings import documents
-from prodstate.settings.changes import Refused, Write, stamp, value_change
+from prodstate.settings.changes import Write, stamp, value_change
 from prodstate.settings.cli_common import (
     changing,
     if_version_option,
@@ -33,7 +33,7 @@ from prodstate.settings.keys import (
     VALUE_MAX,
     check_key,
 )
-from prodstate.settings.records import ABSENT, Namespace
+from prodstate.settings.records import ABSENT, Namespace, Refused
 from prodstate.settings.schema_cli import schema
 from prodstate.settings.store import commit, namespaces, read_namespace, read_with_history
 from prodstate.statedb.cli_common import echo_json, echo_table, json_option, redis_option

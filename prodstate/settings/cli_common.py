@@ -19,9 +19,7 @@ from prodstate.client import (
     WriteRejected,
     WriteUncertain,
 )
-from prodstate.settings.changes import Refused
-from prodstate.settings.history import HistoryGap
-from prodstate.settings.records import ABSENT, UnknownNamespace
+from prodstate.settings.records import ABSENT, Refused, UnknownNamespace
 from prodstate.statedb.cli_common import reader, writer, zookeeper
 from prodstate.statedb.keys import clip
 
@@ -35,7 +33,7 @@ def outcomes(address: str) -> Iterator[None]:
     2, refused or not applied 1, maybe applied 3; ``address`` is the local Redis."""
     try:
         yield
-    except (Refused, HistoryGap, UnknownNamespace) as exc:
+    except (Refused, UnknownNamespace) as exc:
         exits.fail(exits.describe(exc), exits.NOT_APPLIED)
     except ValueError as exc:
         exits.fail(exits.describe(exc), exits.ERROR)

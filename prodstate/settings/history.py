@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from prodstate.settings.keys import HISTORY_MAX
-from prodstate.settings.records import ABSENT, Namespace, Stamp
+from prodstate.settings.records import ABSENT, Namespace, Refused, Stamp
 
 #: Kinds of change: a value set, a key unset, the schema set (key "").
 KINDS = ("set", "unset", "schema")
 
 
-class HistoryGap(LookupError):
+class HistoryGap(Refused):
     """The history kept does not reach back to the version asked for."""
 
 
@@ -94,10 +94,10 @@ def state_at(
 ) -> tuple[dict[str, Any], Any]:
     """The namespace's settings (as one object) and schema (ABSENT before it had one) at
     ``version``: the current state with the changes after ``version`` undone, newest first.
-    ValueError for a version beyond the namespace's; HistoryGap if a change after it is no
+    Refused for a version beyond the namespace's; HistoryGap if a change after it is no
     longer kept."""
     if not 0 <= version <= namespace.revision:
-        raise ValueError(
+        raise Refused(
             f"there is no version {version}: {namespace.name} is at version {namespace.revision}"
         )
     document = namespace.document()

@@ -18,7 +18,7 @@ VERSION = "version:"
 VALUE_MAX = 4_096
 VALUE_DEPTH_MAX = 16
 #: Longest schema (compact JSON, UTF-8 bytes) and deepest nesting.
-SCHEMA_MAX = 16_384
+SCHEMA_MAX = 8_192
 SCHEMA_DEPTH_MAX = 32
 #: Most keys in one namespace.
 KEYS_MAX = 256

@@ -16,6 +16,11 @@ if TYPE_CHECKING:
     from prodstate.client.fenced import Client
 
 
+class Refused(Exception):
+    """A change or a question the rules refuse (its schema, a bound, no such namespace,
+    key or version): nothing is written."""
+
+
 class UnknownNamespace(ProdstateError, LookupError):
     """The namespace has no schema and was never declared free-form: it does not exist."""
 

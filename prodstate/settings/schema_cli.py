@@ -10,7 +10,7 @@ import click
 from prodstate.cli.options import zk_options
 from prodstate.cli.security import security_options
 from prodstate.settings import documents
-from prodstate.settings.changes import Refused, Write, schema_change, stamp
+from prodstate.settings.changes import Write, schema_change, stamp
 from prodstate.settings.cli_common import (
     changing,
     outcomes,
@@ -21,7 +21,7 @@ from prodstate.settings.cli_common import (
 )
 from prodstate.settings.history import Change
 from prodstate.settings.keys import SCHEMA_DEPTH_MAX, SCHEMA_MAX
-from prodstate.settings.records import Namespace
+from prodstate.settings.records import Namespace, Refused
 from prodstate.settings.store import commit, read_namespace
 from prodstate.statedb.cli_common import echo_json, json_option, redis_option
 from prodstate.statedb.keys import check_name, fmt_time

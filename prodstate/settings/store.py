@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable
 
 from prodstate.client import Client, WriteConflict, WriteFailed
-from prodstate.settings.changes import Refused, VersionConflict, Write
+from prodstate.settings.changes import VersionConflict, Write
 from prodstate.settings.history import Change, matches, parse_entries
 from prodstate.settings.keys import NAMESPACES, REVISION, history_key, namespace_key
-from prodstate.settings.records import Namespace
+from prodstate.settings.records import Namespace, Refused
 
 #: A plan: the write that makes a change, from the namespace and (when asked) its history.
 Plan = Callable[[Namespace | None, list[Change]], Write]
@@ -69,7 +69,15 @@ def commit(
             namespace, changes = read_with_history(client, name, deadline)
         else:
             namespace, changes = read_namespace(client, name), []
-        write = plan(namespace, changes)
+        try:
+            write = plan(namespace, changes)
+        except Refused:
+            # Judged on the local copy: final only if the root holds the same revision.
+            if _current_at_root(client, name, namespace, deadline):
+                raise
+            if not _await_revision(client, name, _revision(namespace), deadline):
+                raise WriteFailed(_BEHIND.format(name=name)) from None
+            continue
         remaining = max(deadline - time.monotonic(), 0.1)
         try:
             client.write_batch(write.commands, timeout=remaining, expect=write.expect)
@@ -82,14 +90,37 @@ def commit(
                     f"--if-version names: someone changed it (see prodstate config "
                     f"history {name} {change.key})"
                 ) from None
-            seen = -1 if namespace is None else namespace.revision
-            if not _await_revision(client, name, seen, deadline):
-                raise WriteFailed(
-                    f"not applied: {name} changed at the root, and the local copy did not "
-                    "show the change before the deadline"
-                ) from None
+            if not _await_revision(client, name, _revision(namespace), deadline):
+                raise WriteFailed(_BEHIND.format(name=name)) from None
             continue
         return write
+
+
+_BEHIND = (
+    "not applied: {name} changed at the root, and the local copy did not show the change "
+    "before the deadline"
+)
+
+
+def _revision(namespace: Namespace | None) -> int:
+    return -1 if namespace is None else namespace.revision
+
+
+def _current_at_root(
+    client: Client, name: str, namespace: Namespace | None, deadline: float
+) -> bool:
+    """True if the root holds namespace ``name`` at the revision read (``namespace``),
+    checked by a fenced batch that writes nothing."""
+    key = namespace_key(name)
+    revision = None if namespace is None else str(namespace.revision)
+    remaining = max(deadline - time.monotonic(), 0.1)
+    try:
+        client.write_batch(
+            [("HGET", key, REVISION)], timeout=remaining, expect=[(key, REVISION, revision)]
+        )
+    except WriteConflict:
+        return False
+    return True
 
 
 def _await_revision(client: Client, name: str, seen: int, deadline: float) -> bool:

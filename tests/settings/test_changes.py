@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from prodstate.settings.changes import Refused, schema_change, stamp, value_change
+from prodstate.settings.changes import schema_change, stamp, value_change
 from prodstate.settings.keys import HISTORY_MAX, KEYS_MAX, REASON_MAX, VALUE_MAX
-from prodstate.settings.records import ABSENT
+from prodstate.settings.records import ABSENT, Refused
 from tests.settings.builders import BY, SCHEMA, Replica
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from prodstate.settings.history import HistoryGap, diff, matches, parse_entry, value_at
 from prodstate.settings.keys import HISTORY_MAX
-from prodstate.settings.records import ABSENT
+from prodstate.settings.records import ABSENT, Refused
 from tests.settings.builders import SCHEMA, Replica
 
 
@@ -29,7 +29,7 @@ def test_value_at_each_version():
     assert at == {0: ABSENT, 1: ABSENT, 2: 5, 3: 5, 4: 9, 5: 9, 6: 9}
     email = [value_at(current, changes, "email", v) for v in range(7)]
     assert email == [ABSENT, ABSENT, ABSENT, "ops@example.com", "ops@example.com", ABSENT, ABSENT]
-    with pytest.raises(ValueError, match="there is no version 7: errors is at version 6"):
+    with pytest.raises(Refused, match="there is no version 7: errors is at version 6"):
         value_at(current, changes, "email", 7)
 
 
