@@ -10,7 +10,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from prodstate.client import Client
+import pytest
+
+from prodstate.client import Client, WriteConflict, WriteRejected
 from prodstate.settings.changes import stamp, value_change
 from prodstate.settings.keys import HISTORY_MAX, VALUE_MAX, history_key, namespace_key
 from prodstate.settings.store import commit
@@ -222,3 +224,26 @@ def test_hostile_input_is_one_line_and_writes_nothing(infra, run, tmp_path):
         assert says in done.stderr and done.stderr.count("\n") == 1, done.stderr
         assert "Traceback" not in done.stderr
     assert _root(infra).xlen(history_key("hostile")) == 1  # only its schema
+
+
+def test_a_checked_batch_writes_nothing_unless_every_condition_holds(infra):
+    with Client(infra.zk_hosts, infra.cluster) as client:
+        client.write_batch([("HSET", "cas:h", "v", "1")], expect=[("cas:h", "v", None)])
+        root = infra.redis[client.root().node_id].client()
+        with pytest.raises(WriteConflict) as conflict:
+            client.write_batch(
+                [("SET", "cas:other", "x"), ("HSET", "cas:h", "v", "2")],
+                expect=[("cas:h", "v", "1"), ("cas:h", "w", "9")],
+            )
+        assert conflict.value.condition == 1
+        assert "cas:h w is (absent), expected 9" in str(conflict.value)
+        assert root.get("cas:other") is None and root.hget("cas:h", "v") == "1"
+        # A held value that reads like a refusal the client retries on is still a conflict.
+        client.write_batch([("HSET", "cas:h", "v", "READONLY LOADING")])
+        with pytest.raises(WriteConflict):
+            client.write_batch([("SET", "cas:x", "1")], expect=[("cas:h", "v", "1")], timeout=2)
+        with pytest.raises(WriteRejected, match="prodstate:"):
+            client.write_batch(
+                [("SET", "prodstate:epoch", "9")], expect=[("cas:h", "v", "READONLY LOADING")]
+            )
+        assert root.get("cas:x") is None
