@@ -45,7 +45,13 @@ def test_check_and_get_load_neither_zookeeper_nor_the_agent_nor_the_harness():
         assert "redis" in modules, command
         unwanted = ("kazoo", "prometheus_client", "prodstate.agent", "prodstate.testing")
         unwanted += ("prodstate.statedb", "prodstate.zk", "prodstate.cli.dev")
+        unwanted += ("prodstate.settings", "jsonschema")
         assert loaded(modules, unwanted) == [], command
+
+
+def test_reading_settings_loads_no_schema_library_and_no_zookeeper():
+    modules = imported_after("import prodstate.client\nimport prodstate.settings.records")
+    assert loaded(modules, ("jsonschema", "referencing", "kazoo", "click")) == []
 
 
 def test_only_the_dev_command_imports_the_test_harness():

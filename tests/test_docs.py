@@ -11,7 +11,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize(
-    "name", ["README.rst", "benchmarks/README.rst", "docs/install.rst", "docs/configuration.rst"]
+    "name",
+    [
+        "README.rst",
+        "benchmarks/README.rst",
+        "docs/install.rst",
+        "docs/configuration.rst",
+        "docs/settings.rst",
+    ],
 )
 def test_rst_renders_without_warnings(name):
     text = (ROOT / name).read_text()

@@ -37,6 +37,7 @@ COMMANDS = {
     "error": "prodstate.statedb.errors_cli:error",
     "errors": "prodstate.statedb.errors_cli:errors",
     "web": "prodstate.statedb.web:web",
+    "config": "prodstate.settings.cli:config",
 }
 
 
