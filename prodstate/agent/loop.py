@@ -137,6 +137,7 @@ class Agent:
         self.beat = HeartbeatWriter(
             RedisControl(config.redis, **config.redis_options()),
             config.freshness.heartbeat_interval,
+            written=self.metrics.heartbeat_written,
         )
 
     # --- lifecycle ---------------------------------------------------------------------------
