@@ -8,7 +8,8 @@ Interface for the agent loop (one ``AgentMetrics`` per agent)::
     started = time.monotonic()
     decision = decide(snapshot); act(decision)
     metrics.observe(snapshot, decision, time.monotonic() - started, stats=read_stats(conn))
-    ...
+    ...                                       # the heartbeat thread, each write:
+    metrics.heartbeat_written(round_trip)
     metrics.close()
 
 Pass ``acted=False`` when the action was skipped or failed, so that
@@ -108,7 +109,8 @@ class _Server6(_Server):
 
 
 class AgentMetrics:
-    """The metrics of one agent, in its own registry unless one is given."""
+    """The metrics of one agent, with its process's, in its own registry unless one is given
+    (not the global one, which already holds the process collectors)."""
 
     def __init__(
         self,
