@@ -23,6 +23,7 @@ from prodstate.core.freshness import Freshness
 from tests.snapshot_builder import ME, NOW, aged, snap
 
 ROOT = Path(__file__).resolve().parent.parent
+WAIT = Decision(Wait(), "nothing to do")
 PROMETHEUS = ROOT / "monitoring" / "prometheus"
 RULES = PROMETHEUS / "prodstate-rules.yml"
 RULE_TESTS = PROMETHEUS / "prodstate-rules-test.yml"
@@ -99,7 +100,7 @@ def selected_names(node: object) -> Iterator[str]:
 def observed_agent() -> AgentMetrics:
     """A real agent's metrics after one tick, with Redis's counters read."""
     m = AgentMetrics(ME, "prod", "branch")
-    m.observe(snap(freshness=aged(0.5)), Decision(Wait(), "nothing to do"), 0.003, RedisStats(1, 2))
+    m.observe(snap(freshness=aged(0.5)), WAIT, 0.003, RedisStats(1, 2))
     m.heartbeat_written(0.001)
     return m
 
@@ -162,26 +163,38 @@ def test_the_staleness_alert_fires_for_an_agent_without_a_heartbeat(tmp_path: Pa
     """A real agent's metrics, observed every 15 s while its Redis holds no heartbeat,
     scraped into a promtool test of the shipped rule: the alert fires once the copy has
     been over 30 s old for a minute, and not for an agent whose heartbeat advances."""
-    missing, fresh = AgentMetrics("nohb", "prod", "leaf"), AgentMetrics("ok", "prod", "leaf")
-    samples: dict[str, list[float]] = {"nohb": [], "ok": []}
+    agents = {
+        "nohb": AgentMetrics("nohb", "prod", "leaf"),
+        "ok": AgentMetrics("ok", "prod", "leaf"),
+    }
+    scraped: dict[str, list[float]] = {}  # each series, as Prometheus would label it
     for i in range(11):
         s = snap(now=NOW + 15 * i)
-        missing.observe(replace(s, freshness=Freshness()), Decision(Wait(), "-"), 0.001, None)
         beat = Freshness("1.0", NOW - 100, s.now - 0.5, True, checked_at=s.now, judged=True)
-        fresh.observe(replace(s, freshness=beat), Decision(Wait(), "-"), 0.001, None)
-        for name, m in (("nohb", missing), ("ok", fresh)):
-            samples[name].append(m.registry.get_sample_value("prodstate_staleness_seconds"))
-    assert missing.registry.get_sample_value("prodstate_heartbeat_missing") == 1
+        agents["nohb"].observe(replace(s, freshness=Freshness()), WAIT, 0.001, None)
+        agents["ok"].observe(replace(s, freshness=beat), WAIT, 0.001, None)
+        for instance, m in agents.items():
+            for family in m.registry.collect():
+                for sample in family.samples:
+                    if sample.name in ("prodstate_staleness_seconds", "prodstate_info"):
+                        labels = {**sample.labels, "instance": instance, "job": "prodstate"}
+                        text = ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+                        scraped.setdefault(f"{sample.name}{{{text}}}", []).append(sample.value)
+    assert agents["nohb"].registry.get_sample_value("prodstate_heartbeat_missing") == 1
+    assert len(scraped) == 4
     series = [
-        {
-            "series": f'prodstate_staleness_seconds{{instance="{name}", job="prodstate"}}',
-            "values": " ".join(f"{v:g}" for v in values),
-        }
-        for name, values in samples.items()
+        {"series": name, "values": " ".join(f"{v:g}" for v in values)}
+        for name, values in scraped.items()
     ]
     alert = "ProdstateStaleData"
     expected = {
-        "exp_labels": {"severity": "warning", "instance": "nohb", "job": "prodstate"},
+        "exp_labels": {
+            "severity": "warning",
+            "instance": "nohb",
+            "job": "prodstate",
+            "cluster": "prod",
+            "node_id": "nohb",
+        },
         "exp_annotations": {"summary": "prodstate data on nohb is 2m 0s old"},
     }
     test = {
