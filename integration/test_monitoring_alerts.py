@@ -57,10 +57,12 @@ def test_alerts_fire_on_real_agents(tmp_path: Path) -> None:
                 what="4 healthy agents scraped",
             )
             queries = dashboard_queries("dev")
-            wait_until(  # a rate needs two scrapes
-                lambda: prometheus.query(queries["Root write round trip: p99"]),
+            p99 = queries["Root write round trip: p99"]
+            wait_until(  # a rate needs two scrapes of the root with writes between them
+                lambda: value(prometheus, p99) > 0,
                 timeout=30,
                 what="the root's write round trip on the dashboard",
+                ignore=(ValueError,),
             )
             answers = {name: prometheus.query(q) for name, q in queries.items()}
             assert float(answers["Serving roots: "][0]["value"][1]) == 1
