@@ -139,6 +139,7 @@ class Agent:
         self.beat = HeartbeatWriter(
             RedisControl(config.redis, **config.redis_options()),
             config.freshness.heartbeat_interval,
+            written=self.metrics.heartbeat_written,
         )
         #: Readiness and stopping, told to systemd when it runs the agent (Type=notify).
         self.service = ServiceNotifier()
