@@ -36,6 +36,8 @@ COMMANDS = {
     "error": "prodstate.statedb.errors_cli:error",
     "errors": "prodstate.statedb.errors_cli:errors",
     "web": "prodstate.statedb.web:web",
+    "render": "prodstate.cli.render:render",
+    "watch": "prodstate.cli.watch:watch",
 }
 
 
