@@ -77,6 +77,7 @@ class KeyspaceSubscriber:
                 if reply is not None and reply.get("type") == "psubscribe":
                     break
             self.subscribed.set()
+            log.info("subscribed to keyspace notifications", extra={"channels": KEYSPACE_CHANNELS})
             if not first:
                 self._on_change(None)
             while not self._stop.is_set():
