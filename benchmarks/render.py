@@ -140,7 +140,10 @@ def main() -> int:
         address = cluster.redis[leaf].address
         rows = [["case", "p50", "p99", "max", "renders per burst (min/median/max)"]]
         for wait in ("0", args.wait):
-            renderer = Renderer(work.path / f"render-{wait}", address, agent, wait).start()
+            folder = (
+                work.path / f"render-{wait.replace(':', '-')}"
+            )  # no colon: --template splits there
+            renderer = Renderer(folder, address, agent, wait).start()
             try:
                 wait_until(renderer.output.exists, timeout=30)
                 if wait == "0":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -214,6 +215,34 @@ def test_an_unsynced_replica_keeps_the_last_good_file(redis_factory, tmp_path: P
         wait_until(lambda: renderer.log_count("(sync not finished)") == 1)
         assert renderer.output.read_text().endswith("value good\n# end\n")
     finally:
+        renderer.stop()
+
+
+def test_without_notifications_the_periodic_render_still_brings_changes(
+    redis_factory, tmp_path: Path
+) -> None:
+    """A Redis whose notify-keyspace-events is off (no agent set it): the renderer says so
+    and its --interval re-render is the safety net."""
+    server = redis_factory("alone")
+    stop = threading.Event()
+
+    def heartbeat() -> None:
+        with server.client() as conn:
+            while not stop.wait(0.1):
+                conn.set(HEARTBEAT_KEY, f"{time.time():.6f}")
+
+    beat = threading.Thread(target=heartbeat)
+    renderer = start_alone(tmp_path, server, heartbeat_age=0)
+    beat.start()
+    try:
+        wait_until(lambda: "value good\n" in renderer.output.read_text(), ignore=(OSError,))
+        wait_until(lambda: renderer.log_count("no keyspace notification arrives") == 1)
+        with server.client() as conn:
+            conn.set("render:value", "polled")
+        wait_until(lambda: "value polled\n" in renderer.output.read_text())
+    finally:
+        stop.set()
+        beat.join()
         renderer.stop()
 
 

@@ -10,7 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("name", ["README.rst", "benchmarks/README.rst"])
+@pytest.mark.parametrize("name", ["README.rst", "benchmarks/README.rst", "docs/render.rst"])
 def test_rst_renders_without_warnings(name):
     text = (ROOT / name).read_text()
     docutils.core.publish_string(

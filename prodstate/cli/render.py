@@ -172,7 +172,7 @@ def render(
         },
     )
     try:
-        renderer.run(stop, subscriber.subscribed.is_set)
+        renderer.run(stop, subscriber.subscribed.is_set, lambda: subscriber.last_event)
     finally:
         subscriber.stop()
         source.conn.close()

@@ -64,3 +64,15 @@ def refusal(state: SourceState, max_staleness: float) -> str:
 def same_data(before: SourceState, after: SourceState) -> bool:
     """True if nothing replicated between the two reads (same history, same offset)."""
     return (before.replid, before.offset) == (after.replid, after.offset)
+
+
+def notifications_missing(
+    last_event: float | None, started: float, now: float, heartbeat_age: float | None, within: float
+) -> bool:
+    """True if no keyspace notification arrived in the last ``within`` seconds (since
+    ``started`` if none ever did) although the heartbeat advanced in that time: the local
+    Redis does not publish them (``notify-keyspace-events`` lacks ``K`` and ``A``)."""
+    if heartbeat_age is None or heartbeat_age >= within:
+        return False
+    since = last_event if last_event is not None else started
+    return now - since > within

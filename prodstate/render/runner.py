@@ -21,7 +21,7 @@ from prodstate.core.heartbeat import HEARTBEAT_KEY
 from prodstate.render import command as commands
 from prodstate.render.config import TemplateSpec
 from prodstate.render.debounce import Debounce
-from prodstate.render.gate import SourceState, refusal, same_data
+from prodstate.render.gate import SourceState, notifications_missing, refusal, same_data
 from prodstate.render.metrics import RenderMetrics
 from prodstate.render.output import current_content, write_atomically
 from prodstate.render.source import Source
@@ -80,6 +80,9 @@ class Renderer:
         self._changes: list[float] = []
         self._refused = ""
         self._retry_at: float | None = None
+        #: The heartbeat's age at the last render (None before one).
+        self._age: float | None = None
+        self._warned_silent = False
 
     # -- changes -------------------------------------------------------------------
 
@@ -124,6 +127,7 @@ class Renderer:
         else:
             self._refuse("data kept changing while it was read; trying again")
             return False
+        self._age = before.age
         if self._refused:
             log.info(
                 "rendering again: the local Redis may be rendered from",
@@ -221,14 +225,33 @@ class Renderer:
             times = [max(t, self._retry_at) for t in times]
         return min(times, default=now + self.interval)
 
+    def _check_notifications(self, started: float, now: float, last: float | None) -> None:
+        silent = notifications_missing(last, started, now, self._age, self.interval)
+        if silent and not self._warned_silent:
+            log.warning(
+                "no keyspace notification arrives although the heartbeat advances: the local "
+                "Redis's notify-keyspace-events lacks K and A (its agent sets them); changes "
+                "are rendered only every --interval",
+                extra={"interval": self.interval},
+            )
+        elif not silent and self._warned_silent:
+            log.info("keyspace notifications arrive again")
+        self._warned_silent = silent
+
     def wake(self) -> None:
         """Wake :meth:`run` (to see its stop event)."""
         self._wake.set()
 
-    def run(self, stop: threading.Event, notifications: Callable[[], bool] = lambda: True) -> None:
+    def run(
+        self,
+        stop: threading.Event,
+        subscribed: Callable[[], bool] = lambda: True,
+        last_event: Callable[[], float | None] = lambda: None,
+    ) -> None:
         """Render at start, then after every change (debounced) and every ``interval``
-        seconds, until ``stop`` is set."""
-        now = self.clock()
+        seconds, until ``stop`` is set. ``subscribed`` and ``last_event`` tell whether the
+        keyspace notifications are subscribed to, and when one last arrived."""
+        started = now = self.clock()
         self.mark_all(now)
         periodic = now + self.interval
         while not stop.is_set():
@@ -236,7 +259,8 @@ class Renderer:
             if now >= periodic:
                 self.mark_all(now)
                 periodic = now + self.interval
-            self.metrics.notifications.set(1 if notifications() else 0)
+                self._check_notifications(started, now, last_event())
+            self.metrics.notifications.set(1 if subscribed() else 0)
             wake = min(self.cycle(self.clock()), periodic)
             timeout = max(0.0, wake - self.clock())
             if self._wake.wait(timeout):

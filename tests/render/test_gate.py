@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from prodstate.render.gate import SourceState, refusal, same_data
+from prodstate.render.gate import SourceState, notifications_missing, refusal, same_data
 
 GOOD = SourceState(
     reachable=True,
@@ -46,3 +46,16 @@ def test_reads_straddling_replicated_data_are_not_the_same_data() -> None:
     assert same_data(GOOD, replace(GOOD, age=9.0))
     assert not same_data(GOOD, replace(GOOD, offset=101))
     assert not same_data(GOOD, replace(GOOD, replid="b" * 40))
+
+
+def test_silent_notifications_are_noticed_only_while_the_heartbeat_advances() -> None:
+    # Heartbeat 0.4 s old, no notification for 61 s of a 60 s interval: they are off.
+    assert notifications_missing(None, 0.0, 61.0, 0.4, 60.0)
+    assert notifications_missing(1.0, 0.0, 62.0, 0.4, 60.0)
+    # One arrived within the interval (the heartbeat's own notifications count).
+    assert not notifications_missing(30.0, 0.0, 61.0, 0.4, 60.0)
+    # Not yet an interval since start.
+    assert not notifications_missing(None, 0.0, 59.0, 0.4, 60.0)
+    # A heartbeat that does not advance publishes nothing: no verdict.
+    assert not notifications_missing(None, 0.0, 61.0, 90.0, 60.0)
+    assert not notifications_missing(None, 0.0, 61.0, None, 60.0)
