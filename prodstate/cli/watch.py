@@ -22,7 +22,11 @@ from prodstate.render.watch import KeyFilter, show
 @option("--command", help="Run this (with PRODSTATE_KEY set) instead of printing.")
 @option("--command-timeout", default=60.0, show_default=True, type=click.FloatRange(0.1, 3600))
 @option("--forever", is_flag=True, help="Keep watching after the first change.")
-@option("--timeout", type=click.FloatRange(0.01), help="Exit 1 if nothing changed in S seconds.")
+@option(
+    "--timeout",
+    type=click.FloatRange(0.01),
+    help="Exit 1 after S seconds without a change.",
+)
 @security_options
 @click.argument("pattern")
 @click.pass_context
@@ -66,6 +70,8 @@ def watch(
                 _report(conn, key, is_glob, command, command_timeout)
                 if not forever:
                     return
+                if timeout is not None:  # --timeout counts from the last change
+                    deadline = time.monotonic() + timeout
     except redis_errors.RedisError as exc:
         fail(f"watching {pattern} in Redis at {redis}: {' '.join(str(exc).split())}", ERROR)
     finally:

@@ -12,10 +12,13 @@
     wait = "500ms:5s"             # optional
     perms = "0644"                # mode of a file created (an existing file keeps its own)
     command_timeout = "10s"        # optional
+
+Relative paths in the file are relative to the file's folder.
 """
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass
 
@@ -102,6 +105,8 @@ def parse_table(data: dict, path: str, wait: Wait | None = None) -> list[Templat
             fields[key] = value.strip()
         if not fields["source"] or not fields["destination"]:
             raise ConfigError(f"{where}: needs both source and destination")
+        for key in ("source", "destination"):  # relative to the file's folder
+            fields[key] = os.path.join(os.path.dirname(os.path.abspath(path)), fields[key])
         specs.append(
             TemplateSpec(
                 fields["source"],

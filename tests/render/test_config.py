@@ -38,8 +38,9 @@ def test_the_file_gives_defaults_and_per_template_settings(tmp_path: Path) -> No
         'perms = "0600"\ncommand_timeout = 3\n'
     )
     a, b = parse_file(str(path))
-    assert a == TemplateSpec("a.j2", "/etc/a", "reload a", Wait(1, 5), 0o644, 10.0)
-    assert b == TemplateSpec("b.j2", "/etc/b", "", Wait(0, 0), 0o600, 3.0)
+    # Relative paths are the file's folder's.
+    assert a == TemplateSpec(f"{tmp_path}/a.j2", "/etc/a", "reload a", Wait(1, 5), 0o644, 10.0)
+    assert b == TemplateSpec(f"{tmp_path}/b.j2", "/etc/b", "", Wait(0, 0), 0o600, 3.0)
     # The command line's --wait is every template's.
     assert {s.wait for s in parse_file(str(path), Wait(2, 3))} == {Wait(2, 3)}
 
