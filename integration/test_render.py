@@ -155,13 +155,16 @@ def test_1000_changes_in_a_second_cause_a_bounded_number_of_renders(
             conn.delete("render:set")
 
 
-def start_alone(tmp_path: Path, server: RedisServer, *, heartbeat_age: float) -> Renderer:
-    """A renderer over a Redis of no tree, holding the tree's keys, heartbeat as old as told."""
+def start_alone(
+    tmp_path: Path, server: RedisServer, *, heartbeat_age: float, extra: list[str] | None = None
+) -> Renderer:
+    """A renderer over a Redis of no tree, holding the tree's keys, heartbeat as old as told
+    (``extra``: more options, such as further templates)."""
     with server.client() as conn:
         conn.set(EPOCH_KEY, "1")
         conn.set(HEARTBEAT_KEY, f"{time.time() - heartbeat_age:.6f}")
         conn.set("render:value", "good")
-    args = ("--max-staleness", "5", "--interval", "0.2")
+    args = ("--max-staleness", "5", "--interval", "0.2", *(extra or []))
     return Renderer(tmp_path, server.address, *args).start()
 
 
@@ -243,6 +246,30 @@ def test_without_notifications_the_periodic_render_still_brings_changes(
     finally:
         stop.set()
         beat.join()
+        renderer.stop()
+
+
+def test_a_failing_template_or_command_does_not_stop_the_others(
+    redis_factory, tmp_path: Path
+) -> None:
+    server = redis_factory("alone", config={"notify-keyspace-events": "KA"})
+    (tmp_path / "bad.j2").write_text("fine\n{{ no_such_name }}\n")
+    (tmp_path / "good.j2").write_text("{{ get('render:value') }}\n")
+    good = tmp_path / "good.conf"
+    templates = [f"{tmp_path}/bad.j2:{tmp_path}/bad.conf", f"{tmp_path}/good.j2:{good}:exit 3"]
+    extra = [arg for t in templates for arg in ("--template", t)]
+    renderer = start_alone(tmp_path, server, heartbeat_age=0, extra=extra)
+    try:
+        wait_until(lambda: good.exists() and good.read_text() == "good\n")
+        with server.client() as conn:
+            conn.set("render:value", "still rendering")
+        wait_until(lambda: good.read_text() == "still rendering\n")
+        log = renderer.log_path.read_text()
+        assert f"template error: {tmp_path}/bad.j2:2: 'no_such_name' is undefined" in log
+        wait_until(lambda: renderer.log_count("outcome='exit 3") == 2)
+        assert not (tmp_path / "bad.conf").exists()
+        assert renderer.running
+    finally:
         renderer.stop()
 
 
