@@ -83,6 +83,8 @@ class Renderer:
         #: The heartbeat's age at the last render (None before one).
         self._age: float | None = None
         self._warned_silent = False
+        #: Why the pending renders are due (logged with each file written).
+        self._why = "start"
 
     # -- changes -------------------------------------------------------------------
 
@@ -99,13 +101,15 @@ class Renderer:
         with self._lock:
             changes, self._changes = self._changes, []
         if changes:
+            self._why = "data changed"
             for job in self.jobs:
                 # The burst's first change is the first of these if none was pending.
                 debounce = job.debounce.changed(changes[0])
                 job.debounce = debounce.changed(changes[-1], len(changes) - 1)
 
-    def mark_all(self, now: float) -> None:
+    def mark_all(self, now: float, why: str) -> None:
         """Every template is to be rendered (at start, and as the periodic safety net)."""
+        self._why = why
         for job in self.jobs:
             job.debounce = job.debounce.changed(now)
 
@@ -135,20 +139,22 @@ class Renderer:
             )
             self._refused = ""
         for job in jobs:
-            text = texts[id(job)]
-            if text is not None:
+            text, error = texts[id(job)]
+            if text is None:
+                self._failed(job, error)
+            else:
                 self._write(job, text, before, why)
             job.debounce = job.debounce.rendered()
         return True
 
-    def _render_text(self, job: Job) -> str | None:
+    def _render_text(self, job: Job) -> tuple[str | None, str]:
+        """The template's text, or None and why it failed."""
         try:
-            return job.template.render(DataView(self.source.conn))
+            return job.template.render(DataView(self.source.conn)), ""
         except TemplateError as exc:
-            self._failed(job, f"template error: {exc}")
+            return None, f"template error: {exc}"
         except (redis.RedisError, OSError) as exc:
-            self._failed(job, f"cannot read the local Redis: {' '.join(str(exc).split())}")
-        return None
+            return None, f"cannot read the local Redis: {' '.join(str(exc).split())}"
 
     def _write(self, job: Job, text: str, state: SourceState, why: str) -> None:
         name = job.spec.name
@@ -219,7 +225,7 @@ class Renderer:
         waiting = self._retry_at is not None and now < self._retry_at
         if due and not waiting:
             self._retry_at = None
-            self.render(due, "data changed")
+            self.render(due, self._why)
         times = [at for job in self.jobs if (at := job.debounce.due_at()) is not None]
         if self._retry_at is not None:
             times = [max(t, self._retry_at) for t in times]
@@ -252,12 +258,12 @@ class Renderer:
         seconds, until ``stop`` is set. ``subscribed`` and ``last_event`` tell whether the
         keyspace notifications are subscribed to, and when one last arrived."""
         started = now = self.clock()
-        self.mark_all(now)
+        self.mark_all(now, "start")
         periodic = now + self.interval
         while not stop.is_set():
             now = self.clock()
             if now >= periodic:
-                self.mark_all(now)
+                self.mark_all(now, "periodic re-render")
                 periodic = now + self.interval
                 self._check_notifications(started, now, last_event())
             self.metrics.notifications.set(1 if subscribed() else 0)
