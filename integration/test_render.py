@@ -205,7 +205,8 @@ def test_a_redis_without_the_trees_history_keeps_the_last_good_file(
 def test_an_unsynced_replica_keeps_the_last_good_file(redis_factory, tmp_path: Path) -> None:
     """A replica taking a full copy (slowed down: 0.2 s per key saved) refuses until done."""
     server = redis_factory("alone", config={"notify-keyspace-events": "KA"})
-    master = redis_factory("master", config={"rdb-key-save-delay": "200000"})
+    slow = {"rdb-key-save-delay": "200000", "repl-diskless-sync-delay": "0"}
+    master = redis_factory("master", config=slow)
     with master.client() as conn:
         conn.mset({f"k{i}": "x" for i in range(50)})
     renderer = start_alone(tmp_path, server, heartbeat_age=0)
