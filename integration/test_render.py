@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import pytest
 import redis
 
 from prodstate.core.heartbeat import EPOCH_KEY, HEARTBEAT_KEY
-from prodstate.testing import RedisServer, wait_until
+from prodstate.testing import RedisServer, free_port, wait_until
 from prodstate.testing.cluster import LocalCluster
 from prodstate.testing.process import ManagedProcess
 
@@ -258,7 +260,9 @@ def test_a_failing_template_or_command_does_not_stop_the_others(
     (tmp_path / "good.j2").write_text("{{ get('render:value') }}\n")
     good = tmp_path / "good.conf"
     templates = [f"{tmp_path}/bad.j2:{tmp_path}/bad.conf", f"{tmp_path}/good.j2:{good}:exit 3"]
+    port = free_port()
     extra = [arg for t in templates for arg in ("--template", t)]
+    extra += ["--metrics-port", str(port)]
     renderer = start_alone(tmp_path, server, heartbeat_age=0, extra=extra)
     try:
         wait_until(lambda: good.exists() and good.read_text() == "good\n")
@@ -270,6 +274,15 @@ def test_a_failing_template_or_command_does_not_stop_the_others(
         wait_until(lambda: renderer.log_count("outcome='exit 3") == 2)
         assert not (tmp_path / "bad.conf").exists()
         assert renderer.running
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as page:
+            metrics = page.read().decode()
+        bad, fine = f'template="{tmp_path}/bad.conf"', f'template="{good}"'
+        assert re.search(rf"prodstate_render_failures_total\{{{bad}\}} [1-9]", metrics)
+        assert f'prodstate_render_commands_total{{outcome="failed",{fine}}} 2.0' in metrics
+        assert f"prodstate_render_writes_total{{{fine}}} 2.0" in metrics
+        age = re.search(rf"prodstate_render_data_age_seconds\{{{fine}\}} (\S+)", metrics)
+        assert age and 0 <= float(age.group(1)) < 5
+        assert "prodstate_render_notifications_up 1.0" in metrics
     finally:
         renderer.stop()
 
