@@ -54,7 +54,7 @@ def _specs(
 
 
 @click.command()
-@option(
+@click.option(  # no PRODSTATE_TEMPLATE: the environment would split it at spaces
     "--template",
     multiple=True,
     metavar="SRC:DEST[:CMD]",
@@ -147,12 +147,13 @@ def render(
         return
     if metrics_port is not None:
         try:
-            metrics.serve(metrics_port, metrics_host)
+            bound = metrics.serve(metrics_port, metrics_host)
         except OSError as exc:
             fail(
                 f"cannot serve metrics on {metrics_host}:{metrics_port}: {exc.strerror or exc}",
                 ERROR,
             )
+        log.info("serving /metrics", extra={"metrics_address": f"{metrics_host}:{bound}"})
     stop = threading.Event()
 
     def _stop(signum: int, frame: object) -> None:

@@ -74,5 +74,8 @@ class RenderMetrics:
         at, age = self._rendered_at[template]
         return age + time.monotonic() - at
 
-    def serve(self, port: int, host: str = "127.0.0.1") -> None:
-        start_http_server(port, host, registry=self.registry)
+    def serve(self, port: int, host: str = "127.0.0.1") -> int:
+        """Serve ``/metrics`` from a daemon thread; the bound port (``port`` 0: any)."""
+        server, _thread = start_http_server(port, host, registry=self.registry)
+        bound: int = server.server_port
+        return bound
