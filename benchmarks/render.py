@@ -57,7 +57,17 @@ class Renderer(ManagedProcess):
         return self.log_path.exists() and "subscribed to keyspace" in self.log_path.read_text()
 
     def writes(self) -> int:
-        return self.log_path.read_text().count("wrote the file")
+        """Files written so far, once the log has caught up: the renderer logs a write just
+        after the rename, so the count is read again until it holds for 0.3 s (nothing
+        else changes the data meanwhile)."""
+        count, since = -1, time.monotonic()
+        while True:
+            now = self.log_path.read_text().count("wrote the file")
+            if now != count:
+                count, since = now, time.monotonic()
+            elif time.monotonic() - since >= 0.3:
+                return count
+            time.sleep(0.01)
 
 
 def inode(path: Path) -> int | None:

@@ -136,6 +136,7 @@ def test_1000_changes_in_a_second_cause_a_bounded_number_of_renders(
         wait_until(
             lambda: "before-burst" in renderer.output.read_text(), timeout=10, ignore=(OSError,)
         )
+        wait_until(renderer.settled)  # the command has run for the file as it is
         before = len(renderer.written())
         started = time.monotonic()
         with root_client(tree) as conn:
