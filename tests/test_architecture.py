@@ -45,7 +45,7 @@ def test_check_and_get_load_neither_zookeeper_nor_the_agent_nor_the_harness():
         assert "redis" in modules, command
         unwanted = ("kazoo", "prometheus_client", "prodstate.agent", "prodstate.testing")
         unwanted += ("prodstate.statedb", "prodstate.zk", "prodstate.cli.dev")
-        unwanted += ("prodstate.settings", "jsonschema")
+        unwanted += ("prodstate.settings", "jsonschema", "prodstate.render", "jinja2")
         assert loaded(modules, unwanted) == [], command
 
 

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
         "docs/install.rst",
         "docs/configuration.rst",
         "docs/settings.rst",
+        "docs/render.rst",
     ],
 )
 def test_rst_renders_without_warnings(name):

@@ -221,6 +221,17 @@ def test_freshness_endpoint_body(m: AgentMetrics) -> None:
     body = m.freshness()
     assert body["fresh"] is True and body["advancing"] is True
     assert body["heartbeat_age"] >= 0.5 and body["stale_after"] == 3.0
+    assert body["history_known"] is True  # its replication id is the lineage's
+
+
+def test_freshness_says_when_the_redis_does_not_hold_the_trees_history(m: AgentMetrics) -> None:
+    s = snap()
+    assert s.lineage.knows(s.redis)
+    restarted_empty = replace(s.redis, replid="f" * 40, replid2="0" * 40)
+    m.observe(replace(s, redis=restarted_empty), WAIT, 0.003, None)
+    assert m.freshness()["history_known"] is False
+    m.observe(replace(s, redis=UNREACHABLE), WAIT, 0.003, None)
+    assert m.freshness()["history_known"] is False
 
 
 def test_healthz_goes_bad_when_the_loop_stops(m: AgentMetrics, monkeypatch) -> None:

@@ -20,7 +20,10 @@ no observation is more recent than ``max_staleness`` seconds (the loop is stuck)
 ``prodstate_healthy`` is that answer, read at each scrape.
 ``/freshness`` answers with the agent's freshness measure as JSON (what ``prodstate check
 --agent`` reads): ``heartbeat_age`` is the seconds since the root's heartbeat last
-advanced in the local Redis, on this machine's monotonic clock.
+advanced in the local Redis, on this machine's monotonic clock; ``history_known`` is
+whether the local Redis holds the tree's history (its replication id is in the lineage,
+as the agent judges every Redis before it may serve others), what ``prodstate render``
+needs before it renders from it.
 """
 
 from __future__ import annotations
@@ -195,6 +198,7 @@ class AgentMetrics:
         self._first_observed: float | None = None
         self._pause = ""
         self._freshness: Freshness | None = None
+        self._history_known = False
         self._policy = DEFAULT_POLICY
         self._health: tuple[bool, str] = (False, "starting: nothing observed yet")
         self._observed_at: float | None = None
@@ -220,6 +224,9 @@ class AgentMetrics:
         self.staleness.set(s.now - self._first_observed if staleness is None else staleness)
         self.fresh.set(1 if s.freshness.fresh else 0)
         self._freshness, self._policy = s.freshness, s.policy
+        self._history_known = bool(
+            r.reachable and s.lineage_readable and s.lineage.knows(r) and not r.loading
+        )
         paused = s.pause if s.paused else None
         self.paused.set(1 if paused else 0)
         expires = paused.expires if paused and paused.expires is not None else math.nan
@@ -269,6 +276,7 @@ class AgentMetrics:
             "stale_after": self._policy.stale_after,
             "loop_stuck": stuck,
             "paused": self._pause or None,
+            "history_known": self._history_known and not stuck,
         }
 
     def serve(self, port: int, host: str = "0.0.0.0") -> ThreadingHTTPServer:

@@ -38,6 +38,8 @@ COMMANDS = {
     "errors": "prodstate.statedb.errors_cli:errors",
     "web": "prodstate.statedb.web:web",
     "config": "prodstate.settings.cli:config",
+    "render": "prodstate.cli.render:render",
+    "watch": "prodstate.cli.watch:watch",
 }
 
 
