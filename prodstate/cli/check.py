@@ -1,100 +1,224 @@
-"""``prodstate check``: the Nagios/Icinga plugin (judged by :mod:`prodstate.ops.check`)."""
+"""``prodstate check``: the Nagios/Icinga plugin (judged by :mod:`prodstate.ops.check`).
+
+It follows the Monitoring Plugins guidelines: ``-w``/``-c`` take threshold ranges, ``-t``
+bounds the whole run, ``-V`` prints the version, and every outcome, usage errors included,
+is one status line on stdout and the Nagios exit code (a usage error is UNKNOWN, 3).
+
+It runs every minute on every machine, so it parses its options with :mod:`argparse`
+(click costs it more than Python's own start-up) and loads the TLS and credential modules
+only when they are asked for. :data:`check` wraps it as a click command for the
+``prodstate`` group and its ``--help``.
+"""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from functools import cache
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import click
+from prodstate import __version__
+from prodstate.core.address import DataError, parse_address
+from prodstate.core.nagios_range import Range, RangeError, parse_range
+from prodstate.ops.check import (
+    DEFAULT_CRITICAL,
+    DEFAULT_WARNING,
+    TIMEOUT,
+    CheckResult,
+    Status,
+    unknown,
+)
 
-from prodstate.cli.options import check_address, option
-from prodstate.cli.security import security, security_options
-from prodstate.ops.check import Status, read_heartbeat, unknown
+if TYPE_CHECKING:
+    from prodstate.security.credentials import Secret
+    from prodstate.security.tls import TlsFiles
+
+PROG = "prodstate check"
+#: The longest ``-t`` accepted, in seconds.
+MAX_TIMEOUT = 3600.0
 
 
-@contextmanager
-def _usage_isunknown() -> Iterator[None]:
-    """Turn a click usage error into UNKNOWN: a status line on stdout and exit code 3."""
+class UsageError(Exception):
+    """A command line (or PRODSTATE_* variable) the check cannot run with."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser that raises :class:`UsageError` instead of exiting 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _env(name: str) -> str | None:
+    """``PRODSTATE_<NAME>`` if set and not empty (as click reads it)."""
+    return os.environ.get(f"PRODSTATE_{name}") or None
+
+
+def _range(text: str) -> Range:
     try:
-        yield
-    except click.UsageError as exc:
-        click.echo(unknown(f"usage error: {exc.format_message()}").line())
-        exc.exit_code = Status.UNKNOWN.exit_code
-        raise
+        return parse_range(text)
+    except RangeError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-class NagiosCommand(click.Command):
-    """A click command whose usage errors exit 3 (UNKNOWN), as Nagios plugins must."""
-
-    def make_context(
-        self,
-        info_name: str | None,
-        args: list[str],
-        parent: click.Context | None = None,
-        **extra: Any,
-    ) -> click.Context:
-        with _usage_isunknown():
-            return super().make_context(info_name, args, parent=parent, **extra)
-
-    def invoke(self, ctx: click.Context) -> Any:
-        with _usage_isunknown():
-            return super().invoke(ctx)
+def _address(text: str) -> str:
+    try:
+        parse_address(text)
+    except DataError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
-def _finite(ctx: click.Context, param: click.Parameter, value: float) -> float:
-    if not math.isfinite(value):
-        raise click.BadParameter("must be a finite number of seconds", ctx, param)
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= MAX_TIMEOUT:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text!r}: must be above 0 and at most {MAX_TIMEOUT:g}")
     return value
 
 
-@click.command(cls=NagiosCommand)
-@option(
-    "--redis",
-    default="localhost:6379",
-    show_default=True,
-    callback=check_address,
-    help="This machine's Redis HOST:PORT.",
-)
-@option(
-    "--warning",
-    default=5.0,
-    show_default=True,
-    type=click.FloatRange(min=0),
-    callback=_finite,
-    help="WARNING when the heartbeat is more than this many seconds old.",
-)
-@option(
-    "--critical",
-    default=30.0,
-    show_default=True,
-    type=click.FloatRange(min=0),
-    callback=_finite,
-    help="CRITICAL when the heartbeat is more than this many seconds old.",
-)
-@option(
-    "--agent",
-    callback=check_address,
-    help="The local agent's metrics HOST:PORT: report its own measure of the heartbeat's "
-    "age (free of clock skew) instead of comparing clocks.",
-)
-@security_options
-@click.pass_context
-def check(
-    ctx: click.Context, redis: str, warning: float, critical: float, agent: str | None
-) -> None:
-    """Nagios/Icinga plugin: how old is the root's heartbeat in the local Redis?
+def parser() -> argparse.ArgumentParser:
+    """The option parser; defaults come from ``PRODSTATE_<OPTION>`` variables."""
+    p = _Parser(
+        prog=PROG,
+        description="Nagios/Icinga plugin: how long ago did the root's heartbeat reach the "
+        "local Redis? Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (Redis unreachable "
+        "or too slow, heartbeat missing or unreadable, usage error).",
+        epilog="RANGE as in the Monitoring Plugins guidelines: 10 (alert above 10 or below "
+        "0), 10: (below 10), ~:10 (above 10), 10:20 (outside 10..20), @10:20 (inside "
+        f"10..20). With neither -w nor -c: -w {DEFAULT_WARNING} -c {DEFAULT_CRITICAL}. Each "
+        "option is also read from PRODSTATE_<OPTION> (e.g. PRODSTATE_WARNING).",
+        allow_abbrev=False,
+    )
+    add = p.add_argument
+    add("-V", "--version", action="version", version=f"{PROG} {__version__}")
+    add("--redis", metavar="HOST:PORT", type=_address, default=_env("REDIS") or "localhost:6379",
+        help="this machine's Redis (default: %(default)s)")  # fmt: skip
+    add("-w", "--warning", metavar="RANGE", type=_range, default=_env("WARNING"),
+        help="WARNING when the heartbeat's age in seconds is outside RANGE")  # fmt: skip
+    add("-c", "--critical", metavar="RANGE", type=_range, default=_env("CRITICAL"),
+        help="CRITICAL when the heartbeat's age in seconds is outside RANGE")  # fmt: skip
+    add("-t", "--timeout", metavar="SECONDS", type=_seconds, default=_env("TIMEOUT") or TIMEOUT,
+        help="UNKNOWN when the check has not ended by then (default: %(default)g)")  # fmt: skip
+    add("--agent", metavar="HOST:PORT", type=_address, default=_env("AGENT"),
+        help="the local agent's metrics address: report its own measure of the heartbeat's "
+        "age (free of clock skew) instead of comparing clocks")  # fmt: skip
+    add("--credentials-file", metavar="FILE", default=_env("CREDENTIALS_FILE"),
+        help="private TOML file of credentials (mode 0600)")  # fmt: skip
+    add("--tls-ca-file", metavar="FILE", default=_env("TLS_CA_FILE"),
+        help="CA certificate (PEM) that signs the Redis servers' certificates")  # fmt: skip
+    add("--tls-cert-file", metavar="FILE", default=_env("TLS_CERT_FILE"),
+        help="client certificate (PEM) for Redis servers that verify clients")  # fmt: skip
+    add("--tls-key-file", metavar="FILE", default=_env("TLS_KEY_FILE"),
+        help="private key (PEM) of --tls-cert-file")  # fmt: skip
+    return p
 
-    Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (Redis unreachable, heartbeat missing
-    or unreadable, usage error).
-    """
-    if warning > critical:
-        raise click.UsageError(
-            f"--warning ({warning:g}) must not exceed --critical ({critical:g})", ctx
-        )
-    secured = security(ctx)
-    user = secured.credentials.redis_user("reader")
-    result = read_heartbeat(redis, warning, critical, user=user, tls=secured.tls, agent=agent)
-    click.echo(result.line(redis))
-    ctx.exit(result.status.exit_code)
+
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    """The options of ``argv``; UsageError if they are not valid."""
+    options = parser().parse_args(list(argv))
+    if options.warning is None and options.critical is None:
+        options.warning, options.critical = DEFAULT_WARNING, DEFAULT_CRITICAL
+    return options
+
+
+def _reader(credentials_file: str | None) -> Secret | None:
+    """The Redis reader identity, from the file or the environment (loaded only then)."""
+    wanted = credentials_file or any(k.startswith("PRODSTATE_REDIS_READER_") for k in os.environ)
+    if not wanted:
+        return None
+    from prodstate.security.credentials import load_credentials
+
+    try:
+        return load_credentials(credentials_file).redis_user("reader")
+    except DataError as exc:
+        raise UsageError(f"--credentials-file: {exc}") from None
+
+
+def _tls(options: argparse.Namespace) -> TlsFiles | None:
+    files = (options.tls_ca_file, options.tls_cert_file, options.tls_key_file)
+    if not any(files):
+        return None
+    from prodstate.security.tls import tls_files
+
+    try:
+        return tls_files(*files)
+    except DataError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _give_up_after(seconds: float) -> None:
+    """End the process with UNKNOWN (exit 3) once ``seconds`` have passed, whatever it is
+    waiting for (a Redis that accepts but never answers, a slow TLS handshake): the status
+    line is written straight to stdout and the process leaves at once."""
+
+    def expire(signum: int, frame: object) -> None:
+        line = unknown(f"no result within {seconds:g}s (-t)").line() + "\n"
+        os.write(sys.stdout.fileno(), line.encode())
+        os._exit(Status.UNKNOWN.exit_code)
+
+    signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+
+
+def run(argv: Sequence[str]) -> tuple[CheckResult, str | None]:
+    """Parse ``argv`` and check; the result and the Redis address it is about (None for a
+    usage error, which is UNKNOWN)."""
+    try:
+        options = parse(argv)
+        user = _reader(options.credentials_file)
+        tls = _tls(options)
+    except UsageError as exc:
+        return unknown(f"usage error: {exc}"), None
+    _give_up_after(options.timeout)
+    from prodstate.ops.check import read_heartbeat
+
+    result = read_heartbeat(
+        options.redis,
+        options.warning,
+        options.critical,
+        timeout=options.timeout,
+        user=user,
+        tls=tls,
+        agent=options.agent,
+    )
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    return result, options.redis
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the check on ``argv`` (default: the command line after ``check``); print the
+    status line and return the exit code."""
+    result, address = run(sys.argv[1:] if argv is None else argv)
+    print(result.line(address), flush=True)
+    return result.status.exit_code
+
+
+@cache
+def _click_command() -> Any:
+    """``check`` as a click command that hands its arguments to :func:`main`."""
+    import click
+
+    @click.command(
+        name="check",
+        add_help_option=False,
+        context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+        help=parser().description,
+    )
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def check(args: tuple[str, ...]) -> None:
+        raise SystemExit(main(args))
+
+    return check
+
+
+def __getattr__(name: str) -> Any:
+    """``check``: the click command, built (and click imported) only when asked for."""
+    if name == "check":
+        return _click_command()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
