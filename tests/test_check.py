@@ -7,15 +7,15 @@ import os
 import click
 import pytest
 from click.testing import CliRunner
-from redis import exceptions as redis_errors
 
 import prodstate
 from prodstate.cli import check as check_cli
 from prodstate.core.actions import Decision, Wait
+from prodstate.core.heartbeat import HEARTBEAT_KEY
 from prodstate.core.nagios_range import Range, parse_range
 from prodstate.ops import check as check_module
 from prodstate.ops.check import CheckResult, Status, format_age, read_heartbeat
-from prodstate.redis.control import HEARTBEAT_KEY
+from prodstate.redis.resp import ProtocolError, ReplyError
 
 NOW = 1_700_000_000.0
 W, C = Range(0, 5), Range(0, 30)
@@ -162,27 +162,31 @@ def test_format_age(seconds: float, text: str) -> None:
 
 
 class FakeRedis:
-    """Stands in for a redis-py client: GET returns ``value`` or raises ``error``."""
+    """Stands in for :class:`prodstate.redis.resp.Connection`: GET returns ``value`` (str,
+    sent as bytes) or raises ``error``. Real servers answer in integration/."""
 
     def __init__(self, value: str | None = None, error: BaseException | None = None) -> None:
         self.value = value
         self.error = error
         self.closed = False
 
-    def get(self, key: str) -> str | None:
-        assert key == HEARTBEAT_KEY
+    def call(self, *args: str, max_bulk: int = 0) -> bytes | None:
+        assert args == ("GET", HEARTBEAT_KEY)
         if self.error is not None:
             raise self.error
-        return self.value
+        return None if self.value is None else self.value.encode()
 
-    def close(self) -> None:
+    def __enter__(self) -> FakeRedis:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         self.closed = True
 
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeRedis:
     client = FakeRedis()
-    monkeypatch.setattr(check_module, "connect", lambda address, timeout, **kw: client)
+    monkeypatch.setattr(check_module, "Connection", lambda address, timeout, **kw: client)
     return client
 
 
@@ -196,17 +200,14 @@ def test_read_heartbeat_evaluates_the_value(fake: FakeRedis) -> None:
 @pytest.mark.parametrize(
     ("error", "reason"),
     [
-        (redis_errors.BusyLoadingError("LOADING Redis is loading"), "loading its dataset"),
-        (redis_errors.AuthenticationError("Authentication required."), "requires authentication"),
-        (redis_errors.TimeoutError("Timeout reading"), "did not answer within 10s"),
-        (redis_errors.ConnectionError("Connection refused."), "cannot connect to Redis"),
-        (
-            redis_errors.ResponseError("WRONGTYPE Op"),
-            "refused GET prodstate:time: WRONG",
-        ),
-        (redis_errors.ResponseError("Link with MASTER is down"), "GET prodstate:time: Link"),
-        (redis_errors.RedisError("odd"), "Redis error: odd"),
-        (UnicodeDecodeError("utf-8", b"\xff", 0, 1, "bad"), "not valid UTF-8"),
+        (ReplyError("LOADING Redis is loading"), "loading its dataset"),
+        (ReplyError("NOAUTH Authentication required."), "requires authentication: NOAUTH"),
+        (ReplyError("WRONGPASS invalid username-password pair"), "requires authentication"),
+        (TimeoutError("timed out"), "did not answer within 10s"),
+        (ConnectionRefusedError(111, "Connection refused"), "cannot connect to Redis: "),
+        (ReplyError("WRONGTYPE Op"), "refused GET prodstate:time: WRONGTYPE Op"),
+        (ReplyError("MASTERDOWN Link with MASTER is down"), "GET prodstate:time: MASTERDOWN"),
+        (ProtocolError("bulk string of 5000 bytes"), "not a Redis reply: bulk string"),
         (RuntimeError("boom"), "unexpected error: RuntimeError: boom"),
     ],
 )
@@ -285,7 +286,7 @@ def test_command_reads_options_from_the_environment(
 ) -> None:
     seen = []
     monkeypatch.setattr(
-        check_module, "connect", lambda address, timeout, **kw: seen.append(address) or fake
+        check_module, "Connection", lambda address, timeout, **kw: seen.append(address) or fake
     )
     fake.value = f"{check_module.time.time() - 3:.6f}"
     env = {"PRODSTATE_REDIS": "example:7000", "PRODSTATE_WARNING": "1", "PRODSTATE_CRITICAL": "2"}

@@ -17,8 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from prodstate.cli import check as check_cli
+from prodstate.cli import get as get_cli
 from prodstate.cli import load_command
 from prodstate.cli.agent import agent
+from prodstate.cli.argv import UsageError
 from prodstate.client import Client, branch_acks, non_branch_replicas, role_offset
 from prodstate.core.model import (
     MAX_ZNODE_BYTES,
@@ -258,7 +260,7 @@ words = st.text(string.printable.strip(), max_size=10) | st.sampled_from(
 )
 
 
-@pytest.mark.parametrize("name", ["set", "write", "get", "root", "status"])
+@pytest.mark.parametrize("name", ["set", "write", "root", "status"])
 @settings(deadline=None)
 @given(args=st.lists(words, max_size=6))
 def test_any_command_line_parses_or_is_a_usage_error(name, args):
@@ -270,14 +272,15 @@ check_words = words | st.sampled_from(
 )
 
 
+@pytest.mark.parametrize("parse", [check_cli.parse, lambda a: get_cli.parser().parse_args(a)])
 @settings(deadline=None)
 @given(args=st.lists(check_words, max_size=6))
-def test_any_check_command_line_parses_or_is_a_usage_error(args):
-    """``prodstate check`` parses with argparse: options or a one-line UsageError, never
-    another exception (``-h`` and ``-V`` end the process with 0)."""
+def test_any_check_or_get_command_line_parses_or_is_a_usage_error(parse, args):
+    """``prodstate check`` and ``get`` parse with argparse: options or a one-line
+    UsageError, never another exception (``-h`` and ``-V`` end the process with 0)."""
     try:
-        check_cli.parse(args)
-    except check_cli.UsageError as exc:
+        parse(args)
+    except UsageError as exc:
         assert str(exc) and "\n" not in str(exc)
     except SystemExit as exc:
         assert exc.code == 0

@@ -4,10 +4,9 @@ It follows the Monitoring Plugins guidelines: ``-w``/``-c`` take threshold range
 bounds the whole run, ``-V`` prints the version, and every outcome, usage errors included,
 is one status line on stdout and the Nagios exit code (a usage error is UNKNOWN, 3).
 
-It runs every minute on every machine, so it parses its options with :mod:`argparse`
-(click costs it more than Python's own start-up) and loads the TLS and credential modules
-only when they are asked for. :data:`check` wraps it as a click command for the
-``prodstate`` group and its ``--help``.
+It runs every minute on every machine, so it parses its options with
+:mod:`prodstate.cli.argv` (argparse) and reads Redis with :mod:`prodstate.redis.resp`;
+``check`` wraps it as a click command for the ``prodstate`` group and its ``--help``.
 """
 
 from __future__ import annotations
@@ -18,10 +17,18 @@ import signal
 import sys
 from collections.abc import Sequence
 from functools import cache
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any
 
 from prodstate import __version__
-from prodstate.core.address import DataError, parse_address
+from prodstate.cli.argv import (
+    Parser,
+    UsageError,
+    add_security_options,
+    address,
+    click_command,
+    env,
+    reader_and_tls,
+)
 from prodstate.core.nagios_range import Range, RangeError, parse_range
 from prodstate.ops.check import (
     DEFAULT_CRITICAL,
@@ -29,32 +36,13 @@ from prodstate.ops.check import (
     TIMEOUT,
     CheckResult,
     Status,
+    read_heartbeat,
     unknown,
 )
-
-if TYPE_CHECKING:
-    from prodstate.security.credentials import Secret
-    from prodstate.security.tls import TlsFiles
 
 PROG = "prodstate check"
 #: The longest ``-t`` accepted, in seconds.
 MAX_TIMEOUT = 3600.0
-
-
-class UsageError(Exception):
-    """A command line (or PRODSTATE_* variable) the check cannot run with."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """An argparse parser that raises :class:`UsageError` instead of exiting 2."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
-
-
-def _env(name: str) -> str | None:
-    """``PRODSTATE_<NAME>`` if set and not empty (as click reads it)."""
-    return os.environ.get(f"PRODSTATE_{name}") or None
 
 
 def _range(text: str) -> Range:
@@ -62,14 +50,6 @@ def _range(text: str) -> Range:
         return parse_range(text)
     except RangeError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _address(text: str) -> str:
-    try:
-        parse_address(text)
-    except DataError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
 
 
 def _seconds(text: str) -> float:
@@ -84,7 +64,7 @@ def _seconds(text: str) -> float:
 
 def parser() -> argparse.ArgumentParser:
     """The option parser; defaults come from ``PRODSTATE_<OPTION>`` variables."""
-    p = _Parser(
+    p = Parser(
         prog=PROG,
         description="Nagios/Icinga plugin: how long ago did the root's heartbeat reach the "
         "local Redis? Exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (Redis unreachable "
@@ -93,29 +73,21 @@ def parser() -> argparse.ArgumentParser:
         "0), 10: (below 10), ~:10 (above 10), 10:20 (outside 10..20), @10:20 (inside "
         f"10..20). With neither -w nor -c: -w {DEFAULT_WARNING} -c {DEFAULT_CRITICAL}. Each "
         "option is also read from PRODSTATE_<OPTION> (e.g. PRODSTATE_WARNING).",
-        allow_abbrev=False,
     )
     add = p.add_argument
     add("-V", "--version", action="version", version=f"{PROG} {__version__}")
-    add("--redis", metavar="HOST:PORT", type=_address, default=_env("REDIS") or "localhost:6379",
+    add("--redis", metavar="HOST:PORT", type=address, default=env("--redis") or "localhost:6379",
         help="this machine's Redis (default: %(default)s)")  # fmt: skip
-    add("-w", "--warning", metavar="RANGE", type=_range, default=_env("WARNING"),
+    add("-w", "--warning", metavar="RANGE", type=_range, default=env("--warning"),
         help="WARNING when the heartbeat's age in seconds is outside RANGE")  # fmt: skip
-    add("-c", "--critical", metavar="RANGE", type=_range, default=_env("CRITICAL"),
+    add("-c", "--critical", metavar="RANGE", type=_range, default=env("--critical"),
         help="CRITICAL when the heartbeat's age in seconds is outside RANGE")  # fmt: skip
-    add("-t", "--timeout", metavar="SECONDS", type=_seconds, default=_env("TIMEOUT") or TIMEOUT,
+    add("-t", "--timeout", metavar="SECONDS", type=_seconds, default=env("--timeout") or TIMEOUT,
         help="UNKNOWN when the check has not ended by then (default: %(default)g)")  # fmt: skip
-    add("--agent", metavar="HOST:PORT", type=_address, default=_env("AGENT"),
+    add("--agent", metavar="HOST:PORT", type=address, default=env("--agent"),
         help="the local agent's metrics address: report its own measure of the heartbeat's "
         "age (free of clock skew) instead of comparing clocks")  # fmt: skip
-    add("--credentials-file", metavar="FILE", default=_env("CREDENTIALS_FILE"),
-        help="private TOML file of credentials (mode 0600)")  # fmt: skip
-    add("--tls-ca-file", metavar="FILE", default=_env("TLS_CA_FILE"),
-        help="CA certificate (PEM) that signs the Redis servers' certificates")  # fmt: skip
-    add("--tls-cert-file", metavar="FILE", default=_env("TLS_CERT_FILE"),
-        help="client certificate (PEM) for Redis servers that verify clients")  # fmt: skip
-    add("--tls-key-file", metavar="FILE", default=_env("TLS_KEY_FILE"),
-        help="private key (PEM) of --tls-cert-file")  # fmt: skip
+    add_security_options(p)
     return p
 
 
@@ -125,31 +97,6 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     if options.warning is None and options.critical is None:
         options.warning, options.critical = DEFAULT_WARNING, DEFAULT_CRITICAL
     return options
-
-
-def _reader(credentials_file: str | None) -> Secret | None:
-    """The Redis reader identity, from the file or the environment (loaded only then)."""
-    wanted = credentials_file or any(k.startswith("PRODSTATE_REDIS_READER_") for k in os.environ)
-    if not wanted:
-        return None
-    from prodstate.security.credentials import load_credentials
-
-    try:
-        return load_credentials(credentials_file).redis_user("reader")
-    except DataError as exc:
-        raise UsageError(f"--credentials-file: {exc}") from None
-
-
-def _tls(options: argparse.Namespace) -> TlsFiles | None:
-    files = (options.tls_ca_file, options.tls_cert_file, options.tls_key_file)
-    if not any(files):
-        return None
-    from prodstate.security.tls import tls_files
-
-    try:
-        return tls_files(*files)
-    except DataError as exc:
-        raise UsageError(str(exc)) from None
 
 
 def _give_up_after(seconds: float) -> None:
@@ -171,50 +118,36 @@ def run(argv: Sequence[str]) -> tuple[CheckResult, str | None]:
     usage error, which is UNKNOWN)."""
     try:
         options = parse(argv)
-        user = _reader(options.credentials_file)
-        tls = _tls(options)
+        user, tls = reader_and_tls(options)
     except UsageError as exc:
         return unknown(f"usage error: {exc}"), None
     _give_up_after(options.timeout)
-    from prodstate.ops.check import read_heartbeat
-
-    result = read_heartbeat(
-        options.redis,
-        options.warning,
-        options.critical,
-        timeout=options.timeout,
-        user=user,
-        tls=tls,
-        agent=options.agent,
-    )
-    signal.setitimer(signal.ITIMER_REAL, 0)
+    try:
+        result = read_heartbeat(
+            options.redis,
+            options.warning,
+            options.critical,
+            timeout=options.timeout,
+            user=user,
+            tls=tls,
+            agent=options.agent,
+        )
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
     return result, options.redis
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the check on ``argv`` (default: the command line after ``check``); print the
     status line and return the exit code."""
-    result, address = run(sys.argv[1:] if argv is None else argv)
-    print(result.line(address), flush=True)
+    result, redis = run(sys.argv[1:] if argv is None else argv)
+    print(result.line(redis), flush=True)
     return result.status.exit_code
 
 
 @cache
 def _click_command() -> Any:
-    """``check`` as a click command that hands its arguments to :func:`main`."""
-    import click
-
-    @click.command(
-        name="check",
-        add_help_option=False,
-        context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
-        help=parser().description,
-    )
-    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-    def check(args: tuple[str, ...]) -> None:
-        raise SystemExit(main(args))
-
-    return check
+    return click_command("check", main, parser().description)
 
 
 def __getattr__(name: str) -> Any:

@@ -13,17 +13,17 @@ import enum
 import math
 import time
 from collections.abc import Callable
-from typing import NamedTuple
-
-from redis import exceptions as redis_errors
+from typing import TYPE_CHECKING, NamedTuple
 
 from prodstate.core import heartbeat
 from prodstate.core.address import DataError, parse_address
 from prodstate.core.heartbeat import HEARTBEAT_KEY
 from prodstate.core.nagios_range import Range
-from prodstate.redis.control import connect
-from prodstate.security.credentials import Secret
-from prodstate.security.tls import TlsFiles
+from prodstate.redis.resp import Connection, ProtocolError, ReplyError
+
+if TYPE_CHECKING:
+    from prodstate.security.credentials import Secret
+    from prodstate.security.tls import TlsFiles
 
 #: A heartbeat up to this many seconds in the future is ordinary clock skew and goes unmentioned.
 SKEW_ALLOWANCE = 1.0
@@ -32,6 +32,8 @@ TIMEOUT = 10.0
 #: The thresholds when neither ``-w`` nor ``-c`` is given: WARNING past 5 s, CRITICAL past 30 s.
 DEFAULT_WARNING = Range(0.0, 5.0)
 DEFAULT_CRITICAL = Range(0.0, 30.0)
+#: The longest heartbeat value read, in bytes (a longer one is no heartbeat either).
+MAX_HEARTBEAT = 4096
 #: Status line prefix, as Nagios plugins name their service.
 PREFIX = "PRODSTATE"
 
@@ -190,30 +192,28 @@ def read_heartbeat(
     """
     deadline = time.monotonic() + timeout
     try:
-        conn = connect(address, timeout, user=user, tls=tls)
-    except Exception as exc:
-        return unknown(f"bad Redis address: {exc}")
-    try:
-        raw = conn.get(HEARTBEAT_KEY)
+        with Connection(address, timeout, user=user, tls=tls) as conn:
+            raw = conn.call("GET", HEARTBEAT_KEY, max_bulk=MAX_HEARTBEAT)
         now = clock()
-    except redis_errors.BusyLoadingError:
-        return unknown("Redis is loading its dataset into memory")
-    except redis_errors.AuthenticationError as exc:
-        return unknown(f"Redis requires authentication: {exc}")
-    except redis_errors.TimeoutError:
-        return unknown(f"Redis did not answer within {timeout:g}s")
-    except redis_errors.ConnectionError as exc:
-        return unknown(f"cannot connect to Redis: {exc}")
-    except redis_errors.ResponseError as exc:
+    except ReplyError as exc:
+        if exc.code == "LOADING":
+            return unknown("Redis is loading its dataset into memory")
+        if exc.code in ("NOAUTH", "WRONGPASS"):
+            return unknown(f"Redis requires authentication: {exc}")
         return unknown(f"Redis refused GET {HEARTBEAT_KEY}: {exc}")
-    except redis_errors.RedisError as exc:
-        return unknown(f"Redis error: {exc}")
-    except UnicodeDecodeError:
-        return unknown(f"heartbeat {HEARTBEAT_KEY} is not a number: not valid UTF-8")
+    except TimeoutError:
+        return unknown(f"Redis did not answer within {timeout:g}s")
+    except OSError as exc:
+        return unknown(f"cannot connect to Redis: {exc}")
+    except ProtocolError as exc:
+        return unknown(f"not a Redis reply: {exc}")
+    except DataError as exc:
+        return unknown(f"bad Redis address: {exc}")
     except Exception as exc:
         return unknown(f"unexpected error: {type(exc).__name__}: {exc}")
-    finally:
-        conn.close()
+    if raw is not None and not isinstance(raw, bytes):
+        return unknown(f"Redis answered GET {HEARTBEAT_KEY} with {raw!r}")
+    raw = None if raw is None else raw.decode("utf-8", "replace")
     if agent is None:
         return evaluate(raw, now, warning, critical)
     age, why, paused = agent_freshness(agent, max(0.001, deadline - time.monotonic()))
