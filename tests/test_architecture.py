@@ -51,6 +51,7 @@ def test_check_and_get_load_neither_zookeeper_nor_the_agent_nor_the_harness():
 #: whole budget's share (redis-py alone is several times Python's start-up).
 HEAVY = ("redis", "click", "kazoo", "prometheus_client", "dataclasses", "ssl", "tomllib")
 HEAVY += ("prodstate.core.model", "prodstate.client", "prodstate.redis.control")
+HEAVY += ("http.client", "email")
 
 
 def test_check_and_get_run_without_redis_py_click_or_the_records():
@@ -59,7 +60,10 @@ def test_check_and_get_run_without_redis_py_click_or_the_records():
         code = (
             f"import sys\nsys.argv = ['prodstate', *{argv!r}, '--redis', '127.0.0.1:1']\n"
             "from prodstate.cli import main\n"
-            "try:\n    main()\nexcept SystemExit as exc:\n    assert exc.code in (2, 3), exc.code"
+            "try:\n    main()\nexcept SystemExit as exc:\n    assert exc.code in (2, 3), exc.code\n"
+            # and what --agent loads once Redis has answered:
+            "from prodstate.ops.check import agent_freshness\n"
+            "assert agent_freshness('127.0.0.1:1', 1)[0] is None"
         )
         modules = imported_after(code)
         assert "prodstate.redis.resp" in modules, argv

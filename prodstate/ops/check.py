@@ -19,6 +19,7 @@ from prodstate.core import heartbeat
 from prodstate.core.address import DataError, parse_address
 from prodstate.core.heartbeat import HEARTBEAT_KEY
 from prodstate.core.nagios_range import Range
+from prodstate.ops import http_get
 from prodstate.redis.resp import Connection, ProtocolError, ReplyError
 
 if TYPE_CHECKING:
@@ -135,24 +136,17 @@ def agent_freshness(address: str, timeout: float = TIMEOUT) -> tuple[float | Non
     """The heartbeat's age as the agent at ``address`` (its metrics ``HOST:PORT``) measures
     it, from ``/freshness``, or None and why it cannot tell; and the cluster's maintenance
     pause as the agent sees it ("" if none)."""
-    import http.client
     import json
 
     try:
         host, port = parse_address(address)
-        conn = http.client.HTTPConnection(host, port, timeout=timeout)
-        try:
-            conn.request("GET", "/freshness")
-            response = conn.getresponse()
-            body = response.read(4096)
-        finally:
-            conn.close()
+        status, body = http_get.get(host, port, "/freshness", timeout)
     except DataError as exc:
         return None, str(exc), ""
-    except (OSError, http.client.HTTPException) as exc:
+    except (OSError, http_get.BadResponse) as exc:
         return None, f"not answering ({type(exc).__name__}: {exc})", ""
-    if response.status != 200:
-        return None, f"answered HTTP {response.status}", ""
+    if status != 200:
+        return None, f"answered HTTP {status}", ""
     try:
         data = json.loads(body)
         age = data["heartbeat_age"]
