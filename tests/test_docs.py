@@ -1,4 +1,5 @@
-"""The READMEs and docs/ are valid reStructuredText (they are the manual)."""
+"""The READMEs and the install guide are valid reStructuredText on their own (the README is
+the package's long description); tests/test_docs_build.py builds the whole of docs/."""
 
 from __future__ import annotations
 
@@ -10,12 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-DOCS = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").glob("*.rst"))
-
-
-@pytest.mark.parametrize("name", ["README.rst", "benchmarks/README.rst", *DOCS])
+@pytest.mark.parametrize("name", ["README.rst", "benchmarks/README.rst", "docs/install.rst"])
 def test_rst_renders_without_warnings(name):
     text = (ROOT / name).read_text()
-    docutils.core.publish_string(
-        text, writer_name="null", settings_overrides={"report_level": 2, "halt_level": 2}
-    )
+    docutils.core.publish_doctree(text, settings_overrides={"report_level": 2, "halt_level": 2})
