@@ -7,8 +7,7 @@ from pathlib import Path
 
 import click
 
-from prodstate.cli import COMMANDS
-from prodstate.cli.agent import agent
+from prodstate.cli import COMMANDS, load_command
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -24,7 +23,7 @@ def test_every_agent_option_is_in_the_options_table():
     rows = set(re.findall(r"^``(--[a-z-]+)``", page, re.MULTILINE))
     options = {
         name
-        for param in agent.params
+        for param in load_command("agent").params
         if isinstance(param, click.Option) and not param.hidden
         for name in param.opts
         if name.startswith("--") and name not in ("--help", "--version")
