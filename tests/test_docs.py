@@ -1,4 +1,5 @@
-"""The README and the benchmarks' README are valid reStructuredText (they are the manual)."""
+"""The README, the benchmarks' README and the docs are valid reStructuredText (they are the
+manual)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("name", ["README.rst", "benchmarks/README.rst"])
+@pytest.mark.parametrize("name", ["README.rst", "benchmarks/README.rst", "docs/dashboard.rst"])
 def test_rst_renders_without_warnings(name):
     text = (ROOT / name).read_text()
     docutils.core.publish_string(
