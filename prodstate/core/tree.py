@@ -303,13 +303,16 @@ def arrange(status: TreeStatus) -> Arrangement:
     nodes = sorted(status.nodes, key=lambda n: (order.get(n.tier, 2), n.node_id))
     shown: set[str] = set()
 
-    def under(n: NodeStatus) -> str | None:
-        return n.master or (n.expected_parent if not n.reachable else None)
+    by_parent: dict[str, list[NodeStatus]] = {}
+    for n in nodes:
+        under = n.master or (n.expected_parent if not n.reachable else None)
+        if under:
+            by_parent.setdefault(under, []).append(n)
 
     def children(address: str, depth: int) -> tuple[Placed, ...]:
         placed = []
-        for child in nodes:
-            if under(child) == address and child.node_id not in shown and depth < MAX_DEPTH:
+        for child in by_parent.get(address, ()):
+            if child.node_id not in shown and depth < MAX_DEPTH:
                 shown.add(child.node_id)
                 placed.append(Placed(child, children(child.address, depth + 1)))
         return tuple(placed)

@@ -10,7 +10,9 @@ from prodstate.core.model import RootRecord
 from prodstate.core.tree import NodeStatus, TreeStatus
 from prodstate.statedb.dashboard import charts, feed, summary
 from prodstate.statedb.dashboard.metrics import Reading, exposition
-from prodstate.statedb.dashboard.tree import health, tree_changes, tree_view
+from prodstate.statedb.dashboard.read import Part
+from prodstate.statedb.dashboard.render import render
+from prodstate.statedb.dashboard.tree import CHIPS_SHOWN, health, tree_changes, tree_view
 from prodstate.statedb.deploys import Deploy
 from prodstate.statedb.errors import ErrorEntry
 from prodstate.statedb.locks import new_lock
@@ -107,6 +109,29 @@ def test_a_large_branch_shows_only_its_troubled_leaves():
     (branch,) = root.shown
     assert [c.node.node_id for c in branch.shown] == ["l03"]
     assert len(branch.folded) == 29 and root.size == 32
+
+
+def test_branches_are_never_folded_and_chips_are_capped():
+    nodes = [node("b00", "branch")] + [node(f"b{i:02}", "branch", "b00:6379") for i in range(1, 21)]
+    nodes += [node(f"l{i:03}", "leaf", "b01:6379") for i in range(150)]
+    (root,) = tree_view(status(*nodes, root="b00")).tops
+    assert len(root.shown) == 20 and root.folded == ()
+    assert len(root.shown[0].folded) == 150
+    tree = status(*nodes, root="b00")
+    html = render(
+        "overview.html",
+        fragment=True,
+        tree=Part(tree),
+        view=tree_view(tree),
+        copy_age=Part(0.1),
+        tiles=[],
+        feed=[],
+        feed_error=Part(),
+        errors_chart=None,
+        deploys_chart=None,
+        now=NOW,
+    )
+    assert "150 more leaves, healthy" in html and f"and {150 - CHIPS_SHOWN} more" in html
 
 
 def test_nodes_attached_to_nothing_are_listed_apart():

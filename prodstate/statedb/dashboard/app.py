@@ -237,8 +237,9 @@ class Dashboard:
             feed.error_events(errors.value or {}),
         )
         status = tree.value
+        view = tree_view(status) if status else None
         tiles = summary.tiles(
-            tree_view(status).tally if status else None,
+            view.tally if view else None,
             None if machines.value is None else summary.machines_by_freshness(machines.value),
             None if locks.value is None else summary.locks_by_state(locks.value, now),
             None if deploys.value is None else summary.deploys_by_outcome(deploys.value),
@@ -255,7 +256,7 @@ class Dashboard:
             "Overview",
             now=now,
             tree=tree,
-            view=tree_view(status) if status else None,
+            view=view,
             copy_age=copy_age,
             tiles=tiles,
             feed=recent,

@@ -11,6 +11,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup, escape
 
 from prodstate.statedb.dashboard.text import fold, segments
+from prodstate.statedb.dashboard.tree import CHIPS_SHOWN
 from prodstate.statedb.keys import fmt_time
 from prodstate.statedb.machines import human_age, human_bytes
 
@@ -76,6 +77,7 @@ _ENV.filters.update(
     seconds=seconds,
 )
 _ENV.globals["pages"] = PAGES
+_ENV.globals["chips"] = CHIPS_SHOWN
 
 
 def render(template: str, *, fragment: bool = False, **context: Any) -> str:

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 
 from prodstate.core.tree import Arrangement, NodeStatus, Placed, TreeStatus, arrange
 
-#: A node with more leaves than this shows only its troubled ones; the rest are folded.
+#: A node with more children than this folds its healthy leaves.
 LEAVES_SHOWN = 12
+#: Most folded leaves named under a node (the others are counted).
+CHIPS_SHOWN = 100
 
 
 def health(node: NodeStatus) -> str:
@@ -38,13 +40,15 @@ class NodeView:
 
 
 def view(placed: Placed, root_id: str | None, leaves_shown: int = LEAVES_SHOWN) -> NodeView:
-    """``placed`` as drawn: when it has more than ``leaves_shown`` children, only the
-    children that are not healthy are drawn and the rest folded."""
+    """``placed`` as drawn: when it has more than ``leaves_shown`` children, its healthy
+    leaves (with nothing under them) are folded and the rest drawn."""
     children = [view(c, root_id, leaves_shown) for c in placed.children]
     shown, folded = children, []
     if len(children) > leaves_shown:
-        shown = [c for c in children if c.health != "ok" or c.shown]
-        folded = [c for c in children if c not in shown]
+        shown, folded = [], []
+        for c in children:
+            quiet = c.health == "ok" and c.node.tier == "leaf" and not (c.shown or c.folded)
+            (folded if quiet else shown).append(c)
     node = placed.node
     return NodeView(node, health(node), node.node_id == root_id, tuple(shown), tuple(folded))
 
