@@ -12,9 +12,10 @@ import pytest
 from prodstate.core.model import RootRecord
 from prodstate.core.tree import NodeStatus, TreeStatus
 from prodstate.statedb.dashboard import charts, summary
-from prodstate.statedb.dashboard.app import CSP, STATIC, Dashboard
-from prodstate.statedb.dashboard.read import Part
+from prodstate.statedb.dashboard.app import Dashboard
+from prodstate.statedb.dashboard.read import Part, Shared
 from prodstate.statedb.dashboard.render import render
+from prodstate.statedb.dashboard.replies import CSP, STATIC
 from prodstate.statedb.dashboard.tree import tree_view
 from prodstate.statedb.deploys import Deploy
 from prodstate.statedb.errors import ErrorEntry
@@ -203,3 +204,11 @@ def test_a_redis_that_cannot_be_read_leaves_the_pages_saying_why(app):
     status, headers, body = _call(app, "/metrics")
     assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
     assert 'prodstate_statedb_read_ok{part="locks"} 0.0' in body
+
+
+def test_a_shared_value_is_read_once_per_period():
+    readings = iter(range(100))
+    shared = Shared(3600.0, lambda: next(readings))
+    assert [shared.get() for _ in range(5)] == [0] * 5
+    always = Shared(0.0, lambda: next(readings))
+    assert always.get() != always.get()

@@ -62,7 +62,11 @@ def test_the_errors_chart_keeps_the_noisiest_services_and_sums_the_rest():
     assert chart.series[0].values == (0, 8) and chart.series[-1].values == (0, 1 + 2 + 3 + 4 + 5)
     doc = json.loads(chart.to_json())
     assert doc["title"] == "Errors per hour" and doc["unit"] == "errors"
-    assert doc["x"] == list(chart.starts) and doc["series"][0] == {"label": "s7", "values": [0, 8]}
+    assert doc["x"] == list(chart.starts) and doc["series"][0] == {
+        "label": "s7",
+        "values": [0, 8],
+        "color": None,
+    }
     assert chart.rows()[1] == (chart.starts[1], [8, 7, 6, 15])
     assert charts.errors_chart({}, NOW).empty
 
@@ -79,6 +83,7 @@ def test_the_deploys_chart_groups_outcomes():
         "failed": (1, 1),
         "running": (0, 1),
     }
+    assert chart.series[0].color == charts.OUTCOME_COLORS["succeeded"]
 
 
 def test_health_of_a_node():

@@ -5,15 +5,13 @@ live part."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib.resources import files
 from typing import Any
-from urllib.parse import parse_qs, quote, unquote
+from urllib.parse import parse_qs, unquote
 
 from kazoo.client import KazooClient
 
@@ -24,34 +22,23 @@ from prodstate.core.tree import TreeStatus
 from prodstate.ops.status import collect_status
 from prodstate.statedb.dashboard import charts, feed, summary
 from prodstate.statedb.dashboard.metrics import Reading, exposition
-from prodstate.statedb.dashboard.read import Part, Reads, Records, attempt
+from prodstate.statedb.dashboard.read import Part, Reads, Records, Shared, attempt
 from prodstate.statedb.dashboard.render import render
+from prodstate.statedb.dashboard.replies import Reply, Request, StartResponse, send, static_file
 from prodstate.statedb.dashboard.tree import Change, tree_changes, tree_view
-from prodstate.statedb.deploys import DeploySearch
+from prodstate.statedb.deploys import Deploy, DeploySearch
+from prodstate.statedb.errors import ErrorEntry
 from prodstate.statedb.keys import NAME_RE, check_span, parse_when
-from prodstate.statedb.machines import STALE_AFTER
+from prodstate.statedb.locks import LockRecord
+from prodstate.statedb.machines import STALE_AFTER, Machine
 from prodstate.statedb.services import running
 from prodstate.zk.client import ZK_ERRORS
 
-StartResponse = Callable[..., Any]
 HOUR, DAY = 3600.0, 86400.0
 #: How far back the machine and service pages look for deploys, and for errors.
 HISTORY_SPAN, ERRORS_SPAN = 30 * DAY, 7 * DAY
 #: Most deploys and errors a page lists.
 DEPLOYS_SHOWN, ERRORS_READ = 200, 1000
-#: The only content a page may load: its own scripts and styles, no inline script.
-CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-)
-#: The files under static/ that are served, and their types.
-STATIC = {
-    "htmx.min.js": "text/javascript",
-    "uPlot.iife.min.js": "text/javascript",
-    "uPlot.min.css": "text/css",
-    "dashboard.js": "text/javascript",
-    "dashboard.css": "text/css",
-}
 DEPLOY_FIELDS = [
     ("service", "service"),
     ("machine", "machine"),
@@ -69,30 +56,16 @@ ERROR_FIELDS = [
 
 
 @dataclass(frozen=True)
-class Request:
-    """What a page is asked for: its path, query, and whether only its live part."""
+class OverviewReads:
+    """What the overview reads of the records, at ``now``."""
 
-    path: str
-    query: dict[str, str]
-    fragment: bool
-
-    @property
-    def here(self) -> str:
-        """The path with its query, as the page refreshes itself from."""
-        if not self.query:
-            return quote(self.path)
-        pairs = "&".join(f"{quote(k)}={quote(v)}" for k, v in self.query.items())
-        return f"{quote(self.path)}?{pairs}"
-
-
-@dataclass(frozen=True)
-class Reply:
-    """A response: status line, body and content type."""
-
-    status: str
-    body: bytes
-    kind: str = "text/html; charset=utf-8"
-    cache: str = "no-store"
+    now: float
+    copy_age: Part[float | None]
+    machines: Part[list[Machine]]
+    locks: Part[list[LockRecord]]
+    deploys: Part[list[Deploy]]
+    errors: Part[dict[str, list[ErrorEntry]]]
+    events: Part[list[tuple[str, dict[str, str]]]]
 
 
 class Dashboard:
@@ -116,9 +89,9 @@ class Dashboard:
         self.stale_after = stale_after
         self.security = security or Security()
         self.refresh = refresh
-        self._tree_lock = threading.Lock()
-        self._tree: tuple[float, Part[TreeStatus]] | None = None
         self._last_status: TreeStatus | None = None
+        self._tree = Shared(refresh * 0.8, self._note_tree)
+        self._overview = Shared(refresh * 0.8, self._read_overview)
         self.changes: deque[Change] = deque(maxlen=100)
         self.pages: dict[str, Callable[[Request], Reply]] = {
             "/": self.overview,
@@ -132,7 +105,7 @@ class Dashboard:
         self.prefixed: dict[str, Callable[[Request, str], Reply]] = {
             "/machines/": self.machine,
             "/services/": self.service,
-            "/static/": self.static,
+            "/static/": lambda request, name: static_file(name),
         }
 
     # --- routing ---------------------------------------------------------------------------
@@ -140,14 +113,14 @@ class Dashboard:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
         if method not in ("GET", "HEAD"):
-            return _send(
+            return send(
                 start_response, Reply("405 Method Not Allowed", b"read-only\n", "text/plain")
             )
         path = environ.get("PATH_INFO") or "/"
         query = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
         request = Request(path, query, environ.get("HTTP_HX_REQUEST") == "true")
         reply = self.route(request)
-        body = _send(start_response, reply)
+        body = send(start_response, reply)
         return [] if method == "HEAD" else body
 
     def route(self, request: Request) -> Reply:
@@ -191,16 +164,14 @@ class Dashboard:
 
     def tree(self) -> Part[TreeStatus]:
         """The tree as last read, read again if older than the refresh period."""
-        with self._tree_lock:
-            now = time.monotonic()
-            if self._tree is not None and now - self._tree[0] < self.refresh * 0.8:
-                return self._tree[1]
-            part = self._read_tree()
-            self._tree = (now, part)
-            if part.value is not None:
-                self.changes.extend(tree_changes(self._last_status, part.value, time.time()))
-                self._last_status = part.value
-            return part
+        return self._tree.get()
+
+    def _note_tree(self) -> Part[TreeStatus]:
+        part = self._read_tree()
+        if part.value is not None:
+            self.changes.extend(tree_changes(self._last_status, part.value, time.time()))
+            self._last_status = part.value
+        return part
 
     def _read_tree(self) -> Part[TreeStatus]:
         if self.zk is None:
@@ -219,16 +190,10 @@ class Dashboard:
 
     def overview(self, request: Request) -> Reply:
         """The tree with each node's health, the numbers, the charts, the recent changes."""
-        now = time.time()
         tree = self.tree()
-        reads = Reads()
-        with self._records() as rec:
-            copy_age = reads.attempt("the local Redis", lambda: rec.copy_age(now))
-            machines = reads.attempt("machines", lambda: rec.machines(now, self.stale_after))
-            locks = reads.attempt("locks", rec.locks)
-            deploys = reads.attempt("deploys", lambda: rec.deploys(DeploySearch(since=now - DAY)))
-            errors = reads.attempt("errors", lambda: rec.errors(None, now - DAY, ERRORS_READ))
-            events = reads.attempt("service events", lambda: rec.service_events(feed.FEED_LENGTH))
+        got = self._overview.get()
+        now, copy_age, machines, locks = got.now, got.copy_age, got.machines, got.locks
+        deploys, errors, events = got.deploys, got.errors, got.events
         recent = feed.merged(
             feed.change_events(self.changes),
             feed.service_events(events.value or []),
@@ -266,6 +231,20 @@ class Dashboard:
             if deploys.value is None
             else charts.deploys_chart(deploys.value, now),
         )
+
+    def _read_overview(self) -> OverviewReads:
+        now = time.time()
+        reads = Reads()
+        with self._records() as rec:
+            return OverviewReads(
+                now,
+                reads.attempt("the local Redis", lambda: rec.copy_age(now)),
+                reads.attempt("machines", lambda: rec.machines(now, self.stale_after)),
+                reads.attempt("locks", rec.locks),
+                reads.attempt("deploys", lambda: rec.deploys(DeploySearch(since=now - DAY))),
+                reads.attempt("errors", lambda: rec.errors(None, now - DAY, ERRORS_READ)),
+                reads.attempt("service events", lambda: rec.service_events(feed.FEED_LENGTH)),
+            )
 
     def machines(self, request: Request) -> Reply:
         """Every machine."""
@@ -428,31 +407,8 @@ class Dashboard:
         )
         return Reply("200 OK", exposition(reading), "text/plain; version=0.0.4; charset=utf-8")
 
-    def static(self, request: Request, name: str) -> Reply:
-        """A front-end file shipped in the package."""
-        kind = STATIC.get(name)
-        if kind is None:
-            return Reply("404 Not Found", f"no file {name}\n".encode(), "text/plain")
-        data = (files("prodstate.statedb.dashboard") / "static" / name).read_bytes()
-        return Reply("200 OK", data, f"{kind}; charset=utf-8", "public, max-age=3600")
-
 
 def _on_host(found: dict[str, list[Any]], host: str) -> list[Any]:
     """The errors of every service that happened on ``host``, newest first."""
     every = [e for items in found.values() for e in items if e.host == host]
     return sorted(every, key=lambda e: e.at, reverse=True)
-
-
-def _send(start_response: StartResponse, reply: Reply) -> list[bytes]:
-    start_response(
-        reply.status,
-        [
-            ("Content-Type", reply.kind),
-            ("Content-Length", str(len(reply.body))),
-            ("Content-Security-Policy", CSP),
-            ("X-Content-Type-Options", "nosniff"),
-            ("Referrer-Policy", "no-referrer"),
-            ("Cache-Control", reply.cache),
-        ],
-    )
-    return [reply.body]

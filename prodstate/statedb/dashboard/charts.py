@@ -22,6 +22,13 @@ OUTCOME_GROUPS = {
     "aborted": "failed",
     "abandoned": "abandoned",
 }
+#: The colour of each group of outcomes.
+OUTCOME_COLORS = {
+    "succeeded": "#3a7d44",
+    "failed": "#d1495b",
+    "abandoned": "#e09f3e",
+    "running": "#2e86ab",
+}
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,9 @@ class Series:
 
     label: str
     values: tuple[int, ...]
+    #: A CSS colour (``#rrggbb``) that means something (an outcome's), or None for the
+    #: chart's own palette.
+    color: str | None = None
 
     @property
     def total(self) -> int:
@@ -58,7 +68,9 @@ class Chart:
             "title": self.title,
             "unit": self.unit,
             "x": list(self.starts),
-            "series": [{"label": s.label, "values": list(s.values)} for s in self.series],
+            "series": [
+                {"label": s.label, "values": list(s.values), "color": s.color} for s in self.series
+            ],
         }
         return json.dumps(doc, separators=(",", ":"))
 
@@ -115,5 +127,7 @@ def deploys_chart(
         group = OUTCOME_GROUPS.get(deploy.outcome, "failed")
         by_group.setdefault(group, []).append(deploy.started_at)
     order = ["succeeded", "failed", "abandoned", "running"]
-    series = tuple(Series(g, counts(by_group[g], starts)) for g in order if g in by_group)
+    series = tuple(
+        Series(g, counts(by_group[g], starts), OUTCOME_COLORS[g]) for g in order if g in by_group
+    )
     return Chart(chart_id, "Deploys per hour", "deploys", starts, series)

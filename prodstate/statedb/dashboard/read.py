@@ -3,6 +3,8 @@ that one that fails (Redis down, ZooKeeper down) leaves the others shown, saying
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -130,3 +132,22 @@ class Reads:
             if isinstance(exc, redis.ConnectionError | redis.TimeoutError | OSError):
                 self.down = error
             return Part(None, error)
+
+
+class Shared(Generic[T]):
+    """A value read at most once per ``period`` seconds, whoever asks: ten screens on one
+    dashboard cost one reading."""
+
+    def __init__(self, period: float, read: Callable[[], T]) -> None:
+        self.period = period
+        self._read = read
+        self._lock = threading.Lock()
+        self._kept: tuple[float, T] | None = None
+
+    def get(self) -> T:
+        """The value last read, or a new reading if it is older than the period."""
+        with self._lock:
+            now = time.monotonic()
+            if self._kept is None or now - self._kept[0] >= self.period:
+                self._kept = (now, self._read())
+            return self._kept[1]

@@ -15,27 +15,40 @@
     return new Date(ts * 1000).toISOString().slice(5, 10);
   }
 
-  function options(doc, width) {
-    var single = doc.series.length === 1;
-    var series = [{ label: "hour (UTC)", value: function (u, v) { return v == null ? "-" : day(v) + " " + hour(v); } }];
-    doc.series.forEach(function (s, i) {
-      var color = COLORS[i % COLORS.length];
-      series.push({
-        label: s.label,
-        stroke: color,
-        fill: single ? color + "99" : color + "22",
-        width: single ? 0 : 2,
-        paths: single ? uPlot.paths.bars({ size: [0.8, 40], align: 1 }) : uPlot.paths.stepped({ align: 1 }),
-        points: { show: false },
-      });
+  /* Each series is drawn as bars stacked on the ones before it: the running totals are
+     drawn from the tallest down, so each shows its own band; the legend shows each
+     series' own count. */
+  function stacked(doc) {
+    var totals = doc.x.map(function () { return 0; });
+    return doc.series.map(function (s) {
+      totals = totals.map(function (t, i) { return t + s.values[i]; });
+      return totals.slice();
     });
+  }
+
+  function options(doc, width, top) {
+    var series = [{ label: "hour (UTC)", value: function (u, v) { return v == null ? "-" : day(v) + " " + hour(v); } }];
+    for (var k = doc.series.length - 1; k >= 0; k--) {
+      (function (k) {
+        var color = doc.series[k].color || COLORS[k % COLORS.length];
+        series.push({
+          label: doc.series[k].label,
+          stroke: color,
+          fill: color + "cc",
+          width: 0,
+          paths: uPlot.paths.bars({ size: [0.8, 40], align: 1 }),
+          points: { show: false },
+          value: function (u, v, si, i) { return i == null ? "-" : doc.series[k].values[i]; },
+        });
+      })(k);
+    }
     return {
       width: width,
       height: 190,
       series: series,
       scales: {
         x: { time: true, range: function (u, min, max) { return [min, max + 3600]; } },
-        y: { range: function (u, min, max) { return [0, Math.max(2, max)]; } },
+        y: { range: function () { return [0, Math.max(2, top)]; } },
       },
       axes: [
         { values: function (u, ticks) { return ticks.map(function (t) { return hour(t); }); } },
@@ -58,9 +71,11 @@
         return;
       }
       var width = Math.max(240, Math.floor(el.getBoundingClientRect().width));
-      var data = [doc.x].concat(doc.series.map(function (s) { return s.values; }));
+      var sums = stacked(doc);
+      var top = sums.length ? Math.max.apply(null, sums[sums.length - 1]) : 0;
+      var data = [doc.x].concat(sums.reverse());
       el.replaceChildren();
-      new uPlot(options(doc, width), data, el);
+      new uPlot(options(doc, width, top), data, el);
     });
   }
 
