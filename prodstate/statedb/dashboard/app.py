@@ -6,7 +6,6 @@ live part."""
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +36,8 @@ from prodstate.zk.client import ZK_ERRORS
 HOUR, DAY = 3600.0, 86400.0
 #: How far back the machine and service pages look for deploys, and for errors.
 HISTORY_SPAN, ERRORS_SPAN = 30 * DAY, 7 * DAY
+#: The tree's changes kept for the feed.
+CHANGES_KEPT = 100
 #: Most deploys and errors a page lists.
 DEPLOYS_SHOWN, ERRORS_READ = 200, 1000
 DEPLOY_FIELDS = [
@@ -92,7 +93,7 @@ class Dashboard:
         self._last_status: TreeStatus | None = None
         self._tree = Shared(refresh * 0.8, self._note_tree)
         self._overview = Shared(refresh * 0.8, self._read_overview)
-        self.changes: deque[Change] = deque(maxlen=100)
+        self.changes: tuple[Change, ...] = ()
         self.pages: dict[str, Callable[[Request], Reply]] = {
             "/": self.overview,
             "/machines": self.machines,
@@ -169,7 +170,9 @@ class Dashboard:
     def _note_tree(self) -> Part[TreeStatus]:
         part = self._read_tree()
         if part.value is not None:
-            self.changes.extend(tree_changes(self._last_status, part.value, time.time()))
+            seen = tree_changes(self._last_status, part.value, time.time())
+            # Replaced, never changed in place: a page may be reading the previous tuple.
+            self.changes = (*self.changes, *seen)[-CHANGES_KEPT:]
             self._last_status = part.value
         return part
 
