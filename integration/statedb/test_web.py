@@ -121,6 +121,7 @@ def dashboard(infra) -> Iterator[str]:
         ),
         ("deploy", "--service", "shop", "--version", "v8", "--", "false"),
         ("lock", "acquire", "shop-db", "--reason", "<i>migration</i> 42", "--holder", "ann"),
+        ("error", "report", "billing", "card declined", "--host", "dash-1"),
         ("error", "report", "shop", HOSTILE, "--host", "dash-0"),
     ]
     for step in steps:
@@ -201,10 +202,10 @@ def test_a_change_shows_without_a_reload(infra, browser, dashboard):
     browser.get(f"{dashboard}/")
     browser.execute_script("window.notReloaded = 42")
     run = make_runner(infra)
-    done = run("error", "report", "billing", "card declined (live)", "--host", "dash-1")
+    done = run("error", "report", "billing", "payment timeout (live)", "--host", "dash-1")
     assert done.returncode == 0, done.stderr
     wait_until(
-        lambda: "card declined (live)" in _text(browser, "#feed"),
+        lambda: "payment timeout (live)" in _text(browser, "#feed"),
         timeout=20,
         what="the new error in the feed",
     )
@@ -304,13 +305,28 @@ def test_pages_fit_a_phone(browser, dashboard, shots):
         browser.set_window_size(1400, 1000)
 
 
-def test_deploy_log_search(browser, dashboard):
+def test_error_search(browser, dashboard, shots):
+    browser.get(f"{dashboard}/errors")
+    browser.find_element(By.ID, "search-q").send_keys("ALERT(1)")
+    browser.find_element(By.ID, "search-go").click()
+    wait_until(lambda: "q=ALERT" in browser.current_url, what="the search to load")
+    assert "boom" in _text(browser, "#errors-shop")
+    assert browser.find_elements(By.ID, "errors-billing") == []
+    browser.get(f"{dashboard}/errors?host=dash-1&since=1h")
+    assert "card declined" in _text(browser, "#errors-billing")
+    assert browser.find_elements(By.ID, "errors-shop") == []
+    browser.get(f"{dashboard}/errors?since=forever")
+    assert "forever" in _text(browser, "#search-error")
+
+
+def test_deploy_log_search(browser, dashboard, shots):
     browser.get(f"{dashboard}/deploys")
     browser.find_element(By.ID, "search-version").send_keys("v7")
     browser.find_element(By.ID, "search-go").click()
     wait_until(lambda: "version=v7" in browser.current_url, what="the search to load")
     rows = _text(browser, "#deploys tbody").splitlines()
     assert len(rows) == 1 and "succeeded" in rows[0] and "ann" in rows[0]
+    shots(browser, "deploys")
     browser.get(f"{dashboard}/deploys?service=shop&machine=nosuch")
     assert browser.find_elements(By.ID, "deploys-empty")
     browser.get(f"{dashboard}/deploys?since=yesterday")
