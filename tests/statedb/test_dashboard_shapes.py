@@ -61,7 +61,7 @@ def test_the_errors_chart_keeps_the_noisiest_services_and_sums_the_rest():
     assert [s.label for s in chart.series] == ["s7", "s6", "s5", "5 other services"]
     assert chart.series[0].values == (0, 8) and chart.series[-1].values == (0, 1 + 2 + 3 + 4 + 5)
     doc = json.loads(chart.to_json())
-    assert doc["title"] == "Errors per hour" and doc["unit"] == "errors"
+    assert doc["title"] == "Errors per hour, last 2 hours" and doc["unit"] == "errors"
     assert doc["x"] == list(chart.starts) and doc["series"][0] == {
         "label": "s7",
         "values": [0, 8],

@@ -114,7 +114,7 @@ def errors_chart(
     if others:
         summed = tuple(sum(values) for values in zip(*(s.values for s in others), strict=True))
         kept.append(Series(f"{len(others)} other services", summed))
-    return Chart(chart_id, "Errors per hour", "errors", starts, tuple(kept))
+    return Chart(chart_id, f"Errors per hour, last {hours} hours", "errors", starts, tuple(kept))
 
 
 def deploys_chart(
@@ -130,4 +130,6 @@ def deploys_chart(
     series = tuple(
         Series(g, counts(by_group[g], starts), OUTCOME_COLORS[g]) for g in order if g in by_group
     )
-    return Chart(chart_id, "Deploys per hour", "deploys", starts, series)
+    return Chart(
+        chart_id, f"Deploys started per hour, last {hours} hours", "deploys", starts, series
+    )
