@@ -236,6 +236,14 @@ def test_service_and_machine_pages_are_reached_by_clicking(browser, dashboard, s
     assert "boom" in _text(browser, "#errors")
     shots(browser, "machine")
 
+    browser.get(f"{dashboard}/machines")
+    browser.find_element(By.ID, "search-q").send_keys("DASH-0")
+    browser.find_element(By.ID, "search-go").click()
+    wait_until(lambda: "q=DASH-0" in browser.current_url, what="the machine search")
+    assert "1 matches the search" in _text(browser, "#machines-count")
+    _click(browser, By.CSS_SELECTOR, "#machines a[href='/machines/dash-0']")
+    wait_until(lambda: browser.current_url.endswith("/machines/dash-0"), what="the machine page")
+
     browser.get(f"{dashboard}/machines/no-such-host")
     assert "No facts recorded for no-such-host" in _text(browser, "#machine-missing")
 

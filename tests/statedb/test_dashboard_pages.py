@@ -54,7 +54,13 @@ def _pages() -> dict[str, str]:
             deploys_chart=charts.deploys_chart([deploy], NOW),
             **common,
         ),
-        "machines": render("machines.html", machines=Part([machine]), **common),
+        "machines": render(
+            "machines.html",
+            machines=Part([machine]),
+            picked=summary.pick_machines([machine], None, False, 10),
+            form={},
+            **common,
+        ),
         "machine": render(
             "machine.html",
             host="h1",

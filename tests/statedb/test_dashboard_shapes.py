@@ -255,3 +255,13 @@ def test_metrics_exposition():
     down = exposition(Reading(None, None, None, None, None)).decode()
     assert "prodstate_statedb_machines{" not in down and "copy_age" not in down
     assert 'prodstate_statedb_read_ok{part="machines"} 0.0' in down
+
+
+def test_machines_are_picked_stale_first_and_capped():
+    found = [Machine(f"web-{i}", {}, 5.0, i % 3 == 0) for i in range(10)]
+    found.append(Machine("db-1", {}, None, True))
+    picked = summary.pick_machines(found, "WEB", False, 3)
+    assert [m.host for m in picked.shown] == ["web-0", "web-3", "web-6"]
+    assert (picked.matching, picked.total, picked.stale) == (10, 11, 5)
+    only = summary.pick_machines(found, None, True, 100)
+    assert [m.host for m in only.shown] == ["db-1", "web-0", "web-3", "web-6", "web-9"]

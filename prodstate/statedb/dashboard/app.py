@@ -38,6 +38,8 @@ HOUR, DAY = 3600.0, 86400.0
 HISTORY_SPAN, ERRORS_SPAN = 30 * DAY, 7 * DAY
 #: The tree's changes kept for the feed.
 CHANGES_KEPT = 100
+#: Most machines the machines page lists (a search narrows them).
+MACHINES_SHOWN = 500
 #: Most deploys and errors a page lists.
 DEPLOYS_SHOWN, ERRORS_READ = 200, 1000
 DEPLOY_FIELDS = [
@@ -250,11 +252,23 @@ class Dashboard:
             )
 
     def machines(self, request: Request) -> Reply:
-        """Every machine."""
-        now = time.time()
+        """The machines, stale ones first, searched by name."""
+        now, query = time.time(), request.query
         with self._records() as rec:
             found = attempt("machines", lambda: rec.machines(now, self.stale_after))
-        return self._page(request, "machines.html", "/machines", "Machines", machines=found)
+        picked = None
+        if found.value is not None:
+            stale_only = query.get("stale") == "1"
+            picked = summary.pick_machines(found.value, query.get("q"), stale_only, MACHINES_SHOWN)
+        return self._page(
+            request,
+            "machines.html",
+            "/machines",
+            "Machines",
+            machines=found,
+            picked=picked,
+            form=query,
+        )
 
     def machine(self, request: Request, host: str) -> Reply:
         """One machine: its facts, services, deploys and errors."""

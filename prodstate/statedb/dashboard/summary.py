@@ -125,3 +125,25 @@ def matching_errors(
         for name, items in found.items()
     }
     return {name: items for name, items in kept.items() if items}
+
+
+@dataclass(frozen=True)
+class MachinePick:
+    """The machines a list shows, out of how many there are and how many are stale."""
+
+    shown: list[Machine]
+    matching: int
+    total: int
+    stale: int
+
+
+def pick_machines(
+    found: Sequence[Machine], text: str | None, stale_only: bool, limit: int
+) -> MachinePick:
+    """The machines whose name holds ``text`` (case-insensitive), only the stale ones if
+    ``stale_only``, stale first then by name, at most ``limit`` of them."""
+    needle = (text or "").lower()
+    matching = [m for m in found if needle in m.host.lower() and (m.stale or not stale_only)]
+    matching.sort(key=lambda m: (not m.stale, m.host))
+    stale = sum(1 for m in found if m.stale)
+    return MachinePick(matching[:limit], len(matching), len(found), stale)
