@@ -37,7 +37,8 @@ from kazoo.client import KazooState
 from kazoo.exceptions import KazooException
 
 from prodstate import __version__
-from prodstate.core.decide import Register, Replicate, decide
+from prodstate.core.actions import Register, Replicate
+from prodstate.core.decide import decide
 from prodstate.core.model import RedisState, Snapshot, Tier
 from prodstate.core.rendezvous import reaction_delay
 from prodstate.zk.store import StoreUnavailable, ZkStore

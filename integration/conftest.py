@@ -1,7 +1,7 @@
 """Fixtures that start real ZooKeeper and redis-server processes on loopback.
 
 Every process is stopped when its fixture ends; a failing test prints the
-tails of the server logs (see prodstate.testing.pytest_plugin).
+tails of the server logs (see integration.harness_plugin).
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from kazoo.client import KazooClient
 
-from prodstate.testing import RedisServer, ZooKeeperEnsemble, ZooKeeperServer
-from prodstate.testing.cluster import LocalCluster
-from prodstate.testing.pytest_plugin import (  # noqa: F401  (hooks and fixture for pytest)
+from integration.harness_plugin import (  # noqa: F401  (hooks and fixture for pytest)
     no_leftover_processes,
     pytest_runtest_makereport,
     pytest_runtest_setup,
 )
+from prodstate.testing import RedisServer, ZooKeeperEnsemble, ZooKeeperServer
+from prodstate.testing.cluster import LocalCluster
 
 #: ZooKeeper tick in tests: sessions may then be negotiated between 0.4 and 4 s.
 TICK_MS = 200

@@ -117,6 +117,7 @@ def test_a_client_holding_a_stale_root_is_refused(small):
         assert client.root().epoch == new.epoch
 
 
+@pytest.mark.slow  # the fault suite checks every failover with its writer
 def test_no_confirmed_write_is_lost_across_three_root_failovers(tmp_path):
     with LocalCluster(tmp_path, branches=3, leaves=3) as cluster:
         cluster.wait_for_tree(timeout=60)

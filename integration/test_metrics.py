@@ -54,6 +54,9 @@ def test_agents_export_their_role_link_and_sync_counters(tmp_path):
         assert m[("prodstate_full_resyncs_total", ())] >= 1  # it fed the other branch
         assert m[("prodstate_promotions_total", ())] == 0  # its Redis was a master from the start
         assert m[("prodstate_decision_seconds_count", ())] > 0
+        assert m[("prodstate_healthy", ())] == 1
+        assert m[("prodstate_heartbeat_write_seconds_count", ())] > 0
+        assert m[("process_resident_memory_bytes", ())] > 0
 
         leaf = "leaf1"
         wait_until(lambda: healthz(cluster, leaf)[0] == 200, timeout=10, what="leaf healthy")
@@ -61,7 +64,9 @@ def test_agents_export_their_role_link_and_sync_counters(tmp_path):
         assert m[("prodstate_role", (("role", "replica"),))] == 1
         assert m[("prodstate_tier", (("tier", "leaf"),))] == 1
         assert m[("prodstate_replication_link_up", ())] == 1
-        assert m[("prodstate_replication_offset", ())] > 0
+        assert m[("prodstate_replication_offset_bytes", ())] > 0
+        assert m[("prodstate_heartbeat_missing", ())] == 0
+        assert m[("prodstate_heartbeat_write_seconds_count", ())] == 0  # only the root writes
         following = "following " + cluster.redis[branch].address
         wait_until(lambda: following in healthz(cluster, leaf)[1], timeout=10, what=following)
 

@@ -342,6 +342,42 @@ def test_the_commands_reach_a_zookeeper_listening_only_on_tls(tls_secured):
     assert "Traceback" not in refused.stderr
 
 
+def test_render_and_watch_read_as_the_reader_over_tls(tls_secured, tmp_path):
+    """The reader may read and subscribe to the keyspace notifications, and nothing more."""
+    cluster, security = tls_secured, tls_secured.security
+    where = ["--zk", cluster.zk_hosts, "--cluster", cluster.cluster]
+    files = security.agent_args()  # credentials, --tls-* and --zk-tls-*
+    pairs = zip(files[::2], files[1::2], strict=True)
+    redis_files = [arg for pair in pairs if not pair[0].startswith("--zk-tls") for arg in pair]
+    leaf = cluster.redis[cluster.names("leaf")[0]].address
+    argv = [sys.executable, "-m", "prodstate", "watch", "--redis", leaf, *redis_files]
+    watcher = subprocess.Popen(
+        [*argv, "--timeout", "30", "render:tls"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with cluster.redis[cluster.names("leaf")[0]].client() as admin:
+            wait_until(lambda: admin.pubsub_numpat() >= 1)
+        written = _prodstate("set", *where, *files, "render:tls", "over-tls")
+        assert written.returncode == 0, written.stderr
+        out, err = watcher.communicate(timeout=30)
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+            watcher.wait()
+    assert (watcher.returncode, out) == (0, "over-tls\n"), err
+    template = tmp_path / "t.j2"
+    template.write_text("{{ get('render:tls') }}\n")
+    output = tmp_path / "out.conf"
+    rendered = _prodstate(
+        "render", "--redis", leaf, *redis_files, "--once", "--template", f"{template}:{output}"
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    assert output.read_text() == "over-tls\n"
+
+
 def test_the_commands_use_the_credentials_file_and_read_zookeeper_without_it(secured):
     creds = ["--credentials-file", str(secured.security.credentials_file)]
     where = ["--zk", secured.zk_hosts, "--cluster", secured.cluster]

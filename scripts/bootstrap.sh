@@ -18,7 +18,9 @@ command -v iptables >/dev/null || missing+=(iptables)
 command -v setpriv >/dev/null || missing+=(util-linux)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
+command -v promtool >/dev/null || missing+=(prometheus)  # checks and unit-tests the alert rules
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+command -v systemd-analyze >/dev/null || missing+=(systemd)
 
 if [ "${#missing[@]}" -gt 0 ]; then
     sudo=""
@@ -29,13 +31,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
 fi
 
-# The Python side: rebuilt only when the packaging files change.
+# The Python side, at the versions CI tests: rebuilt only when the packaging files change.
 stamp=".venv/.prodstate-installed"
-want="$(cat setup.py setup.cfg | sha256sum | cut -d' ' -f1)"
+want="$(cat pyproject.toml constraints/ci.txt | sha256sum | cut -d' ' -f1)"
 if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     say "installing prodstate and its test extra into .venv"
     [ -x .venv/bin/python ] || python3 -m venv .venv
     .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+    .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints/ci.txt -e '.[test]'
     echo "$want" > "$stamp"
 fi

@@ -15,7 +15,7 @@ import prodstate.core
 PACKAGE = Path(prodstate.__file__).parent
 #: What the decisions must never depend on: they are computed from values, not read.
 IO_LIBRARIES = ("kazoo", "redis", "click", "prometheus_client")
-#: What only the dashboard's modules may import.
+#: The template libraries: only the dashboard and ``prodstate render`` may import them.
 DASHBOARD_LIBRARIES = ("jinja2", "markupsafe")
 
 
@@ -47,8 +47,14 @@ def test_check_and_get_load_neither_zookeeper_nor_the_agent_nor_the_harness():
         assert "redis" in modules, command
         unwanted = ("kazoo", "prometheus_client", "prodstate.agent", "prodstate.testing")
         unwanted += ("prodstate.statedb", "prodstate.zk", "prodstate.cli.dev")
+        unwanted += ("prodstate.settings", "jsonschema", "prodstate.render")
         unwanted += DASHBOARD_LIBRARIES
         assert loaded(modules, unwanted) == [], command
+
+
+def test_reading_settings_loads_no_schema_library_and_no_zookeeper():
+    modules = imported_after("import prodstate.client\nimport prodstate.settings.records")
+    assert loaded(modules, ("jsonschema", "referencing", "kazoo", "click")) == []
 
 
 def test_only_the_dev_command_imports_the_test_harness():
@@ -78,13 +84,13 @@ def _imports(path: Path) -> list[str]:
     return names
 
 
-def test_only_the_dashboard_imports_its_libraries():
+def test_only_the_dashboard_and_the_renderer_import_the_template_libraries():
     importers = sorted(
         path.relative_to(PACKAGE).as_posix()
         for path in PACKAGE.rglob("*.py")
         if any(n.split(".")[0] in DASHBOARD_LIBRARIES for n in _imports(path))
     )
-    assert importers == ["statedb/dashboard/render.py"]
+    assert importers == ["render/templates.py", "statedb/dashboard/render.py"]
 
 
 def test_every_command_of_the_table_loads():

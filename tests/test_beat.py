@@ -46,3 +46,36 @@ def test_writes_every_interval_while_serving_and_stops_at_once():
         beat.stop()
     assert control.closed
     assert control.writes == sorted(control.writes)
+
+
+def test_reports_the_round_trip_of_each_accepted_write():
+    control = FakeControl()
+    seen: list[float] = []
+    beat = HeartbeatWriter(control, interval=0.01, written=seen.append)  # type: ignore[arg-type]
+    beat.start()
+    try:
+        beat.serve(True)
+        wait_until(lambda: len(seen) >= 3, timeout=5, what="three round trips reported")
+    finally:
+        beat.stop()
+    assert len(seen) <= control.count()
+    assert all(0 <= s < 5 for s in seen)
+
+
+class RefusingControl(FakeControl):
+    def heartbeat(self, now: float) -> bool:
+        super().heartbeat(now)
+        return False  # a fenced Redis refuses it
+
+
+def test_reports_no_round_trip_for_a_refused_write():
+    control = RefusingControl()
+    seen: list[float] = []
+    beat = HeartbeatWriter(control, interval=0.01, written=seen.append)  # type: ignore[arg-type]
+    beat.start()
+    try:
+        beat.serve(True)
+        wait_until(lambda: control.count() >= 3, timeout=5, what="three refused writes")
+    finally:
+        beat.stop()
+    assert seen == []

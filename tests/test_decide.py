@@ -29,7 +29,8 @@ from prodstate.core.actions import (
     StepDown,
     Wait,
 )
-from prodstate.core.decide import decide, no_branch_since
+from prodstate.core.decide import decide
+from prodstate.core.follow import no_branch_since
 from prodstate.core.model import (
     FENCE_MIN_REPLICAS,
     Lineage,

@@ -295,7 +295,7 @@ def test_the_serving_root_publishes_itself_fresh_whatever_its_own_heartbeat_says
 
 def test_a_leaf_whose_only_branch_was_refused_counts_as_having_none():
     """Otherwise an empty leaf would wait for ever for a branch it will not follow."""
-    from prodstate.core.decide import no_branch_since
+    from prodstate.core.follow import no_branch_since
 
     only = (branch(ROOT_ID), branch("b2"))
     s = leaf(branches=only, untrusted_masters=frozenset({addr("b2")}))

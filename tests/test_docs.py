@@ -1,4 +1,4 @@
-"""The README, the benchmarks' README and the docs are valid reStructuredText (they are the
+"""The READMEs, the install guide and the docs are valid reStructuredText (they are the
 manual)."""
 
 from __future__ import annotations
@@ -11,7 +11,18 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("name", ["README.rst", "benchmarks/README.rst", "docs/dashboard.rst"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "README.rst",
+        "benchmarks/README.rst",
+        "docs/install.rst",
+        "docs/configuration.rst",
+        "docs/settings.rst",
+        "docs/render.rst",
+        "docs/dashboard.rst",
+    ],
+)
 def test_rst_renders_without_warnings(name):
     text = (ROOT / name).read_text()
     docutils.core.publish_string(

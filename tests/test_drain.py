@@ -8,7 +8,8 @@ from dataclasses import replace
 import pytest
 
 from prodstate.core.actions import LeaveElection, Probe, Replicate, Wait
-from prodstate.core.decide import decide, election_candidates
+from prodstate.core.decide import decide
+from prodstate.core.elect import election_candidates
 from prodstate.core.maintenance import Drain
 from prodstate.core.model import DataError, Tier
 from prodstate.core.rendezvous import choose_parent, parent_of

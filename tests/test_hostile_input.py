@@ -17,7 +17,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from prodstate.cli import load_command
-from prodstate.cli.agent import agent
 from prodstate.client import Client, branch_acks, non_branch_replicas, role_offset
 from prodstate.core.model import (
     MAX_ZNODE_BYTES,
@@ -171,6 +170,7 @@ def test_oversized_election_znode_is_a_data_error():
 
 # --- configuration: TOML files, environment, command lines --------------------------------
 
+agent = load_command("agent")
 REQUIRED = ["--zk", "z:2181", "--cluster", "c", "--tier", "leaf", "--redis", "h:1"]
 option_names = st.sampled_from(
     [p.name for p in agent.params if p.name and p.name != "config"] + ["bogus", "zk-hosts"]
@@ -214,7 +214,7 @@ def parses_or_usage_error(command: click.Command, args: list[str], env: dict[str
 @given(settings_=st.dictionaries(option_names, toml_values, max_size=4))
 def test_any_config_file_loads_or_is_a_usage_error(tmp_path: Path, settings_):
     path = tmp_path / "agent.toml"
-    path.write_text("".join(f"{k} = {_toml(v)}\n" for k, v in settings_.items()))
+    path.write_text("[agent]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in settings_.items()))
     parses_or_usage_error(agent, [*REQUIRED, "--config", str(path)], {})
 
 

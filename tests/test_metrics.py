@@ -20,11 +20,12 @@ from prodstate.agent.metrics import (
     read_stats,
     role_of,
 )
-from prodstate.core.decide import Decision, Promote, Replicate, Wait
+from prodstate.core.actions import Decision, Promote, Replicate, Wait
 from prodstate.core.freshness import Freshness
 from prodstate.core.model import FENCE_MIN_REPLICAS, UNREACHABLE, RedisState, Tier, ZkState
 from tests.snapshot_builder import (
     ME,
+    NOW,
     ROOT_ADDR,
     SESSION,
     addr,
@@ -58,8 +59,58 @@ def test_identity_and_tier(m: AgentMetrics) -> None:
     assert value(m, "prodstate_info", **info) == 1
     assert value(m, "prodstate_tier", tier="branch") == 1
     assert value(m, "prodstate_tier", tier="leaf") == 0
-    assert math.isnan(value(m, "prodstate_staleness_seconds"))
+    assert value(m, "prodstate_staleness_seconds") == 0  # no NaN: an alert compares it
+    assert value(m, "prodstate_heartbeat_missing") == 1
     assert value(m, "prodstate_full_resyncs_total") is None  # nothing read from Redis yet
+
+
+def test_process_metrics_on_the_agents_registry(m: AgentMetrics) -> None:
+    assert value(m, "process_resident_memory_bytes") > 0
+    assert value(m, "process_cpu_seconds_total") > 0
+    assert value(m, "python_info", **python_info()) == 1
+
+
+def python_info() -> dict[str, str]:
+    import platform
+
+    major, minor, patch = platform.python_version_tuple()
+    return dict(
+        implementation=platform.python_implementation(),
+        major=major,
+        minor=minor,
+        patchlevel=patch,
+        version=platform.python_version(),
+    )
+
+
+def test_staleness_without_a_heartbeat_counts_from_the_first_observation(m: AgentMetrics) -> None:
+    """A Redis that never received a heartbeat is at least as old as the agent's watch of
+    it: the gauge grows, so a staleness alert fires, and heartbeat_missing says why."""
+    for elapsed in (0.0, 30.0, 95.5):
+        m.observe(snap(now=NOW + elapsed, freshness=Freshness()), WAIT, 0.003, None)
+        assert value(m, "prodstate_staleness_seconds") == elapsed
+        assert value(m, "prodstate_heartbeat_missing") == 1
+    observe(m, snap(), age=0.5)
+    assert value(m, "prodstate_staleness_seconds") == pytest.approx(0.5)
+    assert value(m, "prodstate_heartbeat_missing") == 0
+
+
+def test_healthy_is_the_healthz_answer_at_scrape_time(m: AgentMetrics, monkeypatch) -> None:
+    assert value(m, "prodstate_healthy") == 0  # starting
+    observe(m, snap())
+    assert value(m, "prodstate_healthy") == 1
+    later = metrics.time.monotonic() + 11
+    monkeypatch.setattr(metrics.time, "monotonic", lambda: later)
+    assert value(m, "prodstate_healthy") == 0  # the loop is stuck: no observe() since
+
+
+def test_heartbeat_write_round_trips(m: AgentMetrics) -> None:
+    assert value(m, "prodstate_heartbeat_write_seconds_count") == 0
+    m.heartbeat_written(0.0007)
+    m.heartbeat_written(0.02)
+    assert value(m, "prodstate_heartbeat_write_seconds_count") == 2
+    assert value(m, "prodstate_heartbeat_write_seconds_bucket", le="0.001") == 1
+    assert value(m, "prodstate_heartbeat_write_seconds_sum") == pytest.approx(0.0207)
 
 
 def test_replica(m: AgentMetrics) -> None:
@@ -68,7 +119,7 @@ def test_replica(m: AgentMetrics) -> None:
     assert sum(value(m, "prodstate_role", role=r) for r in metrics.ROLES) == 1
     assert value(m, "prodstate_zk_connected") == 1
     assert value(m, "prodstate_replication_link_up") == 1
-    assert value(m, "prodstate_replication_offset") == 1234
+    assert value(m, "prodstate_replication_offset_bytes") == 1234
     assert value(m, "prodstate_epoch") == 3
     assert value(m, "prodstate_staleness_seconds") == pytest.approx(0.5)
     assert value(m, "prodstate_decision_seconds_count") == 1
@@ -90,8 +141,9 @@ def test_root_and_other_roles(m: AgentMetrics) -> None:
     assert value(m, "prodstate_role", role="down") == 1
     assert value(m, "prodstate_zk_connected") == 0
     assert value(m, "prodstate_replication_link_up") == 0
-    assert math.isnan(value(m, "prodstate_replication_offset"))
-    assert math.isnan(value(m, "prodstate_staleness_seconds"))
+    assert math.isnan(value(m, "prodstate_replication_offset_bytes"))
+    assert value(m, "prodstate_staleness_seconds") == 0  # all at NOW: since the first tick
+    assert value(m, "prodstate_heartbeat_missing") == 1
 
 
 def test_role_of() -> None:
@@ -169,6 +221,17 @@ def test_freshness_endpoint_body(m: AgentMetrics) -> None:
     body = m.freshness()
     assert body["fresh"] is True and body["advancing"] is True
     assert body["heartbeat_age"] >= 0.5 and body["stale_after"] == 3.0
+    assert body["history_known"] is True  # its replication id is the lineage's
+
+
+def test_freshness_says_when_the_redis_does_not_hold_the_trees_history(m: AgentMetrics) -> None:
+    s = snap()
+    assert s.lineage.knows(s.redis)
+    restarted_empty = replace(s.redis, replid="f" * 40, replid2="0" * 40)
+    m.observe(replace(s, redis=restarted_empty), WAIT, 0.003, None)
+    assert m.freshness()["history_known"] is False
+    m.observe(replace(s, redis=UNREACHABLE), WAIT, 0.003, None)
+    assert m.freshness()["history_known"] is False
 
 
 def test_healthz_goes_bad_when_the_loop_stops(m: AgentMetrics, monkeypatch) -> None:

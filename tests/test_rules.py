@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from prodstate.client import Client
-from prodstate.core.decide import follow_target
+from prodstate.core.follow import follow_target
 from prodstate.core.health import health, role_of
 from prodstate.core.heartbeat import MAX_FUTURE, age, age_of, parse_heartbeat, problem
 from prodstate.core.model import (

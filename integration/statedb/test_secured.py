@@ -136,3 +136,17 @@ def test_without_the_credentials_file_a_command_fails_in_one_line_writing_nothin
     assert lines[0].startswith("prodstate: ") and reason.lower() in lines[0].lower(), lines[0]
     assert not lines[0].rstrip().endswith(":")
     assert written is None or not written(secured)
+
+
+def test_settings_are_changed_and_read_with_the_credentials_file(secured, run):
+    files = _all_files(secured)
+    made = run("config", "schema", "set", "sec", "--free-form", "--reason", "r", *files)
+    assert made.returncode == 0, made.stderr
+    done = run("config", "set", "sec", "k", "[1]", "--if-version", "0", "--reason", "r", *files)
+    assert done.returncode == 0, done.stderr
+    got = run("config", "get", "sec", "k", *files)
+    assert (got.returncode, got.stdout) == (0, "[1]\n"), got.stderr
+    denied = run("config", "set", "sec", "k", "2", "--reason", "r", *_tls_only(secured))
+    lines = denied.stderr.strip().splitlines()
+    assert denied.returncode != 0 and len(lines) == 1 and "Traceback" not in denied.stderr
+    assert run("config", "get", "sec", "k", *files).stdout == "[1]\n"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 import redis
 
@@ -21,11 +22,18 @@ log = logging.getLogger("prodstate.agent.beat")
 
 
 class HeartbeatWriter:
-    """Writes the heartbeat into ``control``'s Redis every ``interval`` while serving."""
+    """Writes the heartbeat into ``control``'s Redis every ``interval`` while serving, and
+    passes the round trip of each write Redis accepted to ``written`` (seconds)."""
 
-    def __init__(self, control: RedisControl, interval: float) -> None:
+    def __init__(
+        self,
+        control: RedisControl,
+        interval: float,
+        written: Callable[[float], None] | None = None,
+    ) -> None:
         self.control = control
         self.interval = interval
+        self._written = written
         self._serving = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
@@ -62,6 +70,8 @@ class HeartbeatWriter:
             except (redis.RedisError, OSError) as exc:
                 log.debug("heartbeat not written", extra={"error": repr(exc)})
                 written = False
+            if written and self._written is not None:
+                self._written(time.monotonic() - started)
             if not written and not self._refused_logged:
                 log.warning("the root's Redis refused or missed a heartbeat write")
             self._refused_logged = not written

@@ -70,6 +70,9 @@ class AgentConfig:
             "repl-diskless-sync": "yes",
             "replica-announce-ip": host,
             "replica-announce-port": str(port),
+            # Keyspace notifications for every change, replicated ones too: what
+            # ``prodstate render`` and ``watch`` react to (added to the operator's flags).
+            "notify-keyspace-events": "KA",
         }
         if self.tls is not None:
             settings["tls-replication"] = "yes"

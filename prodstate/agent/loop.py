@@ -21,6 +21,7 @@ from prodstate.agent.beat import HeartbeatWriter
 from prodstate.agent.config import AgentConfig
 from prodstate.agent.handover import HANDOVER_TIMEOUT_SESSIONS, NotYet, handover_request
 from prodstate.agent.metrics import AgentMetrics, RedisStats, read_stats
+from prodstate.agent.notify import ServiceNotifier
 from prodstate.core.actions import (
     QUIET,
     AdoptPrevious,
@@ -45,7 +46,8 @@ from prodstate.core.actions import (
     StepDown,
     Wait,
 )
-from prodstate.core.decide import decide, no_branch_since, unacked_since
+from prodstate.core.decide import decide, unacked_since
+from prodstate.core.follow import no_branch_since
 from prodstate.core.freshness import Freshness, Since
 from prodstate.core.maintenance import Switchover
 from prodstate.core.model import (
@@ -137,7 +139,10 @@ class Agent:
         self.beat = HeartbeatWriter(
             RedisControl(config.redis, **config.redis_options()),
             config.freshness.heartbeat_interval,
+            written=self.metrics.heartbeat_written,
         )
+        #: Readiness and stopping, told to systemd when it runs the agent (Type=notify).
+        self.service = ServiceNotifier()
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -165,6 +170,7 @@ class Agent:
         try:
             while True:
                 self.tick()
+                self.service.observe(self.last_snapshot)
                 if self._stop.is_set() and self._may_exit():
                     break
                 self._wake.wait(self.config.tick)
@@ -175,6 +181,7 @@ class Agent:
     def stop(self) -> None:
         """Ask the loop to end (SIGTERM): a serving root first hands the root to the best
         branch, as a switchover; then the agent exits, keeping its session for a restart."""
+        self.service.stop()
         self._stop.set()
         self._wake.set()
 

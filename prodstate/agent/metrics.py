@@ -8,17 +8,22 @@ Interface for the agent loop (one ``AgentMetrics`` per agent)::
     started = time.monotonic()
     decision = decide(snapshot); act(decision)
     metrics.observe(snapshot, decision, time.monotonic() - started, stats=read_stats(conn))
-    ...
+    ...                                       # the heartbeat thread, each write:
+    metrics.heartbeat_written(round_trip)
     metrics.close()
 
 Pass ``acted=False`` when the action was skipped or failed, so that
 ``prodstate_promotions_total`` counts only promotions carried out.
 
 ``/healthz`` answers with the verdict of ``health()`` at the last ``observe()``, or 503 if
-no observation is more recent than ``max_staleness`` seconds (the loop is stuck).
+no observation is more recent than ``max_staleness`` seconds (the loop is stuck);
+``prodstate_healthy`` is that answer, read at each scrape.
 ``/freshness`` answers with the agent's freshness measure as JSON (what ``prodstate check
 --agent`` reads): ``heartbeat_age`` is the seconds since the root's heartbeat last
-advanced in the local Redis, on this machine's monotonic clock.
+advanced in the local Redis, on this machine's monotonic clock; ``history_known`` is
+whether the local Redis holds the tree's history (its replication id is in the lineage,
+as the agent judges every Redis before it may serve others), what ``prodstate render``
+needs before it renders from it.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ from prometheus_client import (
     Gauge,
     Histogram,
     Info,
+    PlatformCollector,
+    ProcessCollector,
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, Metric
@@ -55,6 +62,7 @@ from prodstate.core.model import Snapshot, Tier, ZkState
 log = logging.getLogger("prodstate.agent.metrics")
 
 DECISION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+WRITE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
 @dataclass(frozen=True)
@@ -104,7 +112,8 @@ class _Server6(_Server):
 
 
 class AgentMetrics:
-    """The metrics of one agent, in its own registry unless one is given."""
+    """The metrics of one agent, with its process's, in its own registry unless one is given
+    (not the global one, which already holds the process collectors)."""
 
     def __init__(
         self,
@@ -117,6 +126,8 @@ class AgentMetrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.max_staleness = max_staleness
         reg = self.registry
+        ProcessCollector(registry=reg)
+        PlatformCollector(registry=reg)
 
         def gauge(name: str, doc: str, *labels: str) -> Gauge:
             return Gauge(f"prodstate_{name}", doc, labels, registry=reg)
@@ -130,8 +141,13 @@ class AgentMetrics:
         self.staleness = gauge(
             "staleness_seconds",
             "Seconds since the root's heartbeat last advanced in the local Redis (this "
-            "machine's monotonic clock).",
+            "machine's monotonic clock); with no heartbeat read yet, since the agent started.",
         )
+        self.heartbeat_missing = gauge(
+            "heartbeat_missing",
+            "1 until the agent has read a heartbeat from its local Redis.",
+        )
+        self.heartbeat_missing.set(1)
         self.fresh = gauge("fresh", "1 while the agent judges its local copy fresh.")
         self.paused = gauge(
             "paused", "1 while the cluster is paused for maintenance (no failover, no moves)."
@@ -140,6 +156,9 @@ class AgentMetrics:
             "pause_expiry_timestamp_seconds",
             "When the maintenance pause expires (Unix time; NaN: not paused, or never).",
         )
+        gauge("healthy", "1 while /healthz answers 200.").set_function(
+            lambda: 1 if self.healthz()[0] else 0
+        )
         self.zk_connected = gauge("zk_connected", "1 if ZooKeeper is connected.")
         self.zk_untrusted = gauge(
             "zk_untrusted", "1 while this cluster's znodes have ACLs the agents cannot set."
@@ -147,7 +166,9 @@ class AgentMetrics:
         self.link_up = gauge(
             "replication_link_up", "1 if the replication link is up (root: accepting writes)."
         )
-        self.offset = gauge("replication_offset", "Replication offset of the local Redis.")
+        self.offset = gauge(
+            "replication_offset_bytes", "Replication offset of the local Redis, in bytes."
+        )
         self.epoch = gauge("epoch", "Epoch of the current (or last known) root.")
         self.parent_changes = Counter(
             "prodstate_parent_changes", "Changes of the local Redis's master.", registry=reg
@@ -161,15 +182,23 @@ class AgentMetrics:
             buckets=DECISION_BUCKETS,
             registry=reg,
         )
+        self.heartbeat_write_seconds = Histogram(
+            "prodstate_heartbeat_write_seconds",
+            "Round trip of the root's heartbeat write to its Redis (root only).",
+            buckets=WRITE_BUCKETS,
+            registry=reg,
+        )
         self._syncs = _SyncCollector()
         reg.register(self._syncs)
         for name in ROLES:
             self.role.labels(name).set(0)
-        for gauge in (self.staleness, self.offset, self.pause_expires):
+        for gauge in (self.offset, self.pause_expires):
             gauge.set(math.nan)
         self._master: str | None = None
+        self._first_observed: float | None = None
         self._pause = ""
         self._freshness: Freshness | None = None
+        self._history_known = False
         self._policy = DEFAULT_POLICY
         self._health: tuple[bool, str] = (False, "starting: nothing observed yet")
         self._observed_at: float | None = None
@@ -188,10 +217,16 @@ class AgentMetrics:
         role = role_of(s)
         for name in ROLES:
             self.role.labels(name).set(1 if name == role else 0)
+        if self._first_observed is None:
+            self._first_observed = s.now
         staleness = s.freshness.age(s.now)
-        self.staleness.set(math.nan if staleness is None else staleness)
+        self.heartbeat_missing.set(1 if staleness is None else 0)
+        self.staleness.set(s.now - self._first_observed if staleness is None else staleness)
         self.fresh.set(1 if s.freshness.fresh else 0)
         self._freshness, self._policy = s.freshness, s.policy
+        self._history_known = bool(
+            r.reachable and s.lineage_readable and s.lineage.knows(r) and not r.loading
+        )
         paused = s.pause if s.paused else None
         self.paused.set(1 if paused else 0)
         expires = paused.expires if paused and paused.expires is not None else math.nan
@@ -215,6 +250,10 @@ class AgentMetrics:
         self._health = health(s)
         self._observed_at = time.monotonic()
 
+    def heartbeat_written(self, seconds: float) -> None:
+        """Record one heartbeat write's round trip (the root's heartbeat thread)."""
+        self.heartbeat_write_seconds.observe(seconds)
+
     def healthz(self) -> tuple[bool, str]:
         """The last health verdict, unless the loop has not observed anything for too long."""
         observed_at = self._observed_at
@@ -237,6 +276,7 @@ class AgentMetrics:
             "stale_after": self._policy.stale_after,
             "loop_stuck": stuck,
             "paused": self._pause or None,
+            "history_known": self._history_known and not stuck,
         }
 
     def serve(self, port: int, host: str = "0.0.0.0") -> ThreadingHTTPServer:

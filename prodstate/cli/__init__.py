@@ -12,6 +12,7 @@ import importlib
 import click
 
 from prodstate import __version__
+from prodstate.cli.config_file import config_option
 
 #: Command name -> "module:attribute" of its click command.
 COMMANDS = {
@@ -36,16 +37,20 @@ COMMANDS = {
     "error": "prodstate.statedb.errors_cli:error",
     "errors": "prodstate.statedb.errors_cli:errors",
     "web": "prodstate.statedb.web:web",
+    "config": "prodstate.settings.cli:config",
+    "render": "prodstate.cli.render:render",
+    "watch": "prodstate.cli.watch:watch",
 }
 
 
 def load_command(name: str) -> click.Command:
-    """Import the click command ``name`` of :data:`COMMANDS`."""
+    """Import the click command ``name`` of :data:`COMMANDS`, with ``--config`` added to it
+    and to each of its subcommands (:mod:`prodstate.cli.config_file`)."""
     module, _, attribute = COMMANDS[name].partition(":")
     command = getattr(importlib.import_module(module), attribute)
     if not isinstance(command, click.Command):
         raise TypeError(f"{COMMANDS[name]} is not a click command")
-    return command
+    return config_option(command)
 
 
 class LazyGroup(click.Group):

@@ -15,7 +15,6 @@ from prodstate.cli.exits import ERROR, fail
 from prodstate.cli.options import (
     check_address,
     check_node_id,
-    config_option,
     option,
     redis_option,
     zk_options,
@@ -27,7 +26,6 @@ from prodstate.zk.session import SessionFileError
 
 
 @click.command()
-@config_option
 @zk_options
 @option("--tier", required=True, type=click.Choice([t.value for t in Tier]), help="Tree tier.")
 @option("--node-id", default=socket.gethostname(), show_default="hostname", callback=check_node_id)

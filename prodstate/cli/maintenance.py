@@ -26,7 +26,7 @@ from kazoo.exceptions import NoNodeError
 
 from prodstate.cli.connect import secured, zookeeper
 from prodstate.cli.exits import NOT_APPLIED, describe, fail
-from prodstate.cli.options import config_option, env_name, zk_options
+from prodstate.cli.options import env_name, zk_options
 from prodstate.cli.security import security_options
 from prodstate.core.durations import format_duration, parse_span
 from prodstate.core.maintenance import MAX_REASON, Drain, Pause, Switchover
@@ -78,7 +78,6 @@ def _document(pause: Pause | None, now: float) -> dict[str, object]:
 
 
 @click.command()
-@config_option
 @zk_options
 @click.option("--reason", required=True, help=f"Why (shown everywhere; {MAX_REASON} chars).")
 @click.option("--expires", help="Resume by itself after this long (90s, 30m, 2h, 1d) [never].")
@@ -117,7 +116,6 @@ def pause(zk: str, cluster: str, reason: str, expires: str | None, as_json: bool
 
 
 @click.command()
-@config_option
 @zk_options
 @_json_option
 @security_options
@@ -136,7 +134,6 @@ def resume(zk: str, cluster: str, as_json: bool) -> None:
 
 
 @click.command()
-@config_option
 @zk_options
 @click.option("--to", "target", help="The branch to hand the root to [the furthest along].")
 @click.option(
@@ -229,7 +226,6 @@ def _await_handover(
 
 
 @click.command()
-@config_option
 @zk_options
 @click.argument("node")
 @click.option(
@@ -288,7 +284,6 @@ def drain(
 
 
 @click.command()
-@config_option
 @zk_options
 @click.argument("node")
 @_json_option

@@ -1,8 +1,8 @@
-"""Command-line options shared by commands, each also read from PRODSTATE_<NAME> and --config."""
+"""Command-line options shared by commands, each also read from PRODSTATE_<NAME> and the
+configuration file (:mod:`prodstate.cli.config_file`)."""
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable
 from typing import Any
 
@@ -14,57 +14,6 @@ from prodstate.core.model import DataError, parse_address, validate_node_id
 def env_name(option: str) -> str:
     """``--node-id`` -> ``PRODSTATE_NODE_ID``."""
     return "PRODSTATE_" + option.lstrip("-").replace("-", "_").upper()
-
-
-def load_config_file(ctx: click.Context, param: click.Parameter, path: str | None) -> None:
-    """Eager callback of ``--config``: a TOML file whose keys are option names."""
-    if path is None:
-        return
-    try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-    except OSError as exc:
-        raise click.BadParameter(f"cannot read {path}: {exc.strerror}", ctx, param) from None
-    except UnicodeDecodeError:
-        raise click.BadParameter(f"{path} is not UTF-8 text", ctx, param) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise click.BadParameter(f"{path} is not valid TOML: {exc}", ctx, param) from None
-    section = data.get(ctx.info_name or "", data) if isinstance(data, dict) else data
-    if not isinstance(section, dict):
-        raise click.BadParameter(f"{path}: expected a table of settings", ctx, param)
-    known = {p.name for p in ctx.command.params if p.name and p.name != "config"}
-    settings = {str(k).replace("-", "_"): v for k, v in section.items()}
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise click.BadParameter(
-            f"{path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}",
-            ctx,
-            param,
-        )
-    wrong = sorted(k for k, v in settings.items() if not isinstance(v, str | int | float | bool))
-    if wrong:
-        raise click.BadParameter(
-            f"{path}: setting(s) {', '.join(wrong)} must be a string, number or boolean",
-            ctx,
-            param,
-        )
-    # Click converts text for every option type; numbers as TOML numbers may not convert.
-    flags = {p.name for p in ctx.command.params if getattr(p, "is_flag", False)}
-    settings = {k: v if k in flags and isinstance(v, bool) else str(v) for k, v in settings.items()}
-    ctx.default_map = {**(ctx.default_map or {}), **settings}
-
-
-def config_option(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Add ``--config FILE`` (TOML); command line and environment take precedence over it."""
-    return click.option(
-        "--config",
-        type=click.Path(dir_okay=False),
-        envvar="PRODSTATE_CONFIG",
-        is_eager=True,
-        expose_value=False,
-        callback=load_config_file,
-        help="TOML file of settings (keys are option names). [env: PRODSTATE_CONFIG]",
-    )(command)
 
 
 def option(name: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

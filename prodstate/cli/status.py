@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import click
 
-from prodstate.cli.options import config_option, env_name, option, zk_options
+from prodstate.cli.options import env_name, option, zk_options
 from prodstate.cli.security import security, security_options
 from prodstate.ops.status import collect_status
 from prodstate.zk.client import ZK_ERRORS, quiet_client
 
 
 @click.command()
-@config_option
 @zk_options
 @click.option(
     "--json",

@@ -17,6 +17,7 @@ have been applied is never silently retried: it raises WriteUncertain.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -25,13 +26,20 @@ from prodstate.core import heartbeat
 from prodstate.core.heartbeat import EPOCH_KEY, HEARTBEAT_KEY
 from prodstate.core.model import RootRecord
 from prodstate.redis.control import connect
-from prodstate.redis.scripts import FENCED_BATCH, FENCED_WRITE, RESERVED_PREFIX, Script
+from prodstate.redis.scripts import (
+    FENCED_BATCH,
+    FENCED_CHECKED_BATCH,
+    FENCED_WRITE,
+    RESERVED_PREFIX,
+    Script,
+)
 from prodstate.security.credentials import Secret
 from prodstate.security.tls import TlsFiles
 
 if TYPE_CHECKING:  # a read-only client (zk=None) never imports kazoo
     from kazoo.client import KazooClient
 
+    from prodstate.settings.records import Settings
     from prodstate.zk.rootwatch import RootView, RootWatch
 
 #: Seconds the first WAIT may take; slower acknowledgements are awaited in further rounds.
@@ -53,6 +61,15 @@ class WriteFailed(ProdstateError):
 
 class WriteRejected(WriteFailed):
     """The root refused the command itself (wrong type, syntax, reserved key): not applied."""
+
+
+class WriteConflict(WriteRejected):
+    """A condition of :meth:`Client.write_batch` did not hold at the root: not applied.
+    ``condition`` is its index in ``expect`` (0-based)."""
+
+    def __init__(self, message: str, condition: int) -> None:
+        super().__init__(message)
+        self.condition = condition
 
 
 class WriteUncertain(WriteFailed):
@@ -213,6 +230,14 @@ class Client:
         """SMEMBERS from the local Redis (e.g. machines running monkey instances)."""
         return self.read("SMEMBERS", key, max_staleness=max_staleness)
 
+    def config(self, namespace: str, max_staleness: float | None = None) -> Settings:
+        """The settings of ``namespace`` from the local Redis, as typed values (JSON decoded:
+        ``settings["page_threshold"]`` is an int if it was set as one); UnknownNamespace if
+        it has none. See :mod:`prodstate.settings`."""
+        from prodstate.settings.records import read_settings  # only where settings are read
+
+        return read_settings(self, namespace, max_staleness)
+
     # --- writes (through the root) -----------------------------------------------------------
 
     def set(self, key: str, value: str, **kw: Any) -> Any:
@@ -260,19 +285,28 @@ class Client:
         commands: list[tuple[Any, ...]],
         acks: int | None = None,
         timeout: float | None = None,
+        expect: Sequence[tuple[str, str, str | None]] = (),
     ) -> list[Any]:
         """Run several write commands at the root in one fenced script (applied together,
         nothing in between), confirmed like :meth:`write`; their replies in order.
 
+        ``expect``: ``(key, field, value)`` conditions checked in the same script, before
+        anything is written: hash ``key``'s ``field`` must hold ``value`` (be absent for
+        None), else WriteConflict names the first that does not hold (a compare-and-set).
         A command that fails at the root stops the script: the ones before it stay applied.
         """
         if not commands:
             raise WriteRejected("empty batch")
         args: list[Any] = []
+        if expect:
+            args.append(len(expect))
+            for key, field, value in expect:
+                args += [key, field, "absent", ""] if value is None else [key, field, "=", value]
         for command in commands:
             _check_command(command)
             args += [len(command), *command]
-        return self._write(FENCED_BATCH, tuple(args), acks, timeout)
+        script = FENCED_CHECKED_BATCH if expect else FENCED_BATCH
+        return self._write(script, tuple(args), acks, timeout)
 
     def _write(
         self, script: Script, args: tuple[Any, ...], acks: int | None, timeout: float | None
@@ -373,6 +407,9 @@ class Client:
             return _Refused(f"root {root.address} has not loaded the fenced scripts yet")
         if isinstance(reply, redis.ResponseError):
             text = str(reply)
+            if script is FENCED_CHECKED_BATCH and text.startswith("CONFLICT condition "):
+                index = int(text.split()[2].rstrip(":")) - 1  # the values may say anything
+                raise WriteConflict(f"not applied: {text}", index)
             if any(code in text for code in _REFUSALS):
                 return _Refused(f"root {root.address} (epoch {root.epoch}) refused: {text}")
             raise WriteRejected(f"root refused the command: {text}")

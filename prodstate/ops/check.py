@@ -122,10 +122,9 @@ def evaluate(heartbeat_raw: str | None, now: float, warning: float, critical: fl
     return judge(staleness, warning, critical, message)
 
 
-def agent_freshness(address: str, timeout: float = TIMEOUT) -> tuple[float | None, str, str]:
-    """The heartbeat's age as the agent at ``address`` (its metrics ``HOST:PORT``) measures
-    it, from ``/freshness``, or None and why it cannot tell; and the cluster's maintenance
-    pause as the agent sees it ("" if none)."""
+def read_agent(address: str, timeout: float = TIMEOUT) -> tuple[dict | None, str]:
+    """The JSON object the agent at ``address`` (its metrics ``HOST:PORT``) answers on
+    ``/freshness``, or None and why there is none."""
     import http.client
     import json
 
@@ -139,16 +138,27 @@ def agent_freshness(address: str, timeout: float = TIMEOUT) -> tuple[float | Non
         finally:
             conn.close()
     except DataError as exc:
-        return None, str(exc), ""
+        return None, str(exc)
     except (OSError, http.client.HTTPException) as exc:
-        return None, f"not answering ({type(exc).__name__}: {exc})", ""
+        return None, f"not answering ({type(exc).__name__}: {exc})"
     if response.status != 200:
-        return None, f"answered HTTP {response.status}", ""
+        return None, f"answered HTTP {response.status}"
     try:
         data = json.loads(body)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        return None, "answered something that is not its freshness"
+    return data, ""
+
+
+def freshness_of(data: dict) -> tuple[float | None, str, str]:
+    """The heartbeat's age in an agent's ``/freshness`` answer, or None and why it cannot
+    tell; and the cluster's maintenance pause as the agent sees it ("" if none)."""
+    try:
         age = data["heartbeat_age"]
         stuck = data["loop_stuck"]
-    except (ValueError, KeyError, TypeError):
+    except (KeyError, TypeError):
         return None, "answered something that is not its freshness", ""
     paused = data.get("paused")
     paused = paused[:200] if isinstance(paused, str) else ""
@@ -157,6 +167,16 @@ def agent_freshness(address: str, timeout: float = TIMEOUT) -> tuple[float | Non
     if isinstance(age, bool) or not isinstance(age, int | float) or not math.isfinite(age):
         return None, "has read no heartbeat yet", paused
     return max(0.0, float(age)), "", paused
+
+
+def agent_freshness(address: str, timeout: float = TIMEOUT) -> tuple[float | None, str, str]:
+    """The heartbeat's age as the agent at ``address`` (its metrics ``HOST:PORT``) measures
+    it, from ``/freshness``, or None and why it cannot tell; and the cluster's maintenance
+    pause as the agent sees it ("" if none)."""
+    data, why = read_agent(address, timeout)
+    if data is None:
+        return None, why, ""
+    return freshness_of(data)
 
 
 def unknown(message: str) -> CheckResult:

@@ -165,6 +165,24 @@ def _replica_links(repl: dict) -> list[tuple[str, bool]]:
 _SYNCING = ("wait_bgsave", "send_bulk")
 
 
+#: The Redis setting that publishes a notification for every change of a key.
+NOTIFY_KEYSPACE_EVENTS = "notify-keyspace-events"
+#: What Redis 7's ``A`` flag stands for (every class of event but key misses and new keys).
+_ALL_EVENTS = "g$lshzxetd"
+
+
+def merge_event_flags(current: str, needed: str) -> str:
+    """``notify-keyspace-events`` holding both ``current``'s flags and ``needed``'s, written
+    as Redis writes it back (``A`` for all classes, then the rest), so a Redis that already
+    has them is left alone: ``merge_event_flags("Ex", "KA") == "AKE"``."""
+    flags = set(current) | set(needed)
+    if "A" in flags:
+        flags |= set(_ALL_EVENTS)
+        flags.discard("A")
+    text = "A" if set(_ALL_EVENTS) <= flags else "".join(c for c in _ALL_EVENTS if c in flags)
+    return text + "".join(c for c in "KEmn" if c in flags)
+
+
 class HandOverFailed(redis.RedisError):
     """Redis did not hand its role over; it is still the master (the reason is the text)."""
 
@@ -193,9 +211,13 @@ class RedisControl:
         return read_state(self.conn)
 
     def configure(self, settings: dict[str, str]) -> None:
-        """``CONFIG SET`` each setting the tree needs (only those that differ)."""
+        """``CONFIG SET`` each setting the tree needs (only those that differ). The flags
+        of ``notify-keyspace-events`` are added to those the operator set, not put in
+        their place."""
         current = self.conn.config_get("*")
         for key, value in settings.items():
+            if key == NOTIFY_KEYSPACE_EVENTS:
+                value = merge_event_flags(str(current.get(key, "")), value)
             if str(current.get(key)) != str(value):
                 self.conn.config_set(key, value)
 

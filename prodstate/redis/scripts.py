@@ -101,5 +101,57 @@ return replies
 """,
 )
 
-SCRIPTS = (FENCED_WRITE, FENCED_BATCH)
-__all__ = ["EPOCH_KEY", "FENCED_BATCH", "FENCED_WRITE", "RESERVED_PREFIX", "SCRIPTS", "Script"]
+#: A batch applied only if hash fields hold what the caller expects (a compare-and-set
+#: checked inside the write itself). ARGV after the epoch: the number of conditions, then
+#: for each its hash key, field, ``=`` and the value it must hold, or ``absent`` and an
+#: empty word; then the commands as in FENCED_BATCH. The first condition that does not
+#: hold stops it with ``CONFLICT condition N: ...``, before anything is written.
+FENCED_CHECKED_BATCH = Script(
+    "fenced-checked-batch",
+    _PRELUDE
+    + """
+local conditions = tonumber(ARGV[2])
+local i = 3
+for c = 1, conditions do
+  local current = redis.call('HGET', ARGV[i], ARGV[i + 1])
+  local wanted = false
+  if ARGV[i + 2] == '=' then
+    wanted = ARGV[i + 3]
+  end
+  if current ~= wanted then
+    return redis.error_reply('CONFLICT condition ' .. c .. ': ' .. ARGV[i] .. ' ' ..
+      ARGV[i + 1] .. ' is ' .. (current or '(absent)') .. ', expected ' ..
+      (wanted or '(absent)'))
+  end
+  i = i + 4
+end
+local first = i
+while i <= #ARGV do
+  local n = tonumber(ARGV[i])
+  local why = refusal(i + 1, i + n)
+  if why then
+    return redis.error_reply(why)
+  end
+  i = i + n + 1
+end
+local replies = {}
+i = first
+while i <= #ARGV do
+  local n = tonumber(ARGV[i])
+  replies[#replies + 1] = redis.call(unpack(ARGV, i + 1, i + n))
+  i = i + n + 1
+end
+return replies
+""",
+)
+
+SCRIPTS = (FENCED_WRITE, FENCED_BATCH, FENCED_CHECKED_BATCH)
+__all__ = [
+    "EPOCH_KEY",
+    "FENCED_BATCH",
+    "FENCED_CHECKED_BATCH",
+    "FENCED_WRITE",
+    "RESERVED_PREFIX",
+    "SCRIPTS",
+    "Script",
+]

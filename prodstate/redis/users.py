@@ -13,12 +13,17 @@ the same on every machine (any branch may become root, any node a parent):
 * ``writer``: prodstate.Client's writes at the root: data commands run inside the fenced
   scripts, which it may call by digest only (it cannot load, flush or run any other
   script or function), ``WAIT`` and ``ROLE``; no administration;
-* ``reader``: local readers and ``prodstate check`` (reads and ``INFO`` only).
+* ``reader``: local readers, ``prodstate check``, ``render`` and ``watch`` (reads,
+  ``INFO`` and subscribing to the keyspace notifications).
 """
 
 from __future__ import annotations
 
 from prodstate.security.credentials import Credentials, Secret
+
+#: The keyspace notifications of database 0, as one pattern (Redis checks a subscribed
+#: pattern against the allowed ones literally: the reader subscribes to exactly this).
+KEYSPACE_CHANNELS = "__keyspace@0__:*"
 
 #: Permissions of each role the agent creates (after ``reset on`` and its passwords).
 RULES = {
@@ -35,7 +40,17 @@ RULES = {
         "+role",
         "+wait",
     ),
-    "reader": ("~*", "+@read", "+@connection", "-@dangerous", "+info"),
+    "reader": (
+        "~*",
+        "+@read",
+        "+@connection",
+        "-@dangerous",
+        "+info",
+        # prodstate render and watch: keyspace notifications, subscribed to by pattern.
+        "+psubscribe",
+        "+punsubscribe",
+        f"&{KEYSPACE_CHANNELS}",
+    ),
 }
 
 

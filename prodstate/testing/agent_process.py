@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -71,7 +72,9 @@ class AgentProcess(ManagedProcess):
             str(self.state_dir),
             *extra_args,
         ]
-        super().__init__(f"agent-{node_id}", argv, Path(workdir) / "agents")
+        # Only its command line: not the machine's /etc/prodstate/prodstate.toml.
+        env = {"PRODSTATE_CONFIG": os.devnull}
+        super().__init__(f"agent-{node_id}", argv, Path(workdir) / "agents", env=env)
 
     def forget_session(self) -> None:
         """Remove the saved session (while stopped): the next start opens a new one, as

@@ -1,6 +1,10 @@
-"""pytest plugin: print the tails of server logs when a test fails, and reap leftovers.
+"""pytest plugin of the integration suites: print the tails of server logs when a test
+fails, and reap leftovers.
 
-Load it with ``pytest_plugins = ["prodstate.testing.pytest_plugin"]``.
+It lives beside the tests, not in the ``prodstate`` package: the package must import
+with its runtime dependencies alone, and pytest is not one. ``integration/conftest.py``
+loads it; another suite of this tree loads it with
+``pytest_plugins = ["integration.harness_plugin"]``.
 """
 
 from __future__ import annotations
