@@ -174,6 +174,7 @@ def test_unknown_pages_and_writes_are_refused(app):
     assert _call(app, "/nope")[0] == "404 Not Found"
     assert _call(app, "/locks", "POST")[0] == "405 Method Not Allowed"
     assert _call(app, "/machines/<b>")[0] == "404 Not Found"
+    assert _call(app, "/machines/%41")[0] == "404 Not Found"  # PATH_INFO is decoded once
     status, _, body = _call(app, "/errors", query="since=yesterday")
     assert status == "400 Bad Request" and 'id="search-error"' in body and "yesterday" in body
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs
 
 from kazoo.client import KazooClient
 
@@ -133,7 +133,9 @@ class Dashboard:
             return page(request)
         for prefix, handler in self.prefixed.items():
             if request.path.startswith(prefix):
-                return handler(request, unquote(request.path[len(prefix) :]))
+                # PATH_INFO is already decoded (PEP 3333): decoding it again would read
+                # /machines/%2541 as machine A.
+                return handler(request, request.path[len(prefix) :])
         return Reply("404 Not Found", f"no page {request.path}\n".encode(), "text/plain")
 
     def _page(self, request: Request, template: str, section: str, title: str, **ctx: Any) -> Reply:
