@@ -173,7 +173,7 @@ def report(
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="RSS, CPU and ZooKeeper requests of idle agents (see README.rst).",
+        description="RSS, CPU and ZooKeeper requests of idle agents (see docs/benchmarks.rst).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--branches", type=int, default=3, help="branches, the root included")

@@ -364,7 +364,7 @@ def as_json(args: argparse.Namespace, result: dict[str, Any]) -> dict[str, Any]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Measure confirmed client writes against plain SET + WAIT (see README.rst).",
+        description="Confirmed client writes against plain SET + WAIT (see docs/benchmarks.rst).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--writes", type=int, default=2000, help="writes per variant per round")

@@ -479,7 +479,7 @@ def report(
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Measure root failover and branch loss on local clusters (see README.rst).",
+        description="Root failover and branch loss on local clusters (see docs/benchmarks.rst).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--runs", type=int, default=5, help="runs per measurement")

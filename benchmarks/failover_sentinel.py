@@ -388,7 +388,7 @@ def report(args: argparse.Namespace, runs: list[Run]) -> tuple[str, bool]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Root failover: prodstate against Redis Sentinel (see benchmarks/README.rst).",
+        description="Root failover: prodstate against Redis Sentinel (see docs/benchmarks.rst).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--runs", type=int, default=3, help="runs of each system, interleaved")

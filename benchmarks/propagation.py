@@ -244,7 +244,7 @@ def plot(trees: list[Tree], path: Path) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Root-to-every-leaf propagation, prodstate against plain Redis (README.rst).",
+        description="Root-to-leaf propagation against plain Redis (see docs/benchmarks.rst).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--branches", type=int, default=10, help="branches besides the root")

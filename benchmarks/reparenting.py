@@ -220,7 +220,7 @@ def report(args: argparse.Namespace, r: Result) -> tuple[str, bool]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Bytes sent when a crashed branch's leaves move (see README.rst).",
+        description="Bytes sent when a crashed branch's leaves move (see docs/benchmarks.rst).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--dataset-mb", type=int, default=100, help="dataset written at the root")

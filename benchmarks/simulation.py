@@ -437,7 +437,7 @@ def plot(results: list[Figures], args: argparse.Namespace) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="ZooKeeper load and convergence, simulated leaves (see benchmarks/README.rst).",
+        description="ZooKeeper load and convergence, simulated leaves (see docs/benchmarks.rst).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     add = parser.add_argument

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from prodstate.redis.control import HEARTBEAT_KEY
 from prodstate.testing import RedisServer, free_port, wait_until
 
-CHECK = "from prodstate.cli.check import check; check(prog_name='prodstate check')"
-PERFDATA = re.compile(r" \| staleness=(\d+\.\d{3})s;(\S+);(\S+);0$")
+PERFDATA = re.compile(r" \| staleness=(\d+\.\d{3})s;(\S*);(\S*);0$")
 
 
 @dataclass
@@ -38,7 +37,7 @@ def run_check(*args: str, env: dict[str, str] | None = None) -> Outcome:
     """Run the plugin as Nagios would: a fresh process, status from exit code and stdout."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("PRODSTATE_")}
     proc = subprocess.run(
-        [sys.executable, "-c", CHECK, *args],
+        [sys.executable, "-m", "prodstate", "check", *args],
         env={**base, **(env or {})},
         capture_output=True,
         text=True,
@@ -58,7 +57,7 @@ def test_fresh_heartbeat_is_ok(redis_server):
     set_heartbeat(redis_server, 0)
     out = run_check("--redis", redis_server.address)
     assert out.code == 0, out
-    assert out.line.startswith("PRODSTATE OK - heartbeat 0.")
+    assert out.line.startswith("PRODSTATE OK - heartbeat ")
     assert f"old ({redis_server.address}) | staleness=" in out.line
     assert out.line.endswith(";5;30;0")
     assert 0 <= out.staleness() < 5
@@ -76,8 +75,8 @@ def test_very_old_heartbeat_is_critical(redis_server):
     set_heartbeat(redis_server, 600)
     out = run_check("--redis", redis_server.address, "--warning", "5", "--critical", "30")
     assert out.code == 2, out
-    assert out.line.startswith(
-        f"PRODSTATE CRITICAL - heartbeat 10m 0s old ({redis_server.address})"
+    assert re.match(
+        rf"PRODSTATE CRITICAL - heartbeat 10m \d+s old \({redis_server.address}\)", out.line
     )
     assert 600 <= out.staleness() < 630
 
@@ -87,7 +86,7 @@ def test_options_from_the_environment(redis_server):
     env = {"PRODSTATE_REDIS": redis_server.address, "PRODSTATE_CRITICAL": "8"}
     out = run_check(env=env)
     assert out.code == 2, out
-    assert out.line.endswith(";5;8;0")
+    assert out.line.endswith(";;8;0")  # -c alone: no warning threshold
 
 
 def test_missing_heartbeat_is_unknown(redis_server):
@@ -146,10 +145,40 @@ def test_replica_refusing_stale_reads_is_unknown(redis_server):
     assert "Link with MASTER is down" in out.line
 
 
-def test_warning_above_critical_is_a_usage_error():
-    out = run_check("--redis", "127.0.0.1:1", "--warning", "31")
+def test_ranges_and_either_threshold_alone(redis_server):
+    set_heartbeat(redis_server, 10)
+    only_critical = run_check("--redis", redis_server.address, "-c", "3")
+    assert only_critical.code == 2, only_critical
+    assert only_critical.line.endswith(";;3;0")
+    inverted = run_check("--redis", redis_server.address, "-w", "@5:15", "-c", "~:60")
+    assert inverted.code == 1, inverted
+    assert inverted.line.endswith(";@5:15;~:60;0")
+
+
+def test_a_hung_redis_is_unknown_once_the_timeout_passes(redis_server):
+    """A Redis that accepts connections but never answers (stopped with SIGSTOP: the kernel
+    still completes the handshake) must not hang the check past ``-t``."""
+    set_heartbeat(redis_server, 0)
+    redis_server.pause()
+    try:
+        started = time.monotonic()
+        out = run_check("--redis", redis_server.address, "-t", "1.5")
+        took = time.monotonic() - started
+    finally:
+        redis_server.resume()
+    assert out.code == 3, out
+    assert out.line.startswith("PRODSTATE UNKNOWN - ")
+    assert "1.5s" in out.line
+    assert 1.5 <= took < 10, took
+
+
+def test_version_and_usage_errors():
+    version = run_check("-V")
+    assert version.code == 0 and version.line.startswith("prodstate check ")
+    out = run_check("--redis", "127.0.0.1:1", "-w", "31:30")
     assert out.code == 3, out
     assert out.line == (
-        "PRODSTATE UNKNOWN - usage error: --warning (31) must not exceed --critical (30)"
+        "PRODSTATE UNKNOWN - usage error: argument -w/--warning: '31:30' is not a range: "
+        "its start is above its end"
     )
-    assert "Usage: prodstate check" in out.stderr
+    assert out.stderr == ""

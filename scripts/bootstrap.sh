@@ -16,6 +16,7 @@ command -v ip >/dev/null || missing+=(iproute2)
 command -v tc >/dev/null || missing+=(iproute2)
 command -v iptables >/dev/null || missing+=(iptables)
 command -v setpriv >/dev/null || missing+=(util-linux)
+[ -x /usr/sbin/nagios4 ] || missing+=(nagios4-core)   # runs prodstate check in a test
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
 command -v promtool >/dev/null || missing+=(prometheus)  # checks and unit-tests the alert rules

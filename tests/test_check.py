@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+import os
 
 import click
 import pytest
 from click.testing import CliRunner
-from redis import exceptions as redis_errors
 
-from prodstate.cli.check import check
+import prodstate
+from prodstate.cli import check as check_cli
 from prodstate.core.actions import Decision, Wait
+from prodstate.core.heartbeat import HEARTBEAT_KEY
+from prodstate.core.nagios_range import Range, parse_range
 from prodstate.ops import check as check_module
-from prodstate.ops.check import CheckResult, Status, evaluate, format_age, read_heartbeat
-from prodstate.redis.control import HEARTBEAT_KEY
+from prodstate.ops.check import CheckResult, Status, format_age, read_heartbeat
+from prodstate.redis.resp import ProtocolError, ReplyError
 
 NOW = 1_700_000_000.0
+W, C = Range(0, 5), Range(0, 30)
+
+
+def evaluate(raw: str | None, now: float, warning: float | str, critical: float | str):
+    """:func:`prodstate.ops.check.evaluate` with thresholds written as on the command line."""
+    return check_module.evaluate(raw, now, parse_range(f"{warning}"), parse_range(f"{critical}"))
 
 
 def beat(age: float) -> str:
@@ -122,11 +130,27 @@ def test_a_heartbeat_further_ahead_than_skew_is_unknown_not_fresh(ahead: float) 
     assert "in the future, beyond the 5s allowed for clock skew" in result.message
 
 
-def test_evaluate_rejects_inverted_thresholds() -> None:
-    with pytest.raises(ValueError):
-        evaluate(beat(1), NOW, 30, 5)
-    with pytest.raises(ValueError):
-        evaluate(beat(1), NOW, -1, 5)
+@pytest.mark.parametrize(
+    ("warning", "critical", "age", "status", "perfdata"),
+    [
+        ("10:", "5:", 7, Status.WARNING, "staleness=7.000s;10:;5:;0"),  # alert when too young
+        ("~:1", "@0:0.5", 0.2, Status.CRITICAL, "staleness=0.200s;~:1;@0.5;0"),
+        ("@2:4", "~:", 3, Status.WARNING, "staleness=3.000s;@2:4;~:;0"),
+        ("40", "30", 35, Status.CRITICAL, "staleness=35.000s;40;30;0"),  # no order is forced
+    ],
+)
+def test_ranges_decide_the_state_and_go_into_the_perfdata(warning, critical, age, status, perfdata):
+    result = evaluate(beat(age), NOW, warning, critical)
+    assert (result.status, result.perfdata) == (status, perfdata)
+
+
+def test_an_unset_threshold_never_alerts_and_leaves_its_perfdata_field_empty() -> None:
+    only_critical = check_module.evaluate(beat(20), NOW, None, Range(0, 3))
+    assert only_critical.status is Status.CRITICAL
+    assert only_critical.perfdata == "staleness=20.000s;;3;0"
+    only_warning = check_module.evaluate(beat(9e5), NOW, Range(0, 3), None)
+    assert only_warning.status is Status.WARNING
+    assert only_warning.perfdata == "staleness=900000.000s;3;;0"
 
 
 @pytest.mark.parametrize(
@@ -138,33 +162,37 @@ def test_format_age(seconds: float, text: str) -> None:
 
 
 class FakeRedis:
-    """Stands in for a redis-py client: GET returns ``value`` or raises ``error``."""
+    """Stands in for :class:`prodstate.redis.resp.Connection`: GET returns ``value`` (str,
+    sent as bytes) or raises ``error``. Real servers answer in integration/."""
 
     def __init__(self, value: str | None = None, error: BaseException | None = None) -> None:
         self.value = value
         self.error = error
         self.closed = False
 
-    def get(self, key: str) -> str | None:
-        assert key == HEARTBEAT_KEY
+    def call(self, *args: str, max_bulk: int = 0) -> bytes | None:
+        assert args == ("GET", HEARTBEAT_KEY)
         if self.error is not None:
             raise self.error
-        return self.value
+        return None if self.value is None else self.value.encode()
 
-    def close(self) -> None:
+    def __enter__(self) -> FakeRedis:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         self.closed = True
 
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeRedis:
     client = FakeRedis()
-    monkeypatch.setattr(check_module, "connect", lambda address, timeout, **kw: client)
+    monkeypatch.setattr(check_module, "Connection", lambda address, timeout, **kw: client)
     return client
 
 
 def test_read_heartbeat_evaluates_the_value(fake: FakeRedis) -> None:
     fake.value = beat(12)
-    result = read_heartbeat("h:1", 5, 30, clock=lambda: NOW)
+    result = read_heartbeat("h:1", W, C, clock=lambda: NOW)
     assert result == CheckResult(Status.WARNING, "heartbeat 12.0s old", "staleness=12.000s;5;30;0")
     assert fake.closed
 
@@ -172,17 +200,14 @@ def test_read_heartbeat_evaluates_the_value(fake: FakeRedis) -> None:
 @pytest.mark.parametrize(
     ("error", "reason"),
     [
-        (redis_errors.BusyLoadingError("LOADING Redis is loading"), "loading its dataset"),
-        (redis_errors.AuthenticationError("Authentication required."), "requires authentication"),
-        (redis_errors.TimeoutError("Timeout reading"), "did not answer within 2s"),
-        (redis_errors.ConnectionError("Connection refused."), "cannot connect to Redis"),
-        (
-            redis_errors.ResponseError("WRONGTYPE Op"),
-            "refused GET prodstate:time: WRONG",
-        ),
-        (redis_errors.ResponseError("Link with MASTER is down"), "GET prodstate:time: Link"),
-        (redis_errors.RedisError("odd"), "Redis error: odd"),
-        (UnicodeDecodeError("utf-8", b"\xff", 0, 1, "bad"), "not valid UTF-8"),
+        (ReplyError("LOADING Redis is loading"), "loading its dataset"),
+        (ReplyError("NOAUTH Authentication required."), "requires authentication: NOAUTH"),
+        (ReplyError("WRONGPASS invalid username-password pair"), "requires authentication"),
+        (TimeoutError("timed out"), "did not answer within 10s"),
+        (ConnectionRefusedError(111, "Connection refused"), "cannot connect to Redis: "),
+        (ReplyError("WRONGTYPE Op"), "refused GET prodstate:time: WRONGTYPE Op"),
+        (ReplyError("MASTERDOWN Link with MASTER is down"), "GET prodstate:time: MASTERDOWN"),
+        (ProtocolError("bulk string of 5000 bytes"), "not a Redis reply: bulk string"),
         (RuntimeError("boom"), "unexpected error: RuntimeError: boom"),
     ],
 )
@@ -190,18 +215,41 @@ def test_read_heartbeat_maps_errors_to_unknown(
     fake: FakeRedis, error: BaseException, reason: str
 ) -> None:
     fake.error = error
-    result = read_heartbeat("h:1", 5, 30, clock=lambda: NOW)
+    result = read_heartbeat("h:1", W, C, clock=lambda: NOW)
     assert result.status is Status.UNKNOWN
     assert reason in result.message
     assert result.perfdata == ""
     assert fake.closed
 
 
-def run(*args: str, env: dict[str, str] | None = None) -> Any:
-    return CliRunner().invoke(check, list(args), env=env, prog_name="prodstate check")
+class Ran:
+    """What the check printed and returned."""
+
+    def __init__(self, code: int, stdout: str, stderr: str) -> None:
+        self.exit_code, self.stdout, self.stderr = code, stdout, stderr
+        self.output = stdout
 
 
-def test_command_prints_the_line_and_exits_with_the_status(fake: FakeRedis) -> None:
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
+    """Run ``prodstate check ARGS`` in this process, with only the PRODSTATE_* variables given."""
+    for name in [k for k in os.environ if k.startswith("PRODSTATE_")]:
+        monkeypatch.delenv(name)
+
+    def run(*args: str, env: dict[str, str] | None = None) -> Ran:
+        for key, value in (env or {}).items():
+            monkeypatch.setenv(key, value)
+        try:
+            code = check_cli.main(list(args))
+        except SystemExit as exc:  # -h and -V, as argparse ends them
+            code = int(exc.code or 0)
+        out, err = capsys.readouterr()
+        return Ran(code, out, err)
+
+    return run
+
+
+def test_command_prints_the_line_and_exits_with_the_status(fake: FakeRedis, run) -> None:
     fake.value = f"{check_module.time.time() - 100:.6f}"
     result = run("--redis", "h:1", "--warning", "5", "--critical", "30")
     assert result.exit_code == 2, result.output
@@ -209,12 +257,36 @@ def test_command_prints_the_line_and_exits_with_the_status(fake: FakeRedis) -> N
     assert result.output.rstrip().endswith("s;5;30;0")
 
 
+def test_short_options_take_ranges(fake: FakeRedis, run) -> None:
+    fake.value = f"{check_module.time.time() - 100:.6f}"
+    result = run("--redis", "h:1", "-w", "@90:200", "-c", "~:1000", "-t", "3")
+    assert result.exit_code == 1, result.output
+    assert result.output.rstrip().endswith("s;@90:200;~:1000;0")
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "perfdata"),
+    [
+        (["-c", "3"], 2, ";;3;0"),  # -c alone: no warning threshold
+        (["--critical", "300"], 0, ";;300;0"),
+        (["-w", "3"], 1, ";3;;0"),  # -w alone: no critical threshold
+        ([], 2, ";5;30;0"),  # neither: the defaults
+    ],
+)
+def test_either_threshold_alone_is_accepted(fake: FakeRedis, run, args, code, perfdata) -> None:
+    fake.value = f"{check_module.time.time() - 100:.6f}"
+    result = run("--redis", "h:1", *args)
+    assert result.exit_code == code, result.output
+    assert result.output.rstrip().endswith(perfdata)
+    assert len(result.output.splitlines()) == 1
+
+
 def test_command_reads_options_from_the_environment(
-    fake: FakeRedis, monkeypatch: pytest.MonkeyPatch
+    fake: FakeRedis, monkeypatch: pytest.MonkeyPatch, run
 ) -> None:
     seen = []
     monkeypatch.setattr(
-        check_module, "connect", lambda address, timeout, **kw: seen.append(address) or fake
+        check_module, "Connection", lambda address, timeout, **kw: seen.append(address) or fake
     )
     fake.value = f"{check_module.time.time() - 3:.6f}"
     env = {"PRODSTATE_REDIS": "example:7000", "PRODSTATE_WARNING": "1", "PRODSTATE_CRITICAL": "2"}
@@ -224,60 +296,75 @@ def test_command_reads_options_from_the_environment(
     assert "(example:7000)" in result.output and ";1;2;0" in result.output
 
 
-def test_defaults(fake: FakeRedis, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("PRODSTATE_REDIS", "PRODSTATE_WARNING", "PRODSTATE_CRITICAL"):
-        monkeypatch.delenv(name, raising=False)
+def test_defaults(fake: FakeRedis, run) -> None:
     fake.value = f"{check_module.time.time():.6f}"
     result = run()
     assert result.exit_code == 0, result.output
     assert "(localhost:6379)" in result.output and ";5;30;0" in result.output
 
 
-def test_warning_above_critical_is_a_usage_error_exiting_3(fake: FakeRedis) -> None:
-    result = run("--warning", "40", "--critical", "30")
-    assert result.exit_code == 3
-    assert result.stdout.startswith(
-        "PRODSTATE UNKNOWN - usage error: --warning (40) must not exceed --critical (30)\n"
-    )
-    assert "Usage: prodstate check" in result.stderr
+def test_version(run) -> None:
+    result = run("-V")
+    assert result.exit_code == 0
+    assert result.stdout == f"prodstate check {prodstate.__version__}\n"
 
 
 @pytest.mark.parametrize(
     ("args", "complaint"),
     [
-        (["--warning", "-1"], "--warning"),
-        (["--critical", "soon"], "--critical"),
-        (["--warning", "nan"], "finite"),
-        (["--critical", "inf"], "finite"),
+        (["--warning", "-1"], "--warning: '-1' is not a range: its start is above its end"),
+        (["-c", "soon"], "-c/--critical: 'soon' is not a range"),
+        (["-w", "10:5"], "start is above its end"),
+        (["-w", "nan"], "not a number"),
+        (["--critical", "inf"], "not a number"),
+        (["-c"], "-c/--critical: expected one argument"),
+        (["-t", "0"], "-t/--timeout: '0': must be above 0"),
+        (["-t", "nan"], "-t/--timeout: 'nan'"),
+        (["-t", "1e9"], "at most 3600"),
+        (["-t", "soon"], "'soon' is not a number of seconds"),
         (["--redis", "localhost"], "not HOST:PORT"),
         (["--redis", "localhost:0"], "not HOST:PORT"),
-        (["--bogus"], "No such option"),
-        (["extra"], "unexpected extra argument"),
+        (["--agent", "x"], "--agent: address 'x' is not HOST:PORT"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+        (["--warn", "3"], "unrecognized arguments: --warn"),  # no abbreviations
+        (["extra"], "unrecognized arguments: extra"),
+        (["--tls-cert-file", "c.pem"], "TLS needs a CA file"),
+        (["--credentials-file", "/nonexistent/creds.toml"], "--credentials-file: "),
     ],
 )
-def test_bad_options_exit_3(fake: FakeRedis, args: list[str], complaint: str) -> None:
+def test_bad_options_are_unknown_in_one_line_exiting_3(fake: FakeRedis, run, args, complaint):
     result = run(*args)
     assert result.exit_code == 3, result.output
     assert result.stdout.startswith("PRODSTATE UNKNOWN - usage error: ")
-    assert complaint in result.stdout.splitlines()[0]
+    assert len(result.stdout.splitlines()) == 1
+    assert complaint in result.stdout
+    assert result.stderr == ""
     assert not fake.closed  # Redis was never asked
 
 
-def test_usage_errors_exit_3_when_run_as_a_subcommand(fake: FakeRedis) -> None:
-    @click.group()
-    def group() -> None:
-        """Stand-in for the prodstate group."""
-
-    group.add_command(check)
-    result = CliRunner().invoke(group, ["check", "--warning", "9", "--critical", "3"])
+def test_a_bad_environment_value_is_a_usage_error(fake: FakeRedis, run) -> None:
+    result = run(env={"PRODSTATE_CRITICAL": "30:10"})
     assert result.exit_code == 3
-    assert result.stdout.startswith("PRODSTATE UNKNOWN - usage error: --warning (9)")
+    assert result.stdout == (
+        "PRODSTATE UNKNOWN - usage error: argument -c/--critical: '30:10' is not a range: "
+        "its start is above its end\n"
+    )
 
 
-def test_help_exits_0() -> None:
+def test_as_a_subcommand_of_the_group_usage_errors_still_exit_3(fake: FakeRedis) -> None:
+    from prodstate.cli import cli
+
+    result = CliRunner().invoke(cli, ["check", "-w", "9:3"])
+    assert result.exit_code == 3
+    assert result.stdout.startswith("PRODSTATE UNKNOWN - usage error: argument -w/--warning")
+    assert isinstance(check_cli.check, click.Command)
+
+
+def test_help_exits_0(run) -> None:
     result = run("--help")
     assert result.exit_code == 0
-    assert "--warning" in result.output and "PRODSTATE_REDIS" in result.output
+    assert "-w RANGE, --warning RANGE" in result.output and "PRODSTATE_WARNING" in result.output
+    assert "@10:20" in result.output
 
 
 # --- the agent's own measure -----------------------------------------------------------------
@@ -309,7 +396,7 @@ def test_with_the_agent_its_monotonic_measure_wins_over_the_clocks(fake, agent_m
     m, observe = agent_metrics
     observe(0.5)
     fake.value = f"{NOW + 3600:.6f}"
-    result = read_heartbeat("h:1", 5, 30, clock=lambda: NOW, agent=f"127.0.0.1:{m.port}")
+    result = read_heartbeat("h:1", W, C, clock=lambda: NOW, agent=f"127.0.0.1:{m.port}")
     assert result.status is Status.OK
     assert result.message.startswith("heartbeat advanced ") and result.message.endswith(" (agent)")
 
@@ -318,7 +405,7 @@ def test_an_agent_that_measures_a_stale_copy_makes_the_check_critical(fake, agen
     m, observe = agent_metrics
     observe(40.0, fresh=False)
     fake.value = beat(0.1)  # the clocks would say fresh
-    result = read_heartbeat("h:1", 5, 30, clock=lambda: NOW, agent=f"127.0.0.1:{m.port}")
+    result = read_heartbeat("h:1", W, C, clock=lambda: NOW, agent=f"127.0.0.1:{m.port}")
     assert result.status is Status.CRITICAL and "(agent)" in result.message
 
 
@@ -329,7 +416,7 @@ def test_with_the_agent_dead_the_check_compares_clocks_and_says_so(fake) -> None
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # nothing listens here once closed
     fake.value = beat(12)
-    result = read_heartbeat("h:1", 5, 30, clock=lambda: NOW, agent=f"127.0.0.1:{port}")
+    result = read_heartbeat("h:1", W, C, clock=lambda: NOW, agent=f"127.0.0.1:{port}")
     assert result.status is Status.WARNING
     assert result.message.startswith("heartbeat 12.0s old by clock comparison: agent at ")
     assert "not answering" in result.message
@@ -338,7 +425,7 @@ def test_with_the_agent_dead_the_check_compares_clocks_and_says_so(fake) -> None
 def test_an_agent_that_read_no_heartbeat_yet_means_clocks(fake, agent_metrics) -> None:
     m, _ = agent_metrics
     fake.value = beat(1)
-    result = read_heartbeat("h:1", 5, 30, clock=lambda: NOW, agent=f"127.0.0.1:{m.port}")
+    result = read_heartbeat("h:1", W, C, clock=lambda: NOW, agent=f"127.0.0.1:{m.port}")
     assert "by clock comparison" in result.message and "stuck" in result.message
 
 
@@ -351,7 +438,7 @@ def test_the_agent_tells_the_check_and_the_metrics_of_a_maintenance_pause(fake, 
     pause = Pause("network work", "ops@admin1", time.time() - 5, time.time() + 3600)
     observe(0.5, pause=pause)
     fake.value = beat(0.1)
-    result = read_heartbeat("h:1", 5, 30, clock=lambda: NOW, agent=f"127.0.0.1:{m.port}")
+    result = read_heartbeat("h:1", W, C, clock=lambda: NOW, agent=f"127.0.0.1:{m.port}")
     assert result.status is Status.OK
     assert '(agent); cluster paused by ops@admin1: "network work", 60m left' in result.message
     sample = m.registry.get_sample_value
@@ -359,5 +446,5 @@ def test_the_agent_tells_the_check_and_the_metrics_of_a_maintenance_pause(fake, 
     assert sample("prodstate_pause_expiry_timestamp_seconds") == pause.expires
     observe(0.5)
     assert sample("prodstate_paused") == 0
-    result = read_heartbeat("h:1", 5, 30, clock=lambda: NOW, agent=f"127.0.0.1:{m.port}")
+    result = read_heartbeat("h:1", W, C, clock=lambda: NOW, agent=f"127.0.0.1:{m.port}")
     assert "paused" not in result.message

@@ -8,8 +8,12 @@ from pathlib import Path
 import click
 import pytest
 
-from prodstate.cli import COMMANDS, cli, load_command
+from prodstate.cli import COMMANDS, FAST, cli, load_command
+from prodstate.cli import check as check_cli
+from prodstate.cli import config_click as cc
 from prodstate.cli import config_file as cf
+from prodstate.cli import get as get_cli
+from prodstate.cli.argv import UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "packaging" / "prodstate.toml"
@@ -55,9 +59,9 @@ def test_shared_keys_and_the_commands_own_section_become_its_settings(tmp_path):
     assert ctx.params["redis"] == "10.0.0.1:6379"
     assert ctx.params["node_id"] == "web12" and ctx.params["session_timeout"] == 4.0
     assert ctx.params["log_json"] is True
-    # check has no --zk: the shared key is not its business; its own section applies.
-    check = context(["check", "--config", path])
-    assert check.params["redis"] == "10.0.0.1:6379" and check.params["warning"] == 7.0
+    # status has no --tier: [agent] is not its business; the shared keys apply.
+    status = context(["status", "--config", path])
+    assert status.params["zk"] == "z1:2181" and "tier" not in status.params
 
 
 def test_the_command_line_wins_over_the_environment_which_wins_over_the_file(tmp_path, monkeypatch):
@@ -145,7 +149,7 @@ def every_command() -> list[tuple[str, ...]]:
             return [p for name, sub in command.commands.items() for p in under((*path, name), sub)]
         return [path]
 
-    return [p for name in COMMANDS for p in under((name,), load_command(name))]
+    return [p for name in COMMANDS if name not in FAST for p in under((name,), load_command(name))]
 
 
 @pytest.mark.parametrize("path", every_command(), ids=" ".join)
@@ -158,8 +162,46 @@ def test_every_command_takes_config_and_accepts_the_shipped_example(path):
         command = command.commands[name]
     config = next(p for p in command.params if p.name == "config")
     ctx = click.Context(command, info_name=path[-1], parent=parent)
-    cf.load(ctx, config, str(EXAMPLE))
+    cc.load(ctx, config, str(EXAMPLE))
     names = {p.name for p in command.params}
     assert set(ctx.default_map or {}) <= names
     if "zk" in names:
         assert (ctx.default_map or {})["zk"] == "zk1:2181,zk2:2181,zk3:2181"
+
+
+def test_check_and_get_read_the_shared_keys_and_their_sections(tmp_path, monkeypatch):
+    path = write(
+        tmp_path,
+        'zk = "z:1"\nredis = "10.0.0.1:6379"\n[check]\nwarning = 7\ntimeout = "2"\n'
+        "[get]\nmax-staleness = 4\n",
+    )
+    check = check_cli.parse(["--config", path])
+    assert check.redis == "10.0.0.1:6379" and check.timeout == 2.0
+    assert check.warning == check_cli.parse(["-w", "7"]).warning
+    monkeypatch.setenv("PRODSTATE_CONFIG", path)
+    get = get_cli.parser().parse_with_config(["key"], "get")
+    assert get.redis == "10.0.0.1:6379" and get.max_staleness == 4.0
+    monkeypatch.setenv("PRODSTATE_REDIS", "10.9.9.9:1")  # the environment wins
+    assert get_cli.parser().parse_with_config(["key"], "get").redis == "10.9.9.9:1"
+    assert check_cli.parse(["--redis", "h:2"]).redis == "h:2"  # and the command line
+
+
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        ('[check]\nwarning = "10:5"\n', "warning: '10:5' is not a range"),
+        ("[check]\nbogus = 1\n", "[check] bogus: no such setting"),
+        ('tier = "leaf"\n', "tier: not a shared setting"),
+        ("[check]\ntimeout = true\n", "timeout: must be one string or number"),
+    ],
+)
+def test_check_refuses_a_bad_file_with_the_file_key_and_reason(tmp_path, text, says):
+    path = write(tmp_path, text)
+    with pytest.raises(UsageError) as info:
+        check_cli.parse(["--config", path])
+    assert path in str(info.value) and says in str(info.value), info.value
+
+
+def test_the_shipped_example_suits_check_and_get():
+    assert check_cli.parse(["--config", str(EXAMPLE)]).redis == "127.0.0.1:6379"
+    assert get_cli.parser().parse_with_config(["k", "--config", str(EXAMPLE)], "get").redis

@@ -1,5 +1,5 @@
-"""The READMEs, the install guide and the docs are valid reStructuredText (they are the
-manual)."""
+"""The READMEs and the install guide are valid reStructuredText on their own (the README is
+the package's long description); tests/test_docs_build.py builds the whole of docs/."""
 
 from __future__ import annotations
 
@@ -11,20 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "README.rst",
-        "benchmarks/README.rst",
-        "docs/install.rst",
-        "docs/configuration.rst",
-        "docs/settings.rst",
-        "docs/render.rst",
-        "docs/dashboard.rst",
-    ],
-)
+@pytest.mark.parametrize("name", ["README.rst", "benchmarks/README.rst", "docs/install.rst"])
 def test_rst_renders_without_warnings(name):
     text = (ROOT / name).read_text()
-    docutils.core.publish_string(
-        text, writer_name="null", settings_overrides={"report_level": 2, "halt_level": 2}
-    )
+    docutils.core.publish_doctree(text, settings_overrides={"report_level": 2, "halt_level": 2})

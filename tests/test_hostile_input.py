@@ -16,7 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from prodstate.cli import check as check_cli
+from prodstate.cli import get as get_cli
 from prodstate.cli import load_command
+from prodstate.cli.argv import UsageError
 from prodstate.client import Client, branch_acks, non_branch_replicas, role_offset
 from prodstate.core.model import (
     MAX_ZNODE_BYTES,
@@ -25,6 +28,7 @@ from prodstate.core.model import (
     candidate_from_znode,
     parse_address,
 )
+from prodstate.core.nagios_range import Range
 from prodstate.ops.check import Status, evaluate
 from prodstate.redis.control import parse_state
 
@@ -146,7 +150,7 @@ def test_a_non_finite_heartbeat_is_never_fresh(raw):
 
 @given(st.text(max_size=60), st.floats(0, 2e9), st.floats(0, 100), st.floats(0, 100))
 def test_check_judges_any_heartbeat_in_one_line(raw, now, a, b):
-    result = evaluate(raw, now, min(a, b), max(a, b))
+    result = evaluate(raw, now, Range(0, a), Range(0, b))
     assert result.status in Status
     assert "\n" not in result.line("h:1")
 
@@ -256,8 +260,28 @@ words = st.text(string.printable.strip(), max_size=10) | st.sampled_from(
 )
 
 
-@pytest.mark.parametrize("name", ["set", "write", "get", "root", "check", "status"])
+@pytest.mark.parametrize("name", ["set", "write", "root", "status"])
 @settings(deadline=None)
 @given(args=st.lists(words, max_size=6))
 def test_any_command_line_parses_or_is_a_usage_error(name, args):
     parses_or_usage_error(load_command(name), args, {})
+
+
+check_words = words | st.sampled_from(
+    ["-w", "-c", "-t", "--warning", "--critical", "--agent", "@", "~:", "10:", "@1:2", "-V"]
+)
+
+
+@pytest.mark.parametrize("parse", [check_cli.parse, lambda a: get_cli.parser().parse_args(a)])
+@settings(deadline=None)
+@given(args=st.lists(check_words, max_size=6))
+def test_any_check_or_get_command_line_parses_or_is_a_usage_error(parse, args):
+    """``prodstate check`` and ``get`` parse with argparse: options or a one-line
+    UsageError, never another exception (``-h`` and ``-V`` end the process with 0)."""
+    try:
+        parse(args)
+    except UsageError as exc:
+        assert str(exc) and "\n" not in str(exc)
+    except SystemExit as exc:
+        assert exc.code == 0
+        assert any(a.startswith("-") and ("V" in a or "h" in a) for a in args)

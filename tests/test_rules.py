@@ -21,6 +21,7 @@ from prodstate.core.model import (
     RootRecord,
     Tier,
 )
+from prodstate.core.nagios_range import Range
 from prodstate.core.tree import build_status
 from prodstate.ops.check import Status, evaluate
 from prodstate.zk.paths import PERSISTENT, Layout
@@ -63,7 +64,7 @@ def test_a_heartbeat_further_ahead_than_clock_skew_is_no_heartbeat(ahead):
     assert age(raw, 100.0) is None and age_of(100.0 + ahead, 100.0) is None
     assert "in the future" in problem(raw, 100.0)
     assert Client.staleness(raw, 100.0) is None
-    assert evaluate(raw, 100.0, 5, 30).status is Status.UNKNOWN
+    assert evaluate(raw, 100.0, Range(0, 5), Range(0, 30)).status is Status.UNKNOWN
 
 
 # --- holding the root ------------------------------------------------------------------------

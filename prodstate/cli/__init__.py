@@ -1,18 +1,18 @@
 """The ``prodstate`` command line: one module per command, imported when that command runs.
 
 ``COMMANDS`` names each command's module and object (as pip's ``commands_dict`` does), so
-``prodstate check`` imports the Redis client and not kazoo, the agent, the dashboard or
-the test harness.
+a command imports only what it uses; ``check`` and ``get`` (:data:`FAST`) do not even
+import click or redis-py.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
+from typing import TYPE_CHECKING, Any
 
-import click
-
-from prodstate import __version__
-from prodstate.cli.config_file import config_option
+if TYPE_CHECKING:
+    import click
 
 #: Command name -> "module:attribute" of its click command.
 COMMANDS = {
@@ -21,7 +21,7 @@ COMMANDS = {
     "dev": "prodstate.cli.dev:dev",
     "status": "prodstate.cli.status:status",
     "set": "prodstate.cli.data:set_command",
-    "get": "prodstate.cli.data:get",
+    "get": "prodstate.cli.get:get",
     "write": "prodstate.cli.data:write",
     "root": "prodstate.cli.data:root",
     "pause": "prodstate.cli.maintenance:pause",
@@ -45,32 +45,43 @@ COMMANDS = {
 
 def load_command(name: str) -> click.Command:
     """Import the click command ``name`` of :data:`COMMANDS`, with ``--config`` added to it
-    and to each of its subcommands (:mod:`prodstate.cli.config_file`)."""
+    and to each of its subcommands (:mod:`prodstate.cli.config_click`); ``check`` and
+    ``get`` read the file themselves (:mod:`prodstate.cli.argv`)."""
+    import click
+
+    from prodstate.cli.config_click import config_option
+
     module, _, attribute = COMMANDS[name].partition(":")
     command = getattr(importlib.import_module(module), attribute)
     if not isinstance(command, click.Command):
         raise TypeError(f"{COMMANDS[name]} is not a click command")
-    return config_option(command)
+    return command if name in FAST else config_option(command)
 
 
-class LazyGroup(click.Group):
-    """A group whose subcommands are imported only when used (or listed by ``--help``)."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(COMMANDS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in COMMANDS:
-            return None
-        return load_command(cmd_name)
+#: Commands that run on every machine every minute: ``main`` runs them without click
+#: (command name -> "module:function" taking the arguments after the name, returning the
+#: exit code). :data:`COMMANDS` still names their click commands, for the group's help.
+FAST = {
+    "check": "prodstate.cli.check:main",
+    "get": "prodstate.cli.get:main",
+}
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="prodstate")
-def cli() -> None:
-    """prodstate: global state on every machine, through a self-healing Redis tree."""
+def __getattr__(name: str) -> Any:
+    """``cli`` and ``LazyGroup`` (:mod:`prodstate.cli.group`), loaded with click when asked."""
+    if name in ("cli", "LazyGroup"):
+        from prodstate.cli import group
+
+        return getattr(group, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: ``check`` and ``get`` straight, the rest through click."""
+    args = sys.argv[1:]
+    if args and args[0] in FAST:
+        module, _, function = FAST[args[0]].partition(":")
+        raise SystemExit(getattr(importlib.import_module(module), function)(args[1:]))
+    from prodstate.cli.group import cli
+
     cli(prog_name="prodstate")

@@ -13,16 +13,14 @@ from contextlib import contextmanager
 from typing import Any
 
 import click
-import redis
 
 from prodstate.cli.exits import ERROR, NOT_APPLIED, UNCERTAIN, fail
-from prodstate.cli.options import option, redis_option, zk_options
+from prodstate.cli.options import option, zk_options
 from prodstate.cli.security import security, security_options
 from prodstate.client import (
     Client,
     NoRoot,
     ProdstateError,
-    StaleData,
     WriteFailed,
     WriteRejected,
     WriteUncertain,
@@ -103,31 +101,6 @@ def write(
     """Any Redis write command at the root, e.g. ``write HSET db:foobar dsn postgres://...``."""
     with _client(zk, cluster) as client:
         _run_write(client, command, acks, timeout)
-
-
-@click.command()
-@security_options
-@redis_option("The local Redis to read from.")
-@option("--max-staleness", type=click.FloatRange(0), help="Refuse data older than S seconds.")
-@click.argument("key")
-def get(redis: str, max_staleness: float | None, key: str) -> None:
-    """GET KEY from the local Redis."""
-    with _client(None, "-", local=redis) as client:
-        value = _local_read(lambda: client.get(key, max_staleness=max_staleness), redis)
-    if value is None:
-        fail(f"{key}: no such key", NOT_APPLIED)
-    click.echo(value)
-
-
-def _local_read(read: Callable[[], Any], address: str) -> Any:
-    try:
-        return read()
-    except StaleData as exc:
-        fail(f"{address}: {exc}", ERROR)
-    except redis.ResponseError as exc:
-        fail(f"{address} refused the read: {exc}", NOT_APPLIED)
-    except redis.RedisError as exc:
-        fail(f"cannot read from Redis at {address}: {exc}", ERROR)
 
 
 @click.command()

@@ -13,21 +13,28 @@ import enum
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-
-from redis import exceptions as redis_errors
+from typing import TYPE_CHECKING, NamedTuple
 
 from prodstate.core import heartbeat
+from prodstate.core.address import DataError, parse_address
 from prodstate.core.heartbeat import HEARTBEAT_KEY
-from prodstate.core.model import DataError, parse_address
-from prodstate.redis.control import connect
-from prodstate.security.credentials import Secret
-from prodstate.security.tls import TlsFiles
+from prodstate.core.nagios_range import Range
+from prodstate.ops import http_get
+from prodstate.redis.resp import Connection, ProtocolError, ReplyError
+
+if TYPE_CHECKING:
+    from prodstate.security.credentials import Secret
+    from prodstate.security.tls import TlsFiles
 
 #: A heartbeat up to this many seconds in the future is ordinary clock skew and goes unmentioned.
 SKEW_ALLOWANCE = 1.0
-#: Socket timeout (connect and reply) when reading the heartbeat, in seconds.
-TIMEOUT = 2.0
+#: Seconds the whole check may take (``-t``), as the Monitoring Plugins' default.
+TIMEOUT = 10.0
+#: The thresholds when neither ``-w`` nor ``-c`` is given: WARNING past 5 s, CRITICAL past 30 s.
+DEFAULT_WARNING = Range(0.0, 5.0)
+DEFAULT_CRITICAL = Range(0.0, 30.0)
+#: The longest heartbeat value read, in bytes (a longer one is no heartbeat either).
+MAX_HEARTBEAT = 4096
 #: Status line prefix, as Nagios plugins name their service.
 PREFIX = "PRODSTATE"
 
@@ -46,8 +53,7 @@ class Status(enum.IntEnum):
         return int(self)
 
 
-@dataclass(frozen=True)
-class CheckResult:
+class CheckResult(NamedTuple):
     """One check outcome: state, human message and Nagios perfdata ("" if there is none)."""
 
     status: Status
@@ -81,34 +87,38 @@ def format_age(seconds: float) -> str:
     return f"{whole // 86400}d {whole % 86400 // 3600}h"
 
 
-def _threshold(value: float) -> str:
-    return f"{value:g}"
+def perfdata(staleness: float, warning: Range | None, critical: Range | None) -> str:
+    """``staleness=0.412s;5;30;0``: the value, the thresholds as ranges (empty if unset), the
+    minimum."""
+    warn = "" if warning is None else str(warning)
+    crit = "" if critical is None else str(critical)
+    return f"staleness={staleness:.3f}s;{warn};{crit};0"
 
 
-def judge(staleness: float, warning: float, critical: float, message: str) -> CheckResult:
-    """The state for ``staleness`` seconds (Nagios threshold semantics: a value equal to a
-    threshold is still within it), with ``message`` and the perfdata."""
-    if staleness > critical:
+def judge(
+    staleness: float, warning: Range | None, critical: Range | None, message: str
+) -> CheckResult:
+    """The state for ``staleness`` seconds: CRITICAL if ``critical`` alerts on it, else
+    WARNING if ``warning`` does, else OK; with ``message`` and the perfdata."""
+    if critical is not None and critical.alerts(staleness):
         status = Status.CRITICAL
-    elif staleness > warning:
+    elif warning is not None and warning.alerts(staleness):
         status = Status.WARNING
     else:
         status = Status.OK
-    perfdata = f"staleness={staleness:.3f}s;{_threshold(warning)};{_threshold(critical)};0"
-    return CheckResult(status, message, perfdata)
+    return CheckResult(status, message, perfdata(staleness, warning, critical))
 
 
-def evaluate(heartbeat_raw: str | None, now: float, warning: float, critical: float) -> CheckResult:
+def evaluate(
+    heartbeat_raw: str | None, now: float, warning: Range | None, critical: Range | None
+) -> CheckResult:
     """Judge the heartbeat value read from Redis (``None`` if the key is missing) at ``now``.
 
-    Staleness above ``warning`` is WARNING, above ``critical`` CRITICAL (Nagios threshold
-    semantics: a value equal to a threshold is still within it). A heartbeat up to
+    The staleness is judged by :func:`judge` against the ranges. A heartbeat up to
     :data:`~prodstate.core.heartbeat.MAX_FUTURE` ahead counts as 0 s old (more than
     :data:`SKEW_ALLOWANCE` ahead is mentioned as clock skew); further ahead, missing or not
     a number, it is UNKNOWN.
     """
-    if not 0 <= warning <= critical:
-        raise ValueError(f"need 0 <= warning <= critical, got {warning} and {critical}")
     invalid = heartbeat.problem(heartbeat_raw, now)
     if invalid:
         return CheckResult(Status.UNKNOWN, invalid)
@@ -125,24 +135,17 @@ def evaluate(heartbeat_raw: str | None, now: float, warning: float, critical: fl
 def read_agent(address: str, timeout: float = TIMEOUT) -> tuple[dict | None, str]:
     """The JSON object the agent at ``address`` (its metrics ``HOST:PORT``) answers on
     ``/freshness``, or None and why there is none."""
-    import http.client
     import json
 
     try:
         host, port = parse_address(address)
-        conn = http.client.HTTPConnection(host, port, timeout=timeout)
-        try:
-            conn.request("GET", "/freshness")
-            response = conn.getresponse()
-            body = response.read(4096)
-        finally:
-            conn.close()
+        status, body = http_get.get(host, port, "/freshness", timeout)
     except DataError as exc:
         return None, str(exc)
-    except (OSError, http.client.HTTPException) as exc:
+    except (OSError, http_get.BadResponse) as exc:
         return None, f"not answering ({type(exc).__name__}: {exc})"
-    if response.status != 200:
-        return None, f"answered HTTP {response.status}"
+    if status != 200:
+        return None, f"answered HTTP {status}"
     try:
         data = json.loads(body)
     except ValueError:
@@ -185,8 +188,8 @@ def unknown(message: str) -> CheckResult:
 
 def read_heartbeat(
     address: str,
-    warning: float,
-    critical: float,
+    warning: Range | None,
+    critical: Range | None,
     *,
     timeout: float = TIMEOUT,
     clock: Callable[[], float] = time.time,
@@ -201,34 +204,33 @@ def read_heartbeat(
     monotonic measure; if it cannot give one, the clocks are compared and the message says
     why.
     """
+    deadline = time.monotonic() + timeout
     try:
-        conn = connect(address, timeout, user=user, tls=tls)
-    except Exception as exc:
-        return unknown(f"bad Redis address: {exc}")
-    try:
-        raw = conn.get(HEARTBEAT_KEY)
+        with Connection(address, timeout, user=user, tls=tls) as conn:
+            raw = conn.call("GET", HEARTBEAT_KEY, max_bulk=MAX_HEARTBEAT)
         now = clock()
-    except redis_errors.BusyLoadingError:
-        return unknown("Redis is loading its dataset into memory")
-    except redis_errors.AuthenticationError as exc:
-        return unknown(f"Redis requires authentication: {exc}")
-    except redis_errors.TimeoutError:
-        return unknown(f"Redis did not answer within {timeout:g}s")
-    except redis_errors.ConnectionError as exc:
-        return unknown(f"cannot connect to Redis: {exc}")
-    except redis_errors.ResponseError as exc:
+    except ReplyError as exc:
+        if exc.code == "LOADING":
+            return unknown("Redis is loading its dataset into memory")
+        if exc.code in ("NOAUTH", "WRONGPASS"):
+            return unknown(f"Redis requires authentication: {exc}")
         return unknown(f"Redis refused GET {HEARTBEAT_KEY}: {exc}")
-    except redis_errors.RedisError as exc:
-        return unknown(f"Redis error: {exc}")
-    except UnicodeDecodeError:
-        return unknown(f"heartbeat {HEARTBEAT_KEY} is not a number: not valid UTF-8")
+    except TimeoutError:
+        return unknown(f"Redis did not answer within {timeout:g}s")
+    except OSError as exc:
+        return unknown(f"cannot connect to Redis: {exc}")
+    except ProtocolError as exc:
+        return unknown(f"not a Redis reply: {exc}")
+    except DataError as exc:
+        return unknown(f"bad Redis address: {exc}")
     except Exception as exc:
         return unknown(f"unexpected error: {type(exc).__name__}: {exc}")
-    finally:
-        conn.close()
+    if raw is not None and not isinstance(raw, bytes):
+        return unknown(f"Redis answered GET {HEARTBEAT_KEY} with {raw!r}")
+    raw = None if raw is None else raw.decode("utf-8", "replace")
     if agent is None:
         return evaluate(raw, now, warning, critical)
-    age, why, paused = agent_freshness(agent, timeout)
+    age, why, paused = agent_freshness(agent, max(0.001, deadline - time.monotonic()))
     maintenance = f"; cluster {paused}" if paused else ""
     if age is not None:
         message = f"heartbeat advanced {format_age(age)} ago (agent){maintenance}"

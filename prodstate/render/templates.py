@@ -2,7 +2,8 @@
 
 A template calls ``get(key)``, ``hget(key, field)``, ``hgetall(key)``, ``smembers(key)``
 (sorted), ``lrange(key)``, ``zrange(key)``, ``exists(key)``, ``mget(keys)`` and
-``keys(pattern)`` (sorted, by SCAN, at most :data:`MAX_KEYS`), nothing that writes. The
+``keys(pattern)`` (sorted, by SCAN, at most :data:`MAX_KEYS`), and ``config(namespace)``
+(a settings namespace's typed values, :mod:`prodstate.settings`), nothing that writes. The
 environment is Jinja2's sandbox (no attribute starting with ``_``, so a template cannot
 reach the connection behind the view) with ``StrictUndefined``: a misspelt variable is an
 error, not an empty string in the file.
@@ -96,10 +97,23 @@ class DataView:
             if cursor == 0:
                 return sorted(found)
 
+    def config(self, namespace: str) -> dict[str, Any]:
+        """The settings of ``namespace`` as typed values (``config("alerts").page_after``
+        is the number that was set); an error if there is no such namespace or its record
+        is malformed, so a file is never rendered without them."""
+        from prodstate.settings.keys import namespace_key
+        from prodstate.settings.records import Namespace
+
+        self._count()
+        found = Namespace.parse(namespace, self._conn.hgetall(namespace_key(namespace)))
+        if found is None:
+            raise LookupError(f"there is no settings namespace {namespace!r}")
+        return found.document()
+
     def functions(self) -> dict[str, Any]:
         """The globals a template sees."""
         names = ("get", "mget", "hget", "hgetall", "smembers", "lrange", "zrange", "exists")
-        return {name: getattr(self, name) for name in (*names, "keys")}
+        return {name: getattr(self, name) for name in (*names, "keys", "config")}
 
 
 @dataclass

@@ -97,3 +97,20 @@ def test_reads_per_render_are_bounded(tmp_path: Path) -> None:
     source = write(tmp_path, "{% for i in range(50) %}{{ get('a') }}{% endfor %}")
     with pytest.raises(TemplateError, match="at most 10 times"):
         load(source).render(DataView(Data({"a": "1"}), max_reads=10))  # type: ignore[arg-type]
+
+
+def test_a_template_reads_a_settings_namespace_as_typed_values(tmp_path: Path) -> None:
+    from prodstate.settings.keys import namespace_key
+    from tests.settings.builders import SCHEMA, Replica
+
+    errors = Replica("errors")
+    errors.schema(SCHEMA)
+    errors.set("page_threshold", 5)
+    errors.set("hosts", ["a", "b"])
+    source = write(
+        tmp_path, "{% set c = config('errors') %}{{ c.page_threshold + 1 }} {{ c.hosts|join(',') }}"
+    )
+    data = {namespace_key("errors"): errors.hash}
+    assert load(source).render(view(data)) == "6 a,b"
+    with pytest.raises(TemplateError, match="no settings namespace 'nope'"):
+        load(write(tmp_path, "{{ config('nope') }}", "n.j2")).render(view(data))
