@@ -144,15 +144,15 @@ def build_status(
     if root is not None:
         by_address.setdefault(root.address, root.node_id)
 
+    # Only branches can be parents: each node's rendezvous ranks them, not every member.
+    branches = tuple(m for m in members.values() if m.tier is Tier.BRANCH)
     nodes = []
     for node_id, member in members.items():
         state = redis_states.get(node_id, UNREACHABLE)
         is_root = root is not None and node_id == root.node_id
         expected = None
         if root is not None and not is_root:
-            expected, _ = parent_of(
-                node_id, member.tier, root, members.values(), member.avoiding, drained
-            )
+            expected, _ = parent_of(node_id, member.tier, root, branches, member.avoiding, drained)
         mine = _node_problems(member, state, is_root, expected)
         if is_root and state.reachable and not state.is_master and not state.loading:
             mine.append(f"root {node_id} is not a master")
