@@ -172,7 +172,7 @@ def test_every_command_that_reaches_zookeeper_or_redis_takes_the_credentials_and
         for path, command in _leaf_commands(load_command(name), name):
             options = {o for p in command.params for o in p.opts}
             if name in FAST:  # parsed with argparse; the click command only hands over
-                module = importlib.import_module(FAST[name].partition(":")[0])
+                module = importlib.import_module(COMMANDS[name].partition(":")[0])
                 options = {o for a in module.parser()._actions for o in a.option_strings}
             if options & {"--zk", "--redis"}:
                 checked += 1
