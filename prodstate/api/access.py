@@ -1,0 +1,64 @@
+"""Who may call the API: tokens compared in constant time, rights per identity, and a
+token bucket per identity. Pure: no framework here."""
+
+from __future__ import annotations
+
+import hmac
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from prodstate.security.credentials import ApiToken
+
+READ, REPORT, WRITE = "read", "report", "write"
+
+
+class Tokens:
+    """The identities of ``[api.tokens]``, looked up by the token a request sends."""
+
+    def __init__(self, tokens: Mapping[str, ApiToken]) -> None:
+        self._tokens = [(t.token.encode(), t) for t in tokens.values()]
+
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+    def identify(self, presented: str) -> ApiToken | None:
+        """The identity whose token is ``presented`` (None if none): every token is
+        compared, each in constant time, so the time taken says nothing of which matched."""
+        given = presented.encode(errors="replace")
+        found = None
+        for token, identity in self._tokens:
+            if hmac.compare_digest(token, given):
+                found = identity
+        return found
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    at: float
+
+
+class RateLimit:
+    """A token bucket per identity: ``rate`` requests a second, bursts of ``burst``."""
+
+    def __init__(
+        self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.rate, self.burst, self._clock = rate, burst, clock
+        self._buckets: dict[str, _Bucket] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, name: str) -> float:
+        """0 if ``name`` may make a request now (which is counted), else the seconds until
+        it may."""
+        with self._lock:
+            now = self._clock()
+            bucket = self._buckets.setdefault(name, _Bucket(float(self.burst), now))
+            bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.at) * self.rate)
+            bucket.at = now
+            if bucket.tokens >= 1:
+                bucket.tokens -= 1
+                return 0.0
+            return (1 - bucket.tokens) / self.rate
