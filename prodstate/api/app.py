@@ -79,7 +79,7 @@ def create_app(
 
     def right(needed: str) -> Callable[..., ApiToken]:
         def identity(
-            given: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+            given: HTTPAuthorizationCredentials | None = Depends(bearer),  # noqa: B008
         ) -> ApiToken:
             if given is None:
                 raise _unauthorized("missing token: send Authorization: Bearer TOKEN")
