@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import subprocess
 import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +20,7 @@ import pytest
 from integration.statedb.conftest import make_runner
 from prodstate.statedb.keys import MACHINES, instances
 from prodstate.testing import free_port, wait_until
+from prodstate.testing.secure import CertificateAuthority
 
 READER, REPORTER, WRITER = "reader-token-0123456789", "phone-token-0123456789", "w" * 24
 CREDENTIALS = f"""
@@ -35,34 +38,57 @@ rights = ["read", "report", "write"]
 """
 
 
-@pytest.fixture(scope="module")
-def api(infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``prodstate api`` reading the leaf's Redis; its base URL."""
-    path = tmp_path_factory.mktemp("api") / "credentials.toml"
+def serve(infra, workdir: Path, *args: str, context: ssl.SSLContext | None = None):
+    """``prodstate api`` reading the leaf's Redis, with ``args``: (process, base URL), once
+    it answers."""
+    path = workdir / "credentials.toml"
     path.write_text(CREDENTIALS)
     path.chmod(0o600)
     port = free_port()
     env = {**os.environ, "PRODSTATE_ZK": infra.zk_hosts, "PRODSTATE_CLUSTER": infra.cluster}
-    argv = [sys.executable, "-m", "prodstate", "api", "--port", str(port), "--max-body", "4096"]
+    argv = [sys.executable, "-m", "prodstate", "api", "--port", str(port), *args]
     argv += ["--redis", infra.redis["leaf1"].address, "--credentials-file", str(path)]
     server = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
+    base = f"{'https' if context else 'http'}://127.0.0.1:{port}"
     try:
         wait_until(
-            lambda: urllib.request.urlopen(f"{base}/openapi.json", timeout=2).status == 200,
+            lambda: (
+                urllib.request.urlopen(f"{base}/openapi.json", timeout=2, context=context).status
+                == 200
+            ),
             timeout=30,
             what="the API to serve",
             ignore=(OSError,),
         )
+    except Exception:
+        server.kill()
+        raise AssertionError(server.communicate(timeout=10)[1].decode()) from None
+    return server, base
+
+
+def stop(server: subprocess.Popen[bytes]) -> None:
+    server.terminate()
+    _, err = server.communicate(timeout=10)
+    assert "Traceback" not in err.decode() and READER not in err.decode(), err
+
+
+@pytest.fixture(scope="module")
+def api(infra, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The API over plain HTTP (as on 127.0.0.1); its base URL."""
+    server, base = serve(infra, tmp_path_factory.mktemp("api"), "--max-body", "4096")
+    try:
         yield base
     finally:
-        server.terminate()
-        _, err = server.communicate(timeout=10)
-        assert "Traceback" not in err.decode() and READER not in err.decode(), err
+        stop(server)
 
 
 def request(
-    base: str, method: str, path: str, body: Any = None, token: str | None = None
+    base: str,
+    method: str,
+    path: str,
+    body: Any = None,
+    token: str | None = None,
+    context: ssl.SSLContext | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """The status and JSON body of one request (``body``: bytes as they are, else JSON)."""
     data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
@@ -71,7 +97,7 @@ def request(
     if token is not None:
         req.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(req, timeout=30) as reply:
+        with urllib.request.urlopen(req, timeout=30, context=context) as reply:
             return reply.status, json.loads(reply.read())
     except urllib.error.HTTPError as refused:
         return refused.code, json.loads(refused.read())
@@ -164,3 +190,22 @@ def test_settings_are_read_typed(infra, api, tmp_path):
 
     wait_until(lambda: read().get("settings") == {"page_threshold": 5}, what="the setting")
     assert request(api, "GET", "/v1/settings/api-nothing", token=READER)[0] == 404
+
+
+def test_mutual_tls_admits_only_clients_with_a_certificate(infra, tmp_path):
+    ca = CertificateAuthority(tmp_path)
+    cert, key = ca.issue("api", "127.0.0.1", client=False)
+    files = ["--https-cert-file", cert, "--https-key-file", key, "--https-client-ca-file"]
+    client = ssl.create_default_context(cafile=ca.ca_file)
+    client.load_cert_chain(*ca.issue("kiosk", "kiosk-3", server=False))
+    server, base = serve(infra, tmp_path, *files, ca.ca_file, context=client)
+    try:
+        got, doc = request(base, "GET", "/v1/machines", token=READER, context=client)
+        assert got == 200 and "machines" in doc
+        # The certificate lets a client in; its token still decides what it may do.
+        assert request(base, "GET", "/v1/machines", context=client)[0] == 401
+        anonymous = ssl.create_default_context(cafile=ca.ca_file)
+        with pytest.raises(OSError):  # the handshake fails: no certificate
+            request(base, "GET", "/v1/machines", token=READER, context=anonymous)
+    finally:
+        stop(server)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import ssl
+from typing import Any
 
 import click
 
@@ -26,6 +28,26 @@ def listen(host: str, port: int) -> socket.socket:
         sock.close()
         exits.fail(f"cannot serve on {host}:{port}: {exc.strerror or exc}", exits.ERROR)
     return sock
+
+
+def https_settings(cert: str | None, key: str | None, client_ca: str | None) -> dict[str, Any]:
+    """uvicorn's TLS settings for the ``--https-*`` files (none: plain HTTP); a usage error
+    (exit 2) for a key without its certificate or a client CA without either."""
+    if (cert is None) != (key is None):
+        exits.fail("--https-cert-file and --https-key-file go together", exits.ERROR)
+    if client_ca is not None and cert is None:
+        exits.fail(
+            "--https-client-ca-file needs --https-cert-file and --https-key-file", exits.ERROR
+        )
+    if cert is None:
+        return {}
+    settings: dict[str, Any] = {"ssl_certfile": cert, "ssl_keyfile": key}
+    if client_ca is not None:
+        settings |= {"ssl_ca_certs": client_ca, "ssl_cert_reqs": ssl.CERT_REQUIRED}
+    return settings
+
+
+_FILE = click.Path(dir_okay=False)
 
 
 @click.command()
@@ -62,6 +84,13 @@ def listen(host: str, port: int) -> socket.socket:
     type=click.FloatRange(0.1, 300),
     help="Seconds a write may take to be confirmed (failover included).",
 )
+@click.option("--https-cert-file", type=_FILE, help="Serve HTTPS with this certificate (PEM).")
+@click.option("--https-key-file", type=_FILE, help="Private key (PEM) of --https-cert-file.")
+@click.option(
+    "--https-client-ca-file",
+    type=_FILE,
+    help="Mutual TLS: accept only clients with a certificate this CA (PEM) signed.",
+)
 def api(
     zk: str,
     cluster: str,
@@ -72,6 +101,9 @@ def api(
     burst: int,
     max_body: int,
     write_timeout: float,
+    https_cert_file: str | None,
+    https_key_file: str | None,
+    https_client_ca_file: str | None,
 ) -> None:
     """Serve the HTTP API: reads of the local copy, phone-home writes through the root.
 
@@ -87,6 +119,7 @@ def api(
     tokens = secured().credentials.api_tokens
     if not tokens:
         exits.fail("no [api.tokens] in --credentials-file: nobody could call the API", exits.ERROR)
+    https = https_settings(https_cert_file, https_key_file, https_client_ca_file)
     sock = listen(bind, port)
     with zookeeper(zk, "serving the API") as zk_client, writer(zk_client, cluster, redis) as client:
         app = create_app(
@@ -100,7 +133,14 @@ def api(
             lifespan="off",
             timeout_keep_alive=5,
             limit_concurrency=256,
+            **https,
         )
+        try:
+            config.load()  # reads the --https-* files
+        except (OSError, ssl.SSLError) as exc:
+            exits.fail(f"cannot serve HTTPS: {exits.describe(exc)}", exits.ERROR)
         host, bound = sock.getsockname()[:2]
-        click.echo(f"prodstate api: serving http://{host}:{bound}/ (cluster {cluster})", err=True)
+        scheme = "https" if https else "http"
+        mutual = " (client certificates required)" if https_client_ca_file else ""
+        click.echo(f"prodstate api: serving {scheme}://{host}:{bound}/{mutual}", err=True)
         uvicorn.Server(config).run(sockets=[sock])
