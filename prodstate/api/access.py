@@ -3,6 +3,7 @@ token bucket per identity. Pure: no framework here."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import threading
 import time
@@ -18,20 +19,25 @@ class Tokens:
     """The identities of ``[api.tokens]``, looked up by the token a request sends."""
 
     def __init__(self, tokens: Mapping[str, ApiToken]) -> None:
-        self._tokens = [(t.token.encode(), t) for t in tokens.values()]
+        self._tokens = [(_digest(t.token), t) for t in tokens.values()]
 
     def __len__(self) -> int:
         return len(self._tokens)
 
     def identify(self, presented: str) -> ApiToken | None:
-        """The identity whose token is ``presented`` (None if none): every token is
-        compared, each in constant time, so the time taken says nothing of which matched."""
-        given = presented.encode(errors="replace")
+        """The identity whose token is ``presented`` (None if none): the digests of every
+        token are compared, each in constant time, so the time taken says nothing of which
+        matched, nor of any token's length."""
+        given = _digest(presented)
         found = None
         for token, identity in self._tokens:
             if hmac.compare_digest(token, given):
                 found = identity
         return found
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode(errors="replace")).digest()
 
 
 @dataclass
