@@ -42,3 +42,10 @@ def test_an_address_in_use_is_named(tmp_path):
         taken.listen()
         port = taken.getsockname()[1]
         refused(run(tmp_path, TOKENS, "--port", str(port)), f"cannot serve on 127.0.0.1:{port}")
+
+
+def test_the_listening_socket_is_tcp_so_answers_are_not_held_back_by_nagle():
+    from prodstate.api.cli import listen
+
+    with listen("127.0.0.1", 0) as sock:
+        assert sock.proto == socket.IPPROTO_TCP  # asyncio sets TCP_NODELAY only then
