@@ -120,6 +120,10 @@ def test_refusals_are_json_and_write_nothing(infra, api):
     got, doc = request(api, "PUT", "/v1/keys/api:motd", {"value": "hi"}, REPORTER)
     assert got == 403 and "'write'" in doc["error"]
     root = infra.redis[infra.root_name()].client()
+    epoch = root.get("prodstate:epoch")
+    got, doc = request(api, "PUT", "/v1/keys/prodstate:epoch", {"value": "1"}, WRITER)
+    assert got == 400 and doc["applied"] is False, doc  # the client's own refusal
+    assert root.get("prodstate:epoch") == epoch
     assert root.exists(instances("api-refused"), "api:motd") == 0
 
 

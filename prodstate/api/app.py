@@ -103,7 +103,7 @@ def create_app(
     reporter = [Depends(right(REPORT))]
     writer = [Depends(right(WRITE))]
 
-    @app.get("/v1/keys/{key}", dependencies=reader, tags=["read"])
+    @app.get("/v1/keys/{key:path}", dependencies=reader, tags=["read"])
     def get_key(key: Annotated[str, Path(max_length=512)], max_staleness: Staleness = None):
         """A key's type and whole value (string, hash, set or list)."""
         age = records.age(max_staleness)
@@ -112,7 +112,7 @@ def create_app(
             raise HTTPException(404, f"no key {key!r}")
         return {"staleness": age, "key": key, "type": found[0], "value": found[1]}
 
-    @app.put("/v1/keys/{key}", dependencies=writer, tags=["write"])
+    @app.put("/v1/keys/{key:path}", dependencies=writer, tags=["write"])
     def set_key(
         key: Annotated[str, Path(max_length=512)], body: models.KeyValue
     ) -> models.Recorded:

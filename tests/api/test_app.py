@@ -59,6 +59,9 @@ def test_an_identity_writing_beyond_its_rights_gets_403(client):
     assert client.written == []
     assert call(app, "PUT", "/v1/keys/motd", b'{"value": "hi"}', token=WRITER).status == 200
     assert client.written == [[("SET", "motd", "hi")]]
+    # A key may hold slashes; the reserved keys stay prodstate's own.
+    assert call(app, "PUT", "/v1/keys/cfg/a/b", b'{"value": "1"}', token=WRITER).status == 200
+    assert client.written[-1] == [("SET", "cfg/a/b", "1")]
 
 
 def test_oversized_bodies_get_413_before_they_are_parsed(client):
