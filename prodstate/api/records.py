@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from prodstate.client import Client, StaleData
+from prodstate.client import Client, StaleData, WriteFailed
 from prodstate.core.heartbeat import HEARTBEAT_KEY
 from prodstate.settings.records import Settings
 from prodstate.statedb.deploy_cli import read_deploys
@@ -178,17 +178,20 @@ class Records:
 
     def set_key(self, key: str, value: str) -> int:
         """SET ``key`` (the ``write`` right)."""
-        with self._writing:
-            self.client.set(key, value, timeout=self.write_timeout)
-            return self._epoch()
+        return self.write([("SET", key, value)])
 
     def write(self, commands: list[tuple[Any, ...]]) -> int:
-        """``commands`` applied together at the root and confirmed; the client's errors
+        """``commands`` applied together at the root and confirmed within the write
+        timeout (the wait for earlier writes included); the client's errors
         (WriteRejected, WriteFailed, WriteUncertain) otherwise."""
-        with self._writing:
-            self.client.write_batch(commands, timeout=self.write_timeout)
-            return self._epoch()
-
-    def _epoch(self) -> int:
-        assert self.client.confirmed_epoch is not None
-        return self.client.confirmed_epoch
+        deadline = time.monotonic() + self.write_timeout
+        if not self._writing.acquire(timeout=self.write_timeout):
+            raise WriteFailed("not applied: earlier writes still wait for the root")
+        try:
+            remaining = max(0.001, deadline - time.monotonic())
+            self.client.write_batch(commands, timeout=remaining)
+            epoch = self.client.confirmed_epoch
+            assert epoch is not None  # set by every confirmed write
+            return epoch
+        finally:
+            self._writing.release()

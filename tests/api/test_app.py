@@ -227,3 +227,15 @@ def test_the_openapi_description_names_every_route_its_auth_and_errors(client):
             assert {"401", "413", "429"} <= set(operation["responses"]), (path, method)
             error = operation["responses"]["422"]["content"]["application/json"]["schema"]
             assert error == {"$ref": "#/components/schemas/Error"}, (path, method)
+
+
+def test_a_write_queued_past_its_timeout_is_not_applied(client):
+    records = Records(client, write_timeout=0.05)
+    records._writing.acquire()  # an earlier write still waiting for the root
+    try:
+        with pytest.raises(WriteFailed, match="earlier writes") as refused:
+            records.write([("SET", "motd", "later")])
+    finally:
+        records._writing.release()
+    assert refused.value.applied is False and client.written == []
+    assert records.write([("SET", "motd", "later")]) == 7
