@@ -10,8 +10,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
-from prodstate.client.fenced import Client, StaleData, WriteFailed, WriteUncertain, _Refused
+from prodstate.client import latency
+from prodstate.client.fenced import (
+    Client,
+    StaleData,
+    WriteFailed,
+    WriteRejected,
+    WriteUncertain,
+    _Refused,
+)
 from prodstate.testing import wait_until
 from prodstate.testing.cluster import LocalCluster
 from prodstate.zk.rootwatch import RootView
@@ -43,6 +52,13 @@ def test_confirmed_writes_are_read_locally_on_every_leaf(small):
         assert client.hget("db:foobar", "dsn", max_staleness=5) == "postgres://db7/foobar"
         assert client.smembers("service:monkey:machines") == {"m1", "m2"}
         assert client.write("INCRBY", "counter", 5) == 5
+    # Each confirmed write counted in the application's default registry, and a refused one.
+    confirmed = {"cluster": small.cluster, "outcome": "confirmed"}
+    assert REGISTRY.get_sample_value(f"{latency.NAME}_count", confirmed) >= 4
+    with Client(small.zk_hosts, small.cluster) as client, pytest.raises(WriteRejected):
+        client.write("HSET", "greeting", "f", "v")  # WRONGTYPE at the root
+    rejected = {"cluster": small.cluster, "outcome": "rejected"}
+    assert REGISTRY.get_sample_value(f"{latency.NAME}_count", rejected) >= 1
 
 
 def test_stale_heartbeat_is_refused_on_request(small):

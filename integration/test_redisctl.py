@@ -124,6 +124,31 @@ def test_a_rewritten_config_keeps_its_private_mode(tmp_path: Path):
         master.stop()
 
 
+def test_a_mode_the_agent_cannot_put_back_is_a_warning_not_a_failed_move(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    """An agent that does not own redis.conf cannot chmod it after the rewrite: the move
+    stands (it is not retried every tick) and the agent says the file may be readable."""
+    master = RedisServer(tmp_path, name="master").start()
+    replica = RedisServer(tmp_path, name="replica", config={"masterauth": "s3cret"})
+    replica.config_path.chmod(0o600)
+    replica.start()
+
+    def refused(path: object, mode: int) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr("prodstate.redis.control.os.chmod", refused)
+    try:
+        with RedisControl(replica.address) as control:
+            control.replicate(master.address)
+        assert replica.info("replication")["master_port"] == master.port
+        assert f"replicaof {master.host} {master.port}" in replica.config_path.read_text()
+        assert any("may be readable by others" in r.getMessage() for r in caplog.records)
+    finally:
+        replica.stop()
+        master.stop()
+
+
 def test_a_config_in_a_folder_others_can_write_is_not_rewritten(tmp_path: Path):
     master = RedisServer(tmp_path, name="master").start()
     replica = RedisServer(tmp_path, name="replica")

@@ -15,6 +15,8 @@ import prodstate.core
 PACKAGE = Path(prodstate.__file__).parent
 #: What the decisions must never depend on: they are computed from values, not read.
 IO_LIBRARIES = ("kazoo", "redis", "click", "prometheus_client")
+#: The template libraries: only the dashboard and ``prodstate render`` may import them.
+DASHBOARD_LIBRARIES = ("jinja2", "markupsafe")
 
 
 def imported_after(code: str) -> list[str]:
@@ -44,7 +46,8 @@ def test_check_and_get_load_neither_zookeeper_nor_the_agent_nor_the_harness():
         )
         unwanted = ("kazoo", "prometheus_client", "prodstate.agent", "prodstate.testing")
         unwanted += ("prodstate.statedb", "prodstate.zk", "prodstate.cli.dev")
-        unwanted += ("prodstate.settings", "jsonschema", "prodstate.render", "jinja2")
+        unwanted += ("prodstate.settings", "jsonschema", "prodstate.render")
+        unwanted += DASHBOARD_LIBRARIES
         assert loaded(modules, unwanted) == [], command
 
 
@@ -91,6 +94,25 @@ def test_only_the_dev_command_imports_the_test_harness():
             if any(n == "prodstate.testing" or n.startswith("prodstate.testing.") for n in names):
                 importers.append(relative)
     assert importers == []
+
+
+def _imports(path: Path) -> list[str]:
+    names = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.append(node.module)
+    return names
+
+
+def test_only_the_dashboard_and_the_renderer_import_the_template_libraries():
+    importers = sorted(
+        path.relative_to(PACKAGE).as_posix()
+        for path in PACKAGE.rglob("*.py")
+        if any(n.split(".")[0] in DASHBOARD_LIBRARIES for n in _imports(path))
+    )
+    assert importers == ["render/templates.py", "statedb/dashboard/render.py"]
 
 
 def test_every_command_of_the_table_loads():

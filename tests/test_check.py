@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 import prodstate
 from prodstate.cli import check as check_cli
+from prodstate.cli import load_command
 from prodstate.core.actions import Decision, Wait
 from prodstate.core.heartbeat import HEARTBEAT_KEY
 from prodstate.core.nagios_range import Range, parse_range
@@ -357,7 +358,7 @@ def test_as_a_subcommand_of_the_group_usage_errors_still_exit_3(fake: FakeRedis)
     result = CliRunner().invoke(cli, ["check", "-w", "9:3"])
     assert result.exit_code == 3
     assert result.stdout.startswith("PRODSTATE UNKNOWN - usage error: argument -w/--warning")
-    assert isinstance(check_cli.check, click.Command)
+    assert isinstance(load_command("check"), click.Command)
 
 
 def test_help_exits_0(run) -> None:

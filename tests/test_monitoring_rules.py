@@ -15,8 +15,10 @@ from pathlib import Path
 import promql_parser
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry
 
 from prodstate.agent.metrics import AgentMetrics, RedisStats
+from prodstate.client import latency
 from prodstate.core.actions import Decision, Wait
 from prodstate.core.freshness import Freshness
 from tests.snapshot_builder import ME, NOW, aged, snap
@@ -110,6 +112,13 @@ def exported_names() -> set[str]:
     return {sample.name for family in families for sample in family.samples}
 
 
+def client_names() -> set[str]:
+    """Every sample name ``prodstate.Client`` exports once it has written."""
+    registry = CollectorRegistry()
+    latency.histogram(registry).labels(cluster="prod", outcome="confirmed").observe(0.01)
+    return {sample.name for family in registry.collect() for sample in family.samples}
+
+
 def test_promtool_checks_the_rules() -> None:
     done = promtool("check", "rules", RULES.name)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -131,8 +140,8 @@ def test_every_alert_is_tested_firing_and_not_firing() -> None:
     assert {name: fires for name, fires in cases.items() if fires != {True, False}} == {}
 
 
-def test_rules_and_dashboard_read_only_what_the_agent_exports() -> None:
-    exported = exported_names() | SCRAPE_SERIES
+def test_rules_and_dashboard_read_only_what_agents_and_clients_export() -> None:
+    exported = exported_names() | client_names() | SCRAPE_SERIES
     assert {"prodstate_staleness_seconds", "process_cpu_seconds_total"} <= exported
     read: dict[str, str] = {}
     expressions = [rule["expr"] for rule in rules()] + list(dashboard_queries())

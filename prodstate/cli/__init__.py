@@ -17,11 +17,11 @@ if TYPE_CHECKING:
 #: Command name -> "module:attribute" of its click command.
 COMMANDS = {
     "agent": "prodstate.cli.agent:agent",
-    "check": "prodstate.cli.check:check",
+    "check": "prodstate.cli.check:main",
     "dev": "prodstate.cli.dev:dev",
     "status": "prodstate.cli.status:status",
     "set": "prodstate.cli.data:set_command",
-    "get": "prodstate.cli.get:get",
+    "get": "prodstate.cli.get:main",
     "write": "prodstate.cli.data:write",
     "root": "prodstate.cli.data:root",
     "pause": "prodstate.cli.maintenance:pause",
@@ -53,19 +53,22 @@ def load_command(name: str) -> click.Command:
     from prodstate.cli.config_click import config_option
 
     module, _, attribute = COMMANDS[name].partition(":")
-    command = getattr(importlib.import_module(module), attribute)
+    loaded = importlib.import_module(module)
+    if name in FAST:
+        from prodstate.cli.argv import click_command
+
+        return click_command(name, getattr(loaded, attribute), loaded.parser().description)
+    command = getattr(loaded, attribute)
     if not isinstance(command, click.Command):
         raise TypeError(f"{COMMANDS[name]} is not a click command")
-    return command if name in FAST else config_option(command)
+    return config_option(command)
 
 
-#: Commands that run on every machine every minute: ``main`` runs them without click
-#: (command name -> "module:function" taking the arguments after the name, returning the
-#: exit code). :data:`COMMANDS` still names their click commands, for the group's help.
-FAST = {
-    "check": "prodstate.cli.check:main",
-    "get": "prodstate.cli.get:main",
-}
+#: Commands that run on every machine every minute: ``main`` runs them without click. Their
+#: :data:`COMMANDS` entry names a function taking the arguments after the command's name
+#: and returning the exit code (with ``parser()`` beside it); through the group they are
+#: wrapped as click commands that hand the arguments over untouched.
+FAST = frozenset({"check", "get"})
 
 
 def __getattr__(name: str) -> Any:
@@ -81,7 +84,7 @@ def main() -> None:
     """Console-script entry point: ``check`` and ``get`` straight, the rest through click."""
     args = sys.argv[1:]
     if args and args[0] in FAST:
-        module, _, function = FAST[args[0]].partition(":")
+        module, _, function = COMMANDS[args[0]].partition(":")
         raise SystemExit(getattr(importlib.import_module(module), function)(args[1:]))
     from prodstate.cli.group import cli
 

@@ -16,8 +16,6 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from functools import cache
-from typing import Any
 
 from prodstate import __version__
 from prodstate.cli.argv import (
@@ -25,7 +23,6 @@ from prodstate.cli.argv import (
     UsageError,
     add_security_options,
     address,
-    click_command,
     env,
     reader_and_tls,
 )
@@ -143,15 +140,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     result, redis = run(sys.argv[1:] if argv is None else argv)
     print(result.line(redis), flush=True)
     return result.status.exit_code
-
-
-@cache
-def _click_command() -> Any:
-    return click_command("check", main, parser().description)
-
-
-def __getattr__(name: str) -> Any:
-    """``check``: the click command, built (and click imported) only when asked for."""
-    if name == "check":
-        return _click_command()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

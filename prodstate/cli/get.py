@@ -14,7 +14,6 @@ import math
 import sys
 import time
 from collections.abc import Sequence
-from functools import cache
 from typing import Any
 
 from prodstate.cli.argv import (
@@ -22,7 +21,6 @@ from prodstate.cli.argv import (
     UsageError,
     add_security_options,
     address,
-    click_command,
     env,
     reader_and_tls,
 )
@@ -114,15 +112,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.stdout.buffer.write(value + b"\n")
     sys.stdout.flush()
     return 0
-
-
-@cache
-def _click_command() -> Any:
-    return click_command("get", main, parser().description)
-
-
-def __getattr__(name: str) -> Any:
-    """``get``: the click command, built (and click imported) only when asked for."""
-    if name == "get":
-        return _click_command()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

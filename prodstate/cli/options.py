@@ -88,9 +88,9 @@ def zk_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """``--zk`` and ``--cluster`` (also ``PRODSTATE_ZK`` and ``PRODSTATE_CLUSTER``), and the
     ``--zk-tls-*`` files (read with :func:`prodstate.cli.security.security`)."""
     command = file_options(_ZK_TLS_FILES)(command)
-    command = option(
-        "--cluster", required=True, callback=check_cluster, help="Cluster name (namespace)."
-    )(command)
+    command = option("--cluster", required=True, callback=check_cluster, help="Cluster name.")(
+        command
+    )
     return option("--zk", required=True, help="ZooKeeper hosts, e.g. zk1:2181,zk2:2181,zk3:2181.")(
         command
     )

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
+from prodstate.client import latency
 from prodstate.core import heartbeat
 from prodstate.core.heartbeat import EPOCH_KEY, HEARTBEAT_KEY
 from prodstate.core.model import RootRecord
@@ -309,6 +310,18 @@ class Client:
         return self._write(script, tuple(args), acks, timeout)
 
     def _write(
+        self, script: Script, args: tuple[Any, ...], acks: int | None, timeout: float | None
+    ) -> Any:
+        start = time.monotonic()
+        try:
+            reply = self._write_by_deadline(script, args, acks, timeout)
+        except BaseException as exc:
+            latency.observe(self.cluster, latency.outcome_of(exc), time.monotonic() - start)
+            raise
+        latency.observe(self.cluster, "confirmed", time.monotonic() - start)
+        return reply
+
+    def _write_by_deadline(
         self, script: Script, args: tuple[Any, ...], acks: int | None, timeout: float | None
     ) -> Any:
         watch = self._watch()

@@ -144,15 +144,15 @@ def build_status(
     if root is not None:
         by_address.setdefault(root.address, root.node_id)
 
+    # Only branches can be parents: each node's rendezvous ranks them, not every member.
+    branches = tuple(m for m in members.values() if m.tier is Tier.BRANCH)
     nodes = []
     for node_id, member in members.items():
         state = redis_states.get(node_id, UNREACHABLE)
         is_root = root is not None and node_id == root.node_id
         expected = None
         if root is not None and not is_root:
-            expected, _ = parent_of(
-                node_id, member.tier, root, members.values(), member.avoiding, drained
-            )
+            expected, _ = parent_of(node_id, member.tier, root, branches, member.avoiding, drained)
         mine = _node_problems(member, state, is_root, expected)
         if is_root and state.reachable and not state.is_master and not state.loading:
             mine.append(f"root {node_id} is not a master")
@@ -273,39 +273,81 @@ def _line(n: NodeStatus) -> str:
     return f"{text}  ! {'; '.join(n.problems)}" if n.problems else text
 
 
+@dataclass(frozen=True)
+class Placed:
+    """A node where the tree holds it, with the nodes replicating from it."""
+
+    node: NodeStatus
+    children: tuple[Placed, ...] = ()
+
+
+@dataclass(frozen=True)
+class Arrangement:
+    """The nodes as a tree: the root first, then any other master (each with the nodes
+    under it); the nodes under a root that is not registered; the nodes attached to none."""
+
+    tops: tuple[Placed, ...]
+    under_absent_root: tuple[Placed, ...]
+    rest: tuple[NodeStatus, ...]
+
+
+#: Deepest level drawn (a replication loop must not recurse forever).
+MAX_DEPTH = 8
+
+
+def arrange(status: TreeStatus) -> Arrangement:
+    """Place every node under the node it replicates from (an unreachable node where it
+    belongs, so its children still show): branches before leaves, each by id."""
+    root = status.root
+    order = {str(Tier.BRANCH): 0, str(Tier.LEAF): 1}
+    nodes = sorted(status.nodes, key=lambda n: (order.get(n.tier, 2), n.node_id))
+    shown: set[str] = set()
+
+    by_parent: dict[str, list[NodeStatus]] = {}
+    for n in nodes:
+        under = n.master or (n.expected_parent if not n.reachable else None)
+        if under:
+            by_parent.setdefault(under, []).append(n)
+
+    def children(address: str, depth: int) -> tuple[Placed, ...]:
+        placed = []
+        for child in by_parent.get(address, ()):
+            if child.node_id not in shown and depth < MAX_DEPTH:
+                shown.add(child.node_id)
+                placed.append(Placed(child, children(child.address, depth + 1)))
+        return tuple(placed)
+
+    tops = [n for n in nodes if root and n.node_id == root.node_id]
+    tops += [n for n in nodes if n.reachable and n.role == "master" and n not in tops]
+    placed_tops = []
+    for top in tops:
+        shown.add(top.node_id)
+        placed_tops.append(Placed(top, children(top.address, 1)))
+    orphans = children(root.address, 1) if root and root.node_id not in shown else ()
+    rest = tuple(n for n in nodes if n.node_id not in shown)
+    return Arrangement(tuple(placed_tops), orphans, rest)
+
+
 def _render(status: TreeStatus) -> list[str]:
     root = status.root
     head = f"root {root.node_id} ({root.address})" if root else "no root elected"
     lines = [f"{head}  epoch {status.epoch}  {'healthy' if status.healthy else 'UNHEALTHY'}"]
     if status.pause_text:
         lines.append(f"MAINTENANCE: {status.pause_text} (no failover, no moves)")
-    order = {str(Tier.BRANCH): 0, str(Tier.LEAF): 1}
-    nodes = sorted(status.nodes, key=lambda n: (order.get(n.tier, 2), n.node_id))
-    shown: set[str] = set()
+    arranged = arrange(status)
 
-    def under(n: NodeStatus) -> str | None:
-        # An unreachable node is drawn where it belongs, so its children still show.
-        return n.master or (n.expected_parent if not n.reachable else None)
+    def draw(placed: Placed, depth: int) -> None:
+        lines.append("  " * depth + _line(placed.node))
+        for child in placed.children:
+            draw(child, depth + 1)
 
-    def tree(address: str, depth: int) -> None:
-        for child in nodes:
-            if under(child) == address and child.node_id not in shown and depth < 8:
-                shown.add(child.node_id)
-                lines.append("  " * depth + _line(child))
-                tree(child.address, depth + 1)
-
-    tops = [n for n in nodes if root and n.node_id == root.node_id]
-    tops += [n for n in nodes if n.reachable and n.role == "master" and n not in tops]
-    for top in tops:
-        shown.add(top.node_id)
-        lines.append(_line(top))
-        tree(top.address, 1)
-    if root and root.node_id not in shown:
-        tree(root.address, 1)
-    rest = [n for n in nodes if n.node_id not in shown]
-    if rest:
+    for top in arranged.tops:
+        draw(top, 0)
+    for child in arranged.under_absent_root:
+        draw(child, 1)
+    if arranged.rest:
         lines.append("not attached to the tree:")
-        lines += ["  " + _line(n) for n in rest]
+        lines += ["  " + _line(n) for n in arranged.rest]
     if status.problems:
         lines.append(f"problems ({len(status.problems)}):")
         lines += [f"  - {p}" for p in status.problems]

@@ -347,7 +347,16 @@ class RedisControl:
             )
             return False
         if mode is not None and file_mode(path) != mode:
-            os.chmod(path, mode)
+            try:
+                os.chmod(path, mode)
+            except OSError as exc:  # not the file's owner: the rewrite stands, say so
+                self._warn_once(
+                    f"cannot put back mode {mode:o} on redis.conf after CONFIG REWRITE: it "
+                    "holds masterauth and may be readable by others (run the agent as the "
+                    "file's owner, or redis-server with UMask=0077)",
+                    exc.strerror or type(exc).__name__,
+                )
+                return True
             log.info(
                 "restored the mode of redis.conf after CONFIG REWRITE",
                 extra={"redis": self.address, "path": path, "mode": f"{mode:o}"},

@@ -77,12 +77,9 @@ return redis.call(unpack(ARGV, 2))
 
 #: Several commands applied together (no other write between them). ARGV after the
 #: epoch: for each command, its length then its words. Every command is checked first.
-FENCED_BATCH = Script(
-    "fenced-batch",
-    _PRELUDE
-    + """
-local i = 2
-while i <= #ARGV do
+#: The two passes of a batch from ARGV[i] on (each command: its word count, then its
+#: words): refuse the whole batch if any command touches a reserved key, then apply them.
+_REFUSE_ANY = """while i <= #ARGV do
   local n = tonumber(ARGV[i])
   local why = refusal(i + 1, i + n)
   if why then
@@ -90,15 +87,18 @@ while i <= #ARGV do
   end
   i = i + n + 1
 end
-local replies = {}
-i = 2
-while i <= #ARGV do
+"""
+_APPLY_ALL = """while i <= #ARGV do
   local n = tonumber(ARGV[i])
   replies[#replies + 1] = redis.call(unpack(ARGV, i + 1, i + n))
   i = i + n + 1
 end
 return replies
-""",
+"""
+
+FENCED_BATCH = Script(
+    "fenced-batch",
+    _PRELUDE + "\nlocal i = 2\n" + _REFUSE_ANY + "local replies = {}\ni = 2\n" + _APPLY_ALL,
 )
 
 #: A batch applied only if hash fields hold what the caller expects (a compare-and-set
@@ -126,23 +126,10 @@ for c = 1, conditions do
   i = i + 4
 end
 local first = i
-while i <= #ARGV do
-  local n = tonumber(ARGV[i])
-  local why = refusal(i + 1, i + n)
-  if why then
-    return redis.error_reply(why)
-  end
-  i = i + n + 1
-end
-local replies = {}
-i = first
-while i <= #ARGV do
-  local n = tonumber(ARGV[i])
-  replies[#replies + 1] = redis.call(unpack(ARGV, i + 1, i + n))
-  i = i + n + 1
-end
-return replies
-""",
+"""
+    + _REFUSE_ANY
+    + "local replies = {}\ni = first\n"
+    + _APPLY_ALL,
 )
 
 SCRIPTS = (FENCED_WRITE, FENCED_BATCH, FENCED_CHECKED_BATCH)

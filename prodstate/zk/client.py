@@ -31,17 +31,23 @@ def quiet_client(
     timeout: float = 10.0,
     credentials: Credentials = NONE,
     tls: TlsFiles | None = None,
+    reconnect_max_delay: float | None = None,
 ) -> KazooClient:
     """A kazoo client (not started) whose own logging is silenced; ValueError for bad
     ``hosts``. With a ``[zookeeper]`` identity in ``credentials`` it authenticates as the
     agents do and creates every znode with their ACL (:func:`prodstate.zk.acl.prodstate_acl`);
-    with ``tls``, over TLS."""
+    with ``tls``, over TLS. ``reconnect_max_delay``: the longest wait between attempts to
+    connect (kazoo's default backs off to an hour)."""
+    retry = None
+    if reconnect_max_delay is not None:
+        retry = {"max_tries": -1, "delay": 0.1, "backoff": 2, "max_delay": reconnect_max_delay}
     return KazooClient(
         hosts=hosts,
         timeout=timeout,
         logger=quiet_log,
         auth_data=auth_data(credentials) or None,
         default_acl=prodstate_acl(credentials),
+        connection_retry=retry,
         **(tls.kazoo_kwargs() if tls else {}),
     )
 
