@@ -47,12 +47,17 @@ class _Bucket:
 
 
 class RateLimit:
-    """A token bucket per identity: ``rate`` requests a second, bursts of ``burst``."""
+    """A token bucket per name (an identity, or a caller's address): ``rate`` requests a
+    second, bursts of ``burst``; at most ``max_keys`` names tracked at once."""
 
     def __init__(
-        self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic
+        self,
+        rate: float,
+        burst: int,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 10_000,
     ) -> None:
-        self.rate, self.burst, self._clock = rate, burst, clock
+        self.rate, self.burst, self._clock, self.max_keys = rate, burst, clock, max_keys
         self._buckets: dict[str, _Bucket] = {}
         self._lock = threading.Lock()
 
@@ -61,6 +66,10 @@ class RateLimit:
         it may."""
         with self._lock:
             now = self._clock()
+            if name not in self._buckets and len(self._buckets) >= self.max_keys:
+                self._forget_full(now)
+                if len(self._buckets) >= self.max_keys:  # that many callers all at once
+                    return 1 / self.rate
             bucket = self._buckets.setdefault(name, _Bucket(float(self.burst), now))
             bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.at) * self.rate)
             bucket.at = now
@@ -68,3 +77,11 @@ class RateLimit:
                 bucket.tokens -= 1
                 return 0.0
             return (1 - bucket.tokens) / self.rate
+
+    def _forget_full(self, now: float) -> None:
+        """Drop the buckets that have refilled: forgetting them changes nothing."""
+        full = [
+            k for k, b in self._buckets.items() if b.tokens + (now - b.at) * self.rate >= self.burst
+        ]
+        for key in full:
+            del self._buckets[key]

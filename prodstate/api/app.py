@@ -1,7 +1,8 @@
 """The FastAPI application: routes, the identity each route needs, and the JSON errors.
 
 Every route but ``/openapi.json`` needs ``Authorization: Bearer TOKEN`` of an identity
-with its right (``read``, ``report`` or ``write``); each identity has its own rate limit.
+with its right (``read``, ``report`` or ``write``); each identity has its own rate limit,
+and so has each caller address for its requests without a known token.
 Every refusal is ``{"error": "..."}`` with its status, and a refused request writes
 nothing."""
 
@@ -76,23 +77,26 @@ def create_app(
     app.add_middleware(BodyLimit, limit=max_body)
     _handle_errors(app)
     bearer = HTTPBearer(auto_error=False, description="A token of [api.tokens].")
+    #: Requests without a known token, per caller address, limited as an identity's are.
+    failures = RateLimit(limit.rate, limit.burst)
 
     def right(needed: str) -> Callable[..., ApiToken]:
         def identity(
+            request: Request,
             given: HTTPAuthorizationCredentials | None = Depends(bearer),  # noqa: B008
         ) -> ApiToken:
-            if given is None:
-                raise _unauthorized("missing token: send Authorization: Bearer TOKEN")
-            found = tokens.identify(given.credentials)
+            found = None if given is None else tokens.identify(given.credentials)
             if found is None:
+                peer = request.client.host if request.client else "?"
+                wait = failures.allow(peer)
+                if wait:
+                    raise _too_many(f"too many refused tokens from {peer}", wait)
+                if given is None:
+                    raise _unauthorized("missing token: send Authorization: Bearer TOKEN")
                 raise _unauthorized("unknown token")
             wait = limit.allow(found.name)
             if wait:
-                raise HTTPException(
-                    429,
-                    f"rate limit of {found.name!r}: retry in {wait:.1f}s",
-                    {"Retry-After": str(math.ceil(wait))},
-                )
+                raise _too_many(f"rate limit of {found.name!r}", wait)
             if needed not in found.rights:
                 raise HTTPException(403, f"identity {found.name!r} has no {needed!r} right")
             return found
@@ -241,6 +245,10 @@ def create_app(
         }
 
     return app
+
+
+def _too_many(why: str, wait: float) -> HTTPException:
+    return HTTPException(429, f"{why}: retry in {wait:.1f}s", {"Retry-After": str(math.ceil(wait))})
 
 
 def _unauthorized(why: str) -> HTTPException:

@@ -84,3 +84,13 @@ def test_the_bucket_allows_a_burst_then_the_rate():
     assert limit.allow("a") > 0
     now[0] += 100  # refills up to the burst, no further
     assert [limit.allow("a") for _ in range(4)][-1] > 0
+
+
+def test_the_buckets_tracked_are_bounded():
+    now = [0.0]
+    limit = RateLimit(rate=1.0, burst=1, clock=lambda: now[0], max_keys=2)
+    assert limit.allow("a") == 0.0 and limit.allow("b") == 0.0
+    assert limit.allow("c") == 1.0  # both still empty: a third caller waits
+    now[0] += 1.0  # a and b refilled: forgotten, c tracked
+    assert limit.allow("c") == 0.0
+    assert limit.allow("a") == 0.0 and limit.allow("c") > 0

@@ -239,3 +239,12 @@ def test_a_write_queued_past_its_timeout_is_not_applied(client):
         records._writing.release()
     assert refused.value.applied is False and client.written == []
     assert records.write([("SET", "motd", "later")]) == 7
+
+
+def test_refused_tokens_are_rate_limited_per_address_not_the_identities(client):
+    app = build(client, burst=2)
+    statuses = [call(app, "GET", "/v1/keys/motd", token="x" * 20).status for _ in range(3)]
+    assert statuses == [401, 401, 429]
+    reply = call(app, "GET", "/v1/keys/motd")
+    assert reply.status == 429 and "127.0.0.1" in reply.json()["error"]
+    assert call(app, "GET", "/v1/keys/motd", token=READER).status == 200
