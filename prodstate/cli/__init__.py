@@ -37,6 +37,7 @@ COMMANDS = {
     "error": "prodstate.statedb.errors_cli:error",
     "errors": "prodstate.statedb.errors_cli:errors",
     "web": "prodstate.statedb.web:web",
+    "api": "prodstate.api.cli:api",
     "config": "prodstate.settings.cli:config",
     "render": "prodstate.cli.render:render",
     "watch": "prodstate.cli.watch:watch",

@@ -23,6 +23,10 @@ The credentials file (``--credentials-file`` / ``PRODSTATE_CREDENTIALS_FILE``), 
     [redis.writer]               # created by the agent: prodstate.Client writes at the root
     [redis.reader]               # created by the agent: local readers, check, status
 
+    [api.tokens.NAME]            # ``prodstate api``: an identity NAME of the HTTP API
+    token = "..."                # what its requests send (Authorization: Bearer ...)
+    rights = ["read", "report"]  # of read, report, write
+
 Each secret may instead come from the environment, which wins over the file:
 ``PRODSTATE_ZK_USER``/``PRODSTATE_ZK_PASSWORD`` and ``PRODSTATE_REDIS_<ROLE>_USER``/
 ``_PASSWORD`` (ROLE: ADMIN, REPLICATION, BRANCH_REPLICATION, WRITER, READER).
@@ -40,6 +44,10 @@ from typing import Any
 from prodstate.core.model import DataError
 
 REDIS_ROLES = ("admin", "replication", "branch_replication", "writer", "reader")
+#: What an HTTP API identity may be allowed: read records, phone home, write keys.
+API_RIGHTS = ("read", "report", "write")
+#: Shortest API token accepted (characters).
+API_TOKEN_MIN = 16
 #: ZooKeeper digest ACL ids: ``user:base64(sha1(user:password))``.
 _DIGEST_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
 
@@ -62,12 +70,23 @@ class Secret:
 
 
 @dataclass(frozen=True)
+class ApiToken:
+    """An identity of the HTTP API: its name, its token (never in a repr) and its rights."""
+
+    name: str
+    token: str = field(repr=False)
+    rights: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class Credentials:
     """Every identity prodstate may use; None where none is configured."""
 
     zookeeper: Secret | None = None
     acl_digests: tuple[str, ...] = ()
     redis: Mapping[str, Secret] = field(default_factory=dict)
+    #: The HTTP API's identities by name (``[api.tokens.NAME]``).
+    api_tokens: Mapping[str, ApiToken] = field(default_factory=dict)
 
     def redis_user(self, role: str) -> Secret | None:
         """The Redis identity for ``role`` (admin, replication, writer, reader), if any."""
@@ -78,7 +97,7 @@ class Credentials:
         found = [self.zookeeper.password] if self.zookeeper else []
         for secret in self.redis.values():
             found += [secret.password, *secret.other_passwords]
-        return found
+        return found + [t.token for t in self.api_tokens.values()]
 
 
 NONE = Credentials()
@@ -91,7 +110,7 @@ def load_credentials(path: str | None, environ: Mapping[str, str] = os.environ) 
     readable by group or others, is not valid TOML, or holds unknown or ill-typed settings.
     """
     data: dict[str, Any] = read_file(path) if path else {}
-    unknown = set(data) - {"zookeeper", "redis"}
+    unknown = set(data) - {"zookeeper", "redis", "api"}
     if unknown:
         raise CredentialsError(f"{path}: unknown section(s) {', '.join(sorted(unknown))}")
     zk_table = _table(data, "zookeeper", path)
@@ -110,7 +129,32 @@ def load_credentials(path: str | None, environ: Mapping[str, str] = os.environ) 
         secret = _secret(table, environ, env, f"redis.{role}", path, ("other_passwords",))
         if secret is not None:
             users[role] = secret
-    return Credentials(zookeeper, tuple(digests), users)
+    return Credentials(zookeeper, tuple(digests), users, _api_tokens(data, path))
+
+
+def _api_tokens(data: dict[str, Any], path: str | None) -> dict[str, ApiToken]:
+    """The ``[api.tokens.NAME]`` tables: each a token of at least API_TOKEN_MIN printable
+    characters (no spaces), used by one identity only, and a list of API_RIGHTS."""
+    api = _table(data, "api", path)
+    unknown = set(api) - {"tokens"}
+    if unknown:
+        raise CredentialsError(f"{path}: unknown setting(s) in api: {', '.join(sorted(unknown))}")
+    found: dict[str, ApiToken] = {}
+    for name, table in sorted(_table(api, "tokens", path, "api.tokens").items()):
+        where = f"{path}: api.tokens.{name}"
+        if not isinstance(table, dict) or set(table) - {"token", "rights"}:
+            raise CredentialsError(f"{where}: must be a table of token and rights")
+        token, rights = table.get("token"), table.get("rights", [])
+        if not isinstance(token, str) or len(token) < API_TOKEN_MIN or not token.isprintable():
+            raise CredentialsError(
+                f"{where}: token must be at least {API_TOKEN_MIN} printable characters"
+            )
+        if " " in token or any(t.token == token for t in found.values()):
+            raise CredentialsError(f"{where}: token must hold no space and be its own")
+        if not isinstance(rights, list) or not rights or any(r not in API_RIGHTS for r in rights):
+            raise CredentialsError(f"{where}: rights must be a list of {', '.join(API_RIGHTS)}")
+        found[name] = ApiToken(name, token, frozenset(rights))
+    return found
 
 
 def read_file(path: str) -> dict[str, Any]:
