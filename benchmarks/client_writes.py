@@ -31,7 +31,8 @@ from redis._parsers import _RESP2Parser
 from redis._parsers.socket import SocketBuffer
 
 from prodstate.client import Client, branch_acks, role_offset
-from prodstate.redis.control import EPOCH_KEY, connect
+from prodstate.core.heartbeat import EPOCH_KEY
+from prodstate.redis.connect import connect
 from prodstate.redis.scripts import FENCED_WRITE
 from prodstate.testing.cluster import LocalCluster
 

@@ -44,7 +44,7 @@ from kazoo.exceptions import KazooException, NoNodeError
 
 from prodstate.client import Client
 from prodstate.core.model import DataError, RootRecord
-from prodstate.redis.control import connect
+from prodstate.redis.connect import connect
 from prodstate.testing.cluster import LocalCluster
 from prodstate.zk.paths import Layout
 

@@ -51,6 +51,14 @@ def test_check_and_get_load_neither_zookeeper_nor_the_agent_nor_the_harness():
         assert loaded(modules, unwanted) == [], command
 
 
+def test_the_agent_runs_without_redis_py():
+    """redis-py costs 20 MiB and a fifth of a second per process: the agent speaks RESP
+    itself (prodstate.redis.link), on every machine of the fleet."""
+    modules = imported_after("from prodstate.cli import load_command\nload_command('agent')")
+    assert "prodstate.agent.loop" in modules
+    assert loaded(modules, ("redis",)) == []
+
+
 def test_reading_settings_loads_no_schema_library_and_no_zookeeper():
     modules = imported_after("import prodstate.client\nimport prodstate.settings.records")
     assert loaded(modules, ("jsonschema", "referencing", "kazoo", "click")) == []

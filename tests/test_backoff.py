@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-import redis
 from kazoo.exceptions import ConnectionLoss, NoAuthError
 
 from prodstate.agent.backoff import Backoff, is_denied
+from prodstate.redis.link import ReplyError
 from prodstate.zk.store import StoreUnavailable
 
 
@@ -47,11 +47,13 @@ def _raised_from(cause: BaseException) -> StoreUnavailable:
     [
         (NoAuthError(), True),
         (_raised_from(NoAuthError()), True),
-        (redis.AuthenticationError("WRONGPASS"), True),
-        (redis.exceptions.NoPermissionError("NOPERM"), True),
+        (ReplyError("WRONGPASS invalid username-password pair"), True),
+        (ReplyError("NOAUTH Authentication required."), True),
+        (ReplyError("NOPERM User agent has no permissions to run the 'config' command"), True),
+        (ReplyError("ERR syntax error"), False),
         (_raised_from(ConnectionLoss()), False),
         (StoreUnavailable("ZooKeeper suspended"), False),
-        (redis.ConnectionError("refused"), False),
+        (ConnectionRefusedError("refused"), False),
         (None, False),
     ],
 )

@@ -9,7 +9,6 @@ import urllib.request
 from dataclasses import replace
 
 import pytest
-import redis
 
 from prodstate import __version__
 from prodstate.agent import metrics
@@ -23,6 +22,7 @@ from prodstate.agent.metrics import (
 from prodstate.core.actions import Decision, Promote, Replicate, Wait
 from prodstate.core.freshness import Freshness
 from prodstate.core.model import FENCE_MIN_REPLICAS, UNREACHABLE, RedisState, Tier, ZkState
+from prodstate.redis.link import ReplyError
 from tests.snapshot_builder import (
     ME,
     NOW,
@@ -267,7 +267,8 @@ def test_read_stats() -> None:
     assert read_stats(FakeConn(stats=info)) == RedisStats(3, 7)
     assert read_stats(FakeConn(stats={"sync_full": 3})) is None
     assert read_stats(FakeConn(stats={"sync_full": "x", "sync_partial_ok": 1})) is None
-    assert read_stats(FakeConn(error=redis.ConnectionError("refused"))) is None
+    assert read_stats(FakeConn(error=ReplyError("ERR unknown section"))) is None
+    assert read_stats(FakeConn(error=ConnectionRefusedError("refused"))) is None
     assert read_stats(FakeConn(error=OSError("reset"))) is None
 
 

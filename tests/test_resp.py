@@ -40,10 +40,20 @@ def test_commands_are_arrays_of_bulk_strings():
         (b"$0\r\n\r\n", b""),
         (b"$4\r\na\r\nb\r\n", b"a\r\nb"),  # a bulk string is read by its length
         (b"$-1\r\n", None),
+        (b"*2\r\n$1\r\na\r\n:5\r\n", [b"a", 5]),
+        (b"*1\r\n*1\r\n+OK\r\n", [["OK"]]),
+        (b"*0\r\n", []),
+        (b"*-1\r\n", None),
     ],
 )
 def test_replies(data, value):
     assert reply(data) == value
+
+
+def test_an_error_inside_an_array_is_its_element():
+    value = reply(b"*2\r\n-ERR no\r\n:1\r\n")
+    assert isinstance(value, list) and value[1] == 1
+    assert isinstance(value[0], ReplyError) and value[0].code == "ERR"
 
 
 def test_an_error_reply_is_raised_with_its_code():
@@ -64,7 +74,9 @@ def test_an_error_reply_is_raised_with_its_code():
         (b"$1x\r\n", "not an integer"),
         (b":--5\r\n", "not an integer"),
         (b":" + b"9" * 30 + b"\r\n", "not an integer"),
-        (b"*1\r\n$1\r\na\r\n", "unexpected reply type b'*'"),
+        (b"*2\r\n$1\r\na\r\n", "closed before the reply ended"),
+        (b"*1\r\n" * 9 + b":1\r\n", "at depth 8 not read"),
+        (b"*-2\r\n", "array of -2 elements"),
         (b"%1\r\n", "unexpected reply type"),
         (b"+" + b"x" * (MAX_LINE + 10) + b"\r\n", f"longer than {MAX_LINE} bytes"),
     ],

@@ -12,7 +12,8 @@ from typing import Any
 
 from prodstate.client import Client
 from prodstate.core.model import DataError, RedisState, RootRecord
-from prodstate.redis.control import connect, read_state
+from prodstate.redis.control import read_state
+from prodstate.redis.link import Link
 from prodstate.testing import ZooKeeperEnsemble, wait_until
 from prodstate.testing.cluster import LocalCluster
 from prodstate.testing.tree import read_epoch
@@ -49,11 +50,8 @@ def _other_branch(cluster: LocalCluster, root: RootRecord) -> str:
 
 def _state(cluster: LocalCluster, name: str) -> RedisState:
     """Node ``name``'s Redis as the agent reads it (master and replicas by advertised address)."""
-    conn = connect(cluster.redis[name].address)
-    try:
-        return read_state(conn)
-    finally:
-        conn.close()
+    with Link(cluster.redis[name].address) as link:
+        return read_state(link)
 
 
 def _children(cluster: LocalCluster, name: str) -> list[str]:

@@ -8,23 +8,18 @@ succeeds; other failures (a timeout, a lost connection) are retried on the next 
 
 from __future__ import annotations
 
-import redis
 from kazoo.exceptions import AuthFailedError, NoAuthError
 
-_DENIED = (
-    NoAuthError,
-    AuthFailedError,
-    redis.AuthenticationError,
-    redis.exceptions.AuthorizationError,
-    redis.exceptions.NoPermissionError,
-)
+from prodstate.redis.link import is_denied as redis_denied
+
+_DENIED = (NoAuthError, AuthFailedError)
 
 
 def is_denied(exc: BaseException | None) -> bool:
     """True if ``exc``, or an exception it was raised from, is a refusal for lack of rights."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
-        if isinstance(exc, _DENIED):
+        if isinstance(exc, _DENIED) or redis_denied(exc):
             return True
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__

@@ -14,9 +14,8 @@ import threading
 import time
 from collections.abc import Callable
 
-import redis
-
 from prodstate.redis.control import RedisControl
+from prodstate.redis.link import RedisError
 
 log = logging.getLogger("prodstate.agent.beat")
 
@@ -67,7 +66,7 @@ class HeartbeatWriter:
             started = time.monotonic()
             try:
                 written = self.control.heartbeat(time.time())
-            except (redis.RedisError, OSError) as exc:
+            except (RedisError, OSError) as exc:
                 log.debug("heartbeat not written", extra={"error": repr(exc)})
                 written = False
             if written and self._written is not None:

@@ -12,7 +12,6 @@ import threading
 import time
 from dataclasses import replace
 
-import redis
 from kazoo.exceptions import KazooException
 
 from prodstate import __version__
@@ -61,6 +60,7 @@ from prodstate.core.model import (
 )
 from prodstate.core.rendezvous import reaction_delay
 from prodstate.redis.control import RedisControl
+from prodstate.redis.link import RedisError
 from prodstate.redis.users import (
     leaf_replication_user,
     managed_users,
@@ -321,7 +321,7 @@ class Agent:
         """Update the metrics; Redis's sync counters are read once a second."""
         if s.now - self._stats_read_at >= self.config.metrics_interval:
             self._stats_read_at = s.now
-            self._stats = read_stats(self.redis.conn) if s.redis.reachable else None
+            self._stats = read_stats(self.redis.link) if s.redis.reachable else None
         self.metrics.observe(s, decision, seconds, self._stats, acted=acted)
 
     def snapshot(self) -> Snapshot:
@@ -489,7 +489,7 @@ class Agent:
             return False  # refused for lack of rights before: backing off
         try:
             self._dispatch(action, s)
-        except (StoreUnavailable, KazooException, redis.RedisError, OSError) as exc:
+        except (StoreUnavailable, KazooException, RedisError, OSError) as exc:
             if is_denied(exc):
                 retry_in = self._refused.refused(action.name, s.now)
                 log.warning(

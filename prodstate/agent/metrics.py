@@ -38,7 +38,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import redis
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -58,6 +57,7 @@ from prodstate.core.actions import Decision, Promote
 from prodstate.core.freshness import DEFAULT_POLICY, Freshness
 from prodstate.core.health import ROLES, health, role_of
 from prodstate.core.model import Snapshot, Tier, ZkState
+from prodstate.redis.link import Link, RedisError
 
 log = logging.getLogger("prodstate.agent.metrics")
 
@@ -73,12 +73,12 @@ class RedisStats:
     sync_partial_ok: int
 
 
-def read_stats(conn: redis.Redis) -> RedisStats | None:
+def read_stats(conn: Link) -> RedisStats | None:
     """``INFO stats`` as RedisStats; None if Redis does not answer or the reply is malformed."""
     try:
         info = conn.info("stats")
         return RedisStats(int(info["sync_full"]), int(info["sync_partial_ok"]))
-    except (redis.RedisError, OSError, KeyError, TypeError, ValueError):
+    except (RedisError, OSError, KeyError, TypeError, ValueError):
         return None
 
 

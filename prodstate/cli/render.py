@@ -12,7 +12,7 @@ from prodstate.agent.logs import setup_logging
 from prodstate.cli.exits import ERROR, NOT_APPLIED, fail
 from prodstate.cli.options import check_address, option, redis_option
 from prodstate.cli.security import security, security_options
-from prodstate.redis.control import connect
+from prodstate.redis.connect import connect
 from prodstate.render.config import (
     ConfigError,
     TemplateSpec,

@@ -11,7 +11,7 @@ import redis as redis_errors
 from prodstate.cli.exits import ERROR, NOT_APPLIED, fail
 from prodstate.cli.options import option, redis_option
 from prodstate.cli.security import security, security_options
-from prodstate.redis.control import connect
+from prodstate.redis.connect import connect
 from prodstate.redis.users import KEYSPACE_CHANNELS
 from prodstate.render import command as commands
 from prodstate.render.watch import KeyFilter, show

@@ -26,7 +26,7 @@ from prodstate.client import latency
 from prodstate.core import heartbeat
 from prodstate.core.heartbeat import EPOCH_KEY, HEARTBEAT_KEY
 from prodstate.core.model import RootRecord
-from prodstate.redis.control import connect
+from prodstate.redis.connect import connect
 from prodstate.redis.scripts import (
     FENCED_BATCH,
     FENCED_CHECKED_BATCH,

@@ -14,7 +14,8 @@ from prodstate.core.heartbeat import parse_heartbeat
 from prodstate.core.maintenance import Pause
 from prodstate.core.model import DataError, Lineage, Member, RedisState, RootRecord, Tier
 from prodstate.core.tree import TreeStatus, build_status
-from prodstate.redis.control import connect, read_state
+from prodstate.redis.control import read_state
+from prodstate.redis.link import Link
 from prodstate.zk.maintenance import read_drains
 from prodstate.zk.paths import Layout
 
@@ -26,15 +27,12 @@ def _read_node(
     address: str, timeout: float, options: dict[str, Any]
 ) -> tuple[RedisState, float | None]:
     """One Redis's state and the age of its heartbeat when read (None if it has none)."""
-    conn = connect(address, timeout=timeout, **options)
-    try:
-        state = read_state(conn)  # its pipeline reads the heartbeat too
-        if not state.reachable or state.loading:
-            return state, None
-        heartbeat = parse_heartbeat(state.heartbeat)
-        return state, (time.time() - heartbeat if heartbeat is not None else None)
-    finally:
-        conn.close()
+    with Link(address, timeout=timeout, **options) as link:
+        state = read_state(link)  # its pipeline reads the heartbeat too
+    if not state.reachable or state.loading:
+        return state, None
+    heartbeat = parse_heartbeat(state.heartbeat)
+    return state, (time.time() - heartbeat if heartbeat is not None else None)
 
 
 def _zk_reader(zk: KazooClient, timeout: float) -> Callable[..., Any]:

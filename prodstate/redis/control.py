@@ -9,10 +9,6 @@ import time
 from dataclasses import replace
 from typing import Any
 
-import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
-
 from prodstate.core.heartbeat import EPOCH_KEY, HEARTBEAT_KEY, MAX_TEXT
 from prodstate.core.model import (
     FENCE_MIN_REPLICAS,
@@ -23,6 +19,7 @@ from prodstate.core.model import (
     format_address,
     parse_address,
 )
+from prodstate.redis.link import LOADING, Link, RedisError, ReplyError, pairs, parse_info
 from prodstate.redis.scripts import SCRIPTS
 from prodstate.security.credentials import Secret
 from prodstate.security.files import file_mode, writable_by_others
@@ -31,51 +28,38 @@ from prodstate.security.tls import ServerChecks, TlsFiles
 log = logging.getLogger(__name__)
 
 
-def connect(
-    address: str,
-    timeout: float = 1.0,
-    *,
-    user: Secret | None = None,
-    tls: TlsFiles | None = None,
-) -> redis.Redis:
-    """A redis-py client for ``host:port`` with short timeouts, never retrying by itself;
-    as ``user`` (AUTH) and over TLS when given."""
-    host, port = parse_address(address)
-    return redis.Redis(
-        host=host,
-        port=port,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        decode_responses=True,
-        retry=Retry(NoBackoff(), 0),
-        username=user.user if user else None,
-        password=user.password if user else None,
-        **(tls.redis_kwargs() if tls else {}),
-    )
-
-
-def read_state(conn: redis.Redis) -> RedisState:
+def read_state(link: Link) -> RedisState:
     """``INFO`` and ``CONFIG GET`` as a RedisState; UNREACHABLE if Redis does not answer.
 
     A reply that does not parse (a Redis that is not one, or lies) is logged and counts
     as unreachable: nothing is decided from it.
     """
     try:
-        pipe = conn.pipeline(transaction=False)
-        pipe.info("server")
-        pipe.info("replication")
-        pipe.info("persistence")
-        pipe.config_get("min-replicas-to-write")
-        pipe.get(EPOCH_KEY)
-        pipe.get(HEARTBEAT_KEY)
-        server, repl, persistence, config, epoch, beat = pipe.execute()
-    except redis.BusyLoadingError:
-        return RedisState(reachable=True, loading=True)
-    except (redis.RedisError, OSError):
+        replies = link.pipeline(
+            ("INFO", "server"),
+            ("INFO", "replication"),
+            ("INFO", "persistence"),
+            ("CONFIG", "GET", "min-replicas-to-write"),
+            ("GET", EPOCH_KEY),
+            ("GET", HEARTBEAT_KEY),
+        )
+    except (RedisError, OSError):
         return UNREACHABLE
+    errors = [r for r in replies if isinstance(r, ReplyError)]
+    if any(e.code == LOADING for e in errors):
+        return RedisState(reachable=True, loading=True)
+    if errors:
+        return UNREACHABLE
+    server, repl, persistence, config, epoch, beat = replies
     try:
-        state = parse_state(server, repl, persistence, config, "" if epoch is None else epoch)
-    except DataError as exc:
+        state = parse_state(
+            parse_info(server),
+            parse_info(repl),
+            parse_info(persistence),
+            pairs(config),
+            "" if epoch is None else epoch,
+        )
+    except (DataError, RedisError) as exc:
         log.warning("ignoring a malformed INFO reply", extra={"error": str(exc)})
         return UNREACHABLE
     if isinstance(beat, str) and len(beat) <= MAX_TEXT:
@@ -105,8 +89,8 @@ def parse_state(
     server: Any, repl: Any, persistence: Any, config: Any, epoch_key: Any = None
 ) -> RedisState:
     """The parsed ``INFO server``, ``replication``, ``persistence`` and ``CONFIG GET`` replies
-    and the epoch key's value ("" if absent, None if not read), as redis-py returns them,
-    as a RedisState; DataError if any is malformed."""
+    and the epoch key's value ("" if absent, None if not read), as mappings
+    (:func:`~prodstate.redis.link.parse_info`), as a RedisState; DataError if any is malformed."""
     if not all(isinstance(part, dict) for part in (server, repl, persistence, config)):
         raise DataError("INFO or CONFIG GET reply is not a mapping")
     if epoch_key is not None and not isinstance(epoch_key, str):
@@ -183,7 +167,7 @@ def merge_event_flags(current: str, needed: str) -> str:
     return text + "".join(c for c in "KEmn" if c in flags)
 
 
-class HandOverFailed(redis.RedisError):
+class HandOverFailed(RedisError):
     """Redis did not hand its role over; it is still the master (the reason is the text)."""
 
 
@@ -202,33 +186,33 @@ class RedisControl:
         """``servers`` checks each address this Redis is made to replicate from (by default,
         with TLS, a check of its own that remembers nothing)."""
         self.address = address
-        self.conn = connect(address, timeout, user=user, tls=tls)
+        self.link = Link(address, timeout, user=user, tls=tls)
         self.servers = servers if servers is not None else ServerChecks(tls)
         self._rewrite_warned = False
 
     def state(self) -> RedisState:
         """Current state, or UNREACHABLE."""
-        return read_state(self.conn)
+        return read_state(self.link)
 
     def configure(self, settings: dict[str, str]) -> None:
         """``CONFIG SET`` each setting the tree needs (only those that differ). The flags
         of ``notify-keyspace-events`` are added to those the operator set, not put in
         their place."""
-        current = self.conn.config_get("*")
+        current = pairs(self.link.call("CONFIG", "GET", "*"))
         for key, value in settings.items():
             if key == NOTIFY_KEYSPACE_EVENTS:
                 value = merge_event_flags(str(current.get(key, "")), value)
             if str(current.get(key)) != str(value):
-                self.conn.config_set(key, value)
+                self.link.call("CONFIG", "SET", key, value)
 
     def load_scripts(self) -> None:
         """``SCRIPT LOAD`` the fenced scripts clients run by digest (see redis.scripts)."""
         for script in SCRIPTS:
-            self.conn.script_load(script.text)
+            self.link.call("SCRIPT", "LOAD", script.text)
 
     def set_user(self, args: list[str]) -> None:
         """``ACL SETUSER`` with ``args`` (a user name, then its rules)."""
-        self.conn.execute_command("ACL", "SETUSER", *args)
+        self.link.call("ACL", "SETUSER", *args)
 
     def replicate(self, address: str) -> None:
         """``REPLICAOF`` address, then ``CONFIG REWRITE`` (see persist_config). With TLS,
@@ -236,7 +220,7 @@ class RedisControl:
         (UntrustedServer if not: Redis itself checks only the CA)."""
         host, port = parse_address(address)
         self.servers.check(address)
-        self.conn.replicaof(host, port)
+        self.link.call("REPLICAOF", host, port)
         self.persist_config()
 
     def wait_caught_up(self, peer: RedisControl, timeout: float, poll: float = 0.005) -> bool:
@@ -256,17 +240,7 @@ class RedisControl:
         """``REPLCONF GETACK``: have this replica acknowledge its offset to its master now,
         not at its next once-a-second acknowledgement. Redis answers it with nothing, so a
         PING follows on the same connection and its answer is read."""
-        pool = self.conn.connection_pool
-        conn = pool.get_connection()
-        try:
-            conn.send_command("REPLCONF", "GETACK", "*")
-            conn.send_command("PING")
-            conn.read_response()
-        except BaseException:
-            conn.disconnect()
-            raise
-        finally:
-            pool.release(conn)
+        self.link.send_only("REPLCONF", "GETACK", "*")
 
     def hand_over(self, peer: RedisControl, timeout: float = 2.0, poll: float = 0.005) -> None:
         """Make ``peer``, a replica of this fenced master, the master with Redis's own
@@ -289,21 +263,19 @@ class RedisControl:
         host, port = parse_address(address)
         self.servers.check(address)
         try:
-            self.conn.execute_command(
-                "FAILOVER", "TO", host, port, "TIMEOUT", max(1, round(timeout * 1000))
-            )
-        except redis.ResponseError as exc:
+            self.link.call("FAILOVER", "TO", host, port, "TIMEOUT", max(1, round(timeout * 1000)))
+        except ReplyError as exc:
             raise HandOverFailed(f"FAILOVER refused: {exc}") from None
         deadline = time.monotonic() + timeout + 1.0
-        while (state := self.conn.info("replication").get("master_failover_state")) != (
+        while (state := self.link.info("replication").get("master_failover_state")) != (
             "no-failover"
         ):
             if time.monotonic() >= deadline:
-                with contextlib.suppress(redis.ResponseError):  # ended meanwhile
-                    self.conn.execute_command("FAILOVER", "ABORT")
+                with contextlib.suppress(ReplyError):  # ended meanwhile
+                    self.link.call("FAILOVER", "ABORT")
                 break
             if state == "waiting-for-sync":
-                with contextlib.suppress(redis.RedisError):  # it acknowledges each second anyway
+                with contextlib.suppress(RedisError, OSError):  # it acknowledges each second anyway
                     peer.request_ack()
             time.sleep(poll)
         if self.state().master != address:
@@ -315,12 +287,12 @@ class RedisControl:
 
     def fence(self) -> None:
         """Refuse every write from now on (reads and replication go on)."""
-        self.conn.config_set("min-replicas-to-write", FENCE_MIN_REPLICAS)
+        self.link.call("CONFIG", "SET", "min-replicas-to-write", FENCE_MIN_REPLICAS)
 
     def promote(self) -> None:
         """Fence, then ``REPLICAOF NO ONE``: a master that refuses writes until served."""
         self.fence()
-        self.conn.replicaof("NO", "ONE")
+        self.link.call("REPLICAOF", "NO", "ONE")
         self.persist_config()
 
     def persist_config(self) -> bool:
@@ -339,8 +311,8 @@ class RedisControl:
             return False
         mode = file_mode(path) if path else None
         try:
-            self.conn.config_rewrite()
-        except redis.ResponseError as exc:
+            self.link.call("CONFIG", "REWRITE")
+        except ReplyError as exc:
             self._warn_once(
                 "CONFIG REWRITE refused: a restarted Redis will not resume its replication",
                 str(exc),
@@ -366,8 +338,8 @@ class RedisControl:
     def config_file(self) -> str:
         """The path of this Redis's config file ("" if it has none or does not say)."""
         try:
-            path = self.conn.info("server").get("config_file", "")
-        except (redis.RedisError, OSError):
+            path = self.link.info("server").get("config_file", "")
+        except (RedisError, OSError):
             return ""
         return path if isinstance(path, str) else ""
 
@@ -378,39 +350,37 @@ class RedisControl:
 
     def serve(self, min_replicas: int, epoch: int) -> None:
         """Accept writes acknowledged by ``min_replicas`` replicas; record the epoch first."""
-        self.conn.config_set("min-replicas-to-write", 0)
-        self.conn.set(EPOCH_KEY, epoch)
-        self.conn.config_set("min-replicas-to-write", min_replicas)
+        self.link.call("CONFIG", "SET", "min-replicas-to-write", 0)
+        self.link.call("SET", EPOCH_KEY, epoch)
+        self.link.call("CONFIG", "SET", "min-replicas-to-write", min_replicas)
 
     def drop_replicas(self, user: str | None = None) -> None:
         """Close every replica link, or those authenticated as ``user`` (aborts full syncs
         that have not started sending)."""
-        if user is None:
-            self.conn.client_kill_filter(_type="replica")
-        else:
-            self.conn.client_kill_filter(_type="replica", user=user)
+        self.link.call("CLIENT", "KILL", "TYPE", "replica", *(("USER", user) if user else ()))
 
     def user_enabled(self, user: str) -> bool | None:
         """True if ACL user ``user`` is on, False if off, None if absent or unreadable."""
         try:
-            info = self.conn.acl_getuser(user)
-        except (redis.RedisError, OSError):
+            reply = self.link.call("ACL", "GETUSER", user)
+            if reply is None:
+                return None
+            flags = pairs(reply).get("flags")
+        except (RedisError, OSError):
             return None
-        if not info:
-            return None
-        return bool(info.get("enabled"))
+        return isinstance(flags, list) and "on" in flags
 
     def heartbeat(self, now: float) -> bool:
         """Write the heartbeat key (no TTL); False if Redis refused it (e.g. fenced)."""
         try:
-            self.conn.set(HEARTBEAT_KEY, f"{now:.6f}")
-        except redis.ResponseError:
+            self.link.call("SET", HEARTBEAT_KEY, f"{now:.6f}")
+        except ReplyError:
             return False
         return True
 
     def close(self) -> None:
-        """Close the connection pool."""
-        self.conn.close()
+        """Close the connection."""
+        self.link.close()
 
     def __enter__(self) -> RedisControl:
         return self

@@ -1,11 +1,12 @@
-"""A minimal Redis client for the one-shot reads of ``prodstate check`` and ``prodstate get``.
+"""A minimal Redis client: RESP2 over one socket, for ``prodstate check``, ``get`` and the agent.
 
-Those commands run every minute on every machine, and importing redis-py costs them
-several times Python's own start-up. This speaks just what they need of RESP2: commands
-out, and simple strings, errors, integers and bulk strings in (no arrays, no RESP3), over
-TCP or TLS (:class:`~prodstate.security.tls.TlsFiles`, the server's name checked), with
-``AUTH`` as an ACL user. Every reply is bounded in size; anything else is a
-:class:`ProtocolError`. Everything else in prodstate uses redis-py.
+``check`` and ``get`` run every minute on every machine, and the agent runs on every
+machine for good: importing redis-py costs the first several times Python's own start-up
+and the second 20 MiB of memory. This speaks just what they need of RESP2: commands out;
+simple strings, errors, integers, bulk strings and arrays in (no RESP3), over TCP or TLS
+(:class:`~prodstate.security.tls.TlsFiles`, the server's name checked), with ``AUTH`` as
+an ACL user. Every reply is bounded in size and depth; anything else is a
+:class:`ProtocolError`. Clients and tools use redis-py.
 """
 
 from __future__ import annotations
@@ -23,15 +24,22 @@ if TYPE_CHECKING:
 MAX_LINE = 64 * 1024
 #: The longest bulk string read by default, in bytes (the whole dataset is tens of MB).
 MAX_BULK = 64 * 1024 * 1024
+#: The most elements an array reply may hold, and how deep arrays may nest.
+MAX_ARRAY = 1024 * 1024
+MAX_DEPTH = 8
 
-Reply = bytes | str | int | None
+Reply = bytes | str | int | list | None
 
 
-class ProtocolError(Exception):
+class RedisError(Exception):
+    """Redis answered, but not with what was asked for (an error or a malformed reply)."""
+
+
+class ProtocolError(RedisError):
     """The server answered something that is not a RESP2 reply this client reads."""
 
 
-class ReplyError(Exception):
+class ReplyError(RedisError):
     """An error reply (``-ERR ...``); ``code`` is its first word, e.g. ``NOAUTH``."""
 
     def __init__(self, message: str) -> None:
@@ -66,10 +74,12 @@ def _integer(text: bytes) -> int:
     return int(text)
 
 
-def read_reply(stream: BinaryIO, max_bulk: int = MAX_BULK) -> Reply:
+def read_reply(stream: BinaryIO, max_bulk: int = MAX_BULK, depth: int = 0) -> Reply:
     """One reply from ``stream`` (a buffered binary file): bytes for a bulk string, None
-    for a null one, str for a status, int for an integer; ReplyError for an error reply,
-    ProtocolError for anything else or a bulk string over ``max_bulk`` bytes."""
+    for a null one, str for a status, int for an integer, a list for an array; ReplyError
+    for an error reply (an error inside an array is its element, not raised),
+    ProtocolError for anything else, a bulk string over ``max_bulk`` bytes, or arrays
+    longer than ``MAX_ARRAY`` or deeper than ``MAX_DEPTH``."""
     line = _line(stream)
     kind, rest = line[:1], line[1:]
     if kind == b"+":
@@ -90,6 +100,19 @@ def read_reply(stream: BinaryIO, max_bulk: int = MAX_BULK) -> Reply:
         if data[-2:] != b"\r\n":
             raise ProtocolError("bulk string not ended by CRLF")
         return data[:-2]
+    if kind == b"*":
+        count = _integer(rest)
+        if count == -1:
+            return None
+        if not 0 <= count <= MAX_ARRAY or depth >= MAX_DEPTH:
+            raise ProtocolError(f"array of {count} elements at depth {depth} not read")
+        items: list = []
+        for _ in range(count):
+            try:
+                items.append(read_reply(stream, max_bulk, depth + 1))
+            except ReplyError as exc:
+                items.append(exc)
+        return items
     raise ProtocolError(f"unexpected reply type {kind!r}")
 
 

@@ -82,7 +82,7 @@ class SecureSetup:
         return {**options, **(self.tls.redis_kwargs() if self.tls else {})}
 
     def connect_options(self, role: str = "admin") -> dict[str, Any]:
-        """``prodstate.redis.control.connect`` arguments for connecting as ``role``."""
+        """Arguments of ``prodstate.redis.connect.connect`` and ``Link`` to connect as ``role``."""
         return {"user": self.user(role), "tls": self.tls}
 
     def agent_args(self) -> list[str]:

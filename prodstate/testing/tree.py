@@ -10,7 +10,8 @@ from kazoo.client import KazooClient
 
 from prodstate.core.model import Member, RootRecord, Tier
 from prodstate.core.tree import build_status
-from prodstate.redis.control import connect, read_state
+from prodstate.redis.control import read_state
+from prodstate.redis.link import Link
 from prodstate.zk.client import read_epoch, read_members, read_root
 from prodstate.zk.paths import Layout
 
@@ -50,11 +51,8 @@ def inspect_tree(
     root = read_root(zk, cluster)
     states = {}
     for node, address in {**branches, **leaves}.items():
-        conn = connect(address, timeout=0.5, **(connect_options or {}))
-        try:
-            states[node] = read_state(conn)
-        finally:
-            conn.close()
+        with Link(address, timeout=0.5, **(connect_options or {})) as link:
+            states[node] = read_state(link)
     masters = {
         node: state.master
         if state.role == "slave"
