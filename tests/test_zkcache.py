@@ -108,8 +108,8 @@ def test_forget_drops_removed_children_only():
 
 @pytest.mark.parametrize(
     ("tier", "configured", "expected"),
-    [(Tier.LEAF, None, 60.0), (Tier.BRANCH, None, 10.0), (Tier.LEAF, 5.0, 5.0)],
+    [(Tier.LEAF, None, 60.0), (Tier.BRANCH, None, 60.0), (Tier.LEAF, 5.0, 5.0)],
 )
-def test_full_re_read_interval_defaults_by_tier(tier, configured, expected):
+def test_full_re_read_interval_defaults_to_a_minute(tier, configured, expected):
     config = AgentConfig("zk", "c", tier, "n1", "r:6379", "r:6379", refresh_interval=configured)
     assert config.full_read_interval == expected

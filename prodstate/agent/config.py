@@ -24,6 +24,9 @@ class AgentConfig:
     advertise: str
     session_timeout: float = 10.0
     tick: float = 0.2
+    #: Seconds between decisions while the agent rests (see :mod:`prodstate.core.rest`):
+    #: a healthy replica then reads only its heartbeat and role each tick. 0: never rests.
+    rest_interval: float = 2.0
     jitter: float = 0.5
     #: Seconds between full re-reads of ZooKeeper (a safety net: watches drive the reads
     #: between them); None: 10 for a branch, 60 for a leaf (see ``full_read_interval``).
@@ -46,16 +49,26 @@ class AgentConfig:
 
     @property
     def full_read_interval(self) -> float:
-        """``refresh_interval``, or its default for the tier.
+        """``refresh_interval``, or 60 s.
 
-        A leaf's full re-read is 14 requests against ZooKeeper per leaf (with 10 branches),
-        ~14,000/s at 10,000 leaves every 10 s; its watches already report every change, and
-        a leaf that missed one at worst replicates from a stale choice, so 60 s. A branch
-        keeps 10 s: few of them, and they elect the root.
+        A full re-read is 14 requests against ZooKeeper per agent (with 10 branches):
+        ~14,000/s at 10,000 leaves every 10 s. Watches already report every change (kazoo
+        drops them only with the connection, and the agent then reads everything again), so
+        the full re-read is only a safety net, once a minute on every tier; the root's
+        confirmation of its own znode (``confirm_interval``) is what it pays most.
         """
         if self.refresh_interval is not None:
             return self.refresh_interval
-        return 60.0 if self.tier is Tier.LEAF else 10.0
+        return 60.0
+
+    @property
+    def confirm_interval(self) -> float:
+        """Seconds between a serving root's reads of its own root znode (at least a tick):
+        a sixth of the session timeout. A root also fences at once when kazoo reports the
+        connection SUSPENDED (at most two thirds of the session timeout after the last
+        answer); the read bounds it sooner on a connection that hangs, well before the
+        session can expire and another root be elected."""
+        return max(self.tick, self.session_timeout / 6)
 
     def redis_settings(self) -> dict[str, str]:
         """Redis settings the tree needs, applied with CONFIG SET at start.

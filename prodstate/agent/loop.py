@@ -59,6 +59,7 @@ from prodstate.core.model import (
     ZkState,
 )
 from prodstate.core.rendezvous import reaction_delay
+from prodstate.core.rest import at_rest
 from prodstate.redis.control import RedisControl
 from prodstate.redis.link import RedisError
 from prodstate.redis.users import (
@@ -125,6 +126,9 @@ class Agent:
         self._refused = Backoff(first=REFUSED_FIRST_RETRY, cap=REFUSED_MAX_RETRY)
         self._untrusted_logged = ""
         self.freshness = Freshness()
+        #: When this root last read its own root znode (None: not a root, or it failed).
+        self._root_confirmed_at: float | None = None
+        self._resting = False
         self._master_since = Since()
         self._offset_since = Since()
         self._unacked_since: float | None = None
@@ -173,10 +177,53 @@ class Agent:
                 self.service.observe(self.last_snapshot)
                 if self._stop.is_set() and self._may_exit():
                     break
-                self._wake.wait(self.config.tick)
-                self._wake.clear()
+                self._until_next_decision()
         finally:
             self.shutdown(close_session=False)
+
+    def _until_next_decision(self) -> None:
+        """Wait a tick, or, at rest (:mod:`prodstate.core.rest`), up to the rest interval
+        while each tick's pulse shows nothing changed; a wake-up ends either at once."""
+        s, decision = self.last_snapshot, self.last_decision
+        resting = (
+            self.config.rest_interval > 0
+            and s is not None
+            and decision is not None
+            and self._refresh_at is None
+            and not self._stop.is_set()
+            and at_rest(s, decision)
+        )
+        if resting != self._resting:
+            log.debug(
+                "resting: reading the heartbeat and role each tick"
+                if resting
+                else "deciding every tick",
+                extra=self._identity(),
+            )
+            self._resting = resting
+        until = time.monotonic() + (self.config.rest_interval if resting else 0.0)
+        while True:
+            woken = self._wake.wait(self.config.tick)
+            self._wake.clear()
+            if woken or not resting or time.monotonic() >= until or not self._pulse():
+                return
+
+    def _pulse(self) -> bool:
+        """Read the heartbeat and role of the local Redis as a resting agent does; False if
+        the agent must decide now (no answer, a role, master or link unlike the last full
+        read's, or a freshness check that did not confirm the verdict)."""
+        s = self.last_snapshot
+        assert s is not None
+        pulse = self.redis.pulse()
+        now = time.monotonic()
+        if pulse is None or not pulse.matches(s.redis):
+            return False
+        before = self.freshness
+        self.freshness = before.observe(pulse.heartbeat, now, self.config.freshness)
+        if self.freshness.fresh != before.fresh or self.freshness.streak:
+            return False
+        self.metrics.observe_rest(self.freshness, now)
+        return True
 
     def stop(self) -> None:
         """Ask the loop to end (SIGTERM): a serving root first hands the root to the best
@@ -348,12 +395,17 @@ class Agent:
             and root.held_by(self.config.node_id, self.zk.session_id)
             and zk_state is ZkState.CONNECTED
         ):
-            try:
-                root, damage = self.zk.confirm_root()
-                confirmed_at = now
-                self.view = view = replace(view, root=root, root_damage=damage)
-            except StoreUnavailable:
-                confirmed_at = None
+            last = self._root_confirmed_at
+            if last is None or now - last >= self.config.confirm_interval:
+                try:
+                    root, damage = self.zk.confirm_root()
+                    self._root_confirmed_at = now
+                    self.view = view = replace(view, root=root, root_damage=damage)
+                except StoreUnavailable:
+                    self._root_confirmed_at = None
+            confirmed_at = self._root_confirmed_at
+        else:
+            self._root_confirmed_at = None
         snapshot = Snapshot(
             node_id=self.config.node_id,
             tier=self.config.tier,

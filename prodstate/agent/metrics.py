@@ -54,7 +54,7 @@ from prometheus_client.registry import Collector
 
 from prodstate import __version__
 from prodstate.core.actions import Decision, Promote
-from prodstate.core.freshness import DEFAULT_POLICY, Freshness
+from prodstate.core.freshness import DEFAULT_POLICY, Freshness, FreshnessPolicy
 from prodstate.core.health import ROLES, health, role_of
 from prodstate.core.model import Snapshot, Tier, ZkState
 from prodstate.redis.link import Link, RedisError
@@ -217,13 +217,7 @@ class AgentMetrics:
         role = role_of(s)
         for name in ROLES:
             self.role.labels(name).set(1 if name == role else 0)
-        if self._first_observed is None:
-            self._first_observed = s.now
-        staleness = s.freshness.age(s.now)
-        self.heartbeat_missing.set(1 if staleness is None else 0)
-        self.staleness.set(s.now - self._first_observed if staleness is None else staleness)
-        self.fresh.set(1 if s.freshness.fresh else 0)
-        self._freshness, self._policy = s.freshness, s.policy
+        self._observe_freshness(s.freshness, s.now, s.policy)
         self._history_known = bool(
             r.reachable and s.lineage_readable and s.lineage.knows(r) and not r.loading
         )
@@ -249,6 +243,21 @@ class AgentMetrics:
             self._syncs.stats = stats
         self._health = health(s)
         self._observed_at = time.monotonic()
+
+    def observe_rest(self, freshness: Freshness, now: float) -> None:
+        """Record a resting tick (:mod:`prodstate.core.rest`): only the heartbeat was read,
+        and the verdict held, so only the heartbeat's age changes."""
+        self._observe_freshness(freshness, now, self._policy)
+        self._observed_at = time.monotonic()
+
+    def _observe_freshness(self, freshness: Freshness, now: float, policy: FreshnessPolicy) -> None:
+        if self._first_observed is None:
+            self._first_observed = now
+        staleness = freshness.age(now)
+        self.heartbeat_missing.set(1 if staleness is None else 0)
+        self.staleness.set(now - self._first_observed if staleness is None else staleness)
+        self.fresh.set(1 if freshness.fresh else 0)
+        self._freshness, self._policy = freshness, policy
 
     def heartbeat_written(self, seconds: float) -> None:
         """Record one heartbeat write's round trip (the root's heartbeat thread)."""

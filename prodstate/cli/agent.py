@@ -45,11 +45,18 @@ from prodstate.zk.session import SessionFileError
     help="Address to serve them on.",
 )
 @option("--tick", default=AgentConfig.tick, show_default=True, type=click.FloatRange(0.01, 5))
+@option(
+    "--rest-interval",
+    default=AgentConfig.rest_interval,
+    show_default=True,
+    type=click.FloatRange(0, 60),
+    help="Seconds between decisions of a healthy replica at rest (0: never rests).",
+)
 @option("--jitter", default=AgentConfig.jitter, show_default=True, type=click.FloatRange(0, 60))
 @option(
     "--refresh-interval",
     type=click.FloatRange(1, 3600),
-    show_default="10 branch, 60 leaf",
+    show_default="60",
     help="Seconds between full re-reads of ZooKeeper (watches drive the reads between).",
 )
 @option(
@@ -122,6 +129,7 @@ def agent(
     metrics_port: int | None,
     metrics_host: str,
     tick: float,
+    rest_interval: float,
     jitter: float,
     refresh_interval: float | None,
     backlog_size: str,
@@ -150,6 +158,7 @@ def agent(
         advertise=advertise or redis,
         session_timeout=session_timeout,
         tick=tick,
+        rest_interval=rest_interval,
         jitter=jitter,
         refresh_interval=refresh_interval,
         backlog_size=backlog_size,

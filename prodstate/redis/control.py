@@ -19,7 +19,9 @@ from prodstate.core.model import (
     format_address,
     parse_address,
 )
+from prodstate.core.rest import Pulse
 from prodstate.redis.link import LOADING, Link, RedisError, ReplyError, pairs, parse_info
+from prodstate.redis.resp import encode
 from prodstate.redis.scripts import SCRIPTS
 from prodstate.security.credentials import Secret
 from prodstate.security.files import file_mode, writable_by_others
@@ -65,6 +67,35 @@ def read_state(link: Link) -> RedisState:
     if isinstance(beat, str) and len(beat) <= MAX_TEXT:
         state = replace(state, heartbeat=beat)
     return state
+
+
+#: The commands of a pulse, encoded once: it is read every tick on every resting agent.
+_PULSE = encode("GET", HEARTBEAT_KEY) + encode("ROLE")
+
+
+def read_pulse(link: Link) -> Pulse | None:
+    """The heartbeat and ``ROLE`` of a resting agent's Redis; None if it does not answer
+    both, or answers something else."""
+    try:
+        beat, role = link.exchange(_PULSE, 2)
+    except (RedisError, OSError):
+        return None
+    return parse_pulse(beat, role)
+
+
+def parse_pulse(beat: object, role: object) -> Pulse | None:
+    """A GET of the heartbeat and a ``ROLE`` reply as a Pulse (None if either is not what
+    Redis answers). The heartbeat reads as :func:`read_state` reads it."""
+    if not (beat is None or isinstance(beat, str)) or not isinstance(role, list) or not role:
+        return None
+    heartbeat = beat if isinstance(beat, str) and len(beat) <= MAX_TEXT else None
+    if role[0] != "slave":
+        return Pulse(heartbeat, str(role[0]))
+    if len(role) < 4 or not isinstance(role[1], str) or not isinstance(role[2], int):
+        return None
+    if not 0 < role[2] < 65536:
+        return None
+    return Pulse(heartbeat, "slave", format_address(role[1], role[2]), role[3] == "connected")
 
 
 def _int(section: Any, key: str) -> int:
@@ -193,6 +224,10 @@ class RedisControl:
     def state(self) -> RedisState:
         """Current state, or UNREACHABLE."""
         return read_state(self.link)
+
+    def pulse(self) -> Pulse | None:
+        """The heartbeat and role (see :func:`read_pulse`)."""
+        return read_pulse(self.link)
 
     def configure(self, settings: dict[str, str]) -> None:
         """``CONFIG SET`` each setting the tree needs (only those that differ). The flags

@@ -12,7 +12,14 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING
 
-from prodstate.redis.resp import Connection, ProtocolError, RedisError, Reply, ReplyError
+from prodstate.redis.resp import (
+    Connection,
+    ProtocolError,
+    RedisError,
+    Reply,
+    ReplyError,
+    encode,
+)
 
 if TYPE_CHECKING:
     from prodstate.security.credentials import Secret
@@ -93,11 +100,17 @@ class Link:
         """Send ``commands`` in one write and read their replies in order; an error reply
         is returned in its place, not raised. OSError or ProtocolError (the connection is
         then closed) if the replies cannot all be read."""
+        payload = b"".join(encode(*(_arg(a) for a in command)) for command in commands)
+        return self.exchange(payload, len(commands))
+
+    def exchange(self, payload: bytes, count: int) -> list[Value]:
+        """Send ``payload``, ``count`` commands already encoded (:func:`encode`), and read
+        their replies as :meth:`pipeline` does."""
         try:
             conn = self._connection()
-            conn.send(*(tuple(_arg(a) for a in command) for command in commands))
+            conn.send_raw(payload)
             replies: list[Value] = []
-            for _ in commands:
+            for _ in range(count):
                 try:
                     replies.append(text(conn.reply()))
                 except ReplyError as exc:

@@ -146,6 +146,10 @@ class Connection:
         """Send ``commands`` in one write (a pipeline); read their replies in order."""
         self._sock.sendall(b"".join(encode(*command) for command in commands))
 
+    def send_raw(self, payload: bytes) -> None:
+        """Send commands already encoded (:func:`encode`)."""
+        self._sock.sendall(payload)
+
     def reply(self, max_bulk: int = MAX_BULK) -> Reply:
         """The next reply (see :func:`read_reply`)."""
         return read_reply(self._stream, max_bulk)
