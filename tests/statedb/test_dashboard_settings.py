@@ -229,7 +229,11 @@ def test_the_routes_refuse_bad_names_and_queries(app):
     for path in ("/settings/<b>", "/settings/a/b", "/settings/%41"):
         status, _, body = _call(app, path)
         assert status == "404 Not Found" and 'id="page-error"' in body, path
-    for query, says in [("key=%3Cb%3E", "setting name"), ("before=0", "is not a version")]:
+    for query, says in [
+        ("key=%3Cb%3E", "setting name"),
+        ("before=0", "is not a version"),
+        ("before=" + "9" * 5000, "is not a version"),
+    ]:
         status, _, body = _call(app, "/settings/web", query=query)
         assert status == "400 Bad Request" and 'id="search-error"' in body and says in body
 

@@ -472,7 +472,7 @@ class Dashboard:
 
 def _version(text: str) -> int:
     """A version given in a query (1 or more); ValueError saying why not."""
-    if not text.isascii() or not text.isdigit() or int(text) < 1 or len(text) > 18:
+    if not (text.isascii() and text.isdigit() and len(text) <= 18 and int(text) >= 1):
         raise ValueError(f"{text!r} is not a version (1, 2, ...)")
     return int(text)
 
