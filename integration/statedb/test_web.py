@@ -1,12 +1,14 @@
 """The dashboard in headless Chromium against a real cluster holding records written by the
 real commands: the tree drawn as a tree, a live update seen without a reload, machine and
-service pages reached by clicking, hostile records shown as text (folded when long), the
-content security policy, a phone's viewport, the metrics, and the dashboard serving what
-it can while its ZooKeeper or its Redis is down. Screenshots are written to the test's
+service pages reached by clicking, settings namespaces with their values and history,
+hostile records shown as text (folded when long), the content security policy, a phone's
+viewport, the metrics, and the dashboard serving what it can while its ZooKeeper or its
+Redis is down. Screenshots are written to the test's
 tmp dir (their path is printed) for a person to look at."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -23,6 +25,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
 from integration.statedb.conftest import make_runner
+from prodstate.settings.keys import namespace_key
 from prodstate.statedb.keys import errors as errors_key
 from prodstate.testing import free_port, wait_until
 
@@ -40,6 +43,8 @@ CHROMIUM_FLAGS = [
 #: escape, a right-to-left override, several lines, and a very long last line.
 HOSTILE = "<script>alert(1)</script> boom\nsecond line \x1b[31mred\x1b[0m \u202eevil\n" + "x" * 900
 PHONE = (390, 844)
+#: A setting's value as a careless or hostile writer might give it.
+HOSTILE_VALUE = "<script>alert(1)</script> \x1b[31mred\u202eevil " + "y" * 900
 
 
 @pytest.fixture(scope="module")
@@ -164,6 +169,15 @@ def _attribute(browser, selector: str, name: str) -> str | None:
     )[0]
 
 
+def _texts(browser, selector: str) -> list[str]:
+    """The text of each element ``selector`` finds, found again if a refresh replaced it."""
+    return wait_until(
+        lambda: ([e.text for e in browser.find_elements(By.CSS_SELECTOR, selector)],),
+        what=f"the texts of {selector}",
+        ignore=(StaleElementReferenceException,),
+    )[0]
+
+
 def _no_overflow(browser) -> bool:
     return browser.execute_script(
         "return document.documentElement.scrollWidth <= window.innerWidth + 1"
@@ -283,6 +297,95 @@ def test_hostile_records_are_text_and_long_ones_fold(browser, dashboard, shots):
     assert browser.find_elements(By.CSS_SELECTOR, "#deploys b") == []
 
 
+def test_settings_namespaces_with_their_values_and_history(
+    infra, browser, dashboard, shots, tmp_path
+):
+    run = make_runner(infra)
+    schema = {
+        "type": "object",
+        "properties": {
+            "page_threshold": {"type": "integer", "minimum": 1},
+            "banner": {"type": "string"},
+        },
+        "additionalProperties": False,
+    }
+    path = tmp_path / "shop-web.schema.json"
+    path.write_text(json.dumps(schema))
+    steps = [
+        ("schema", "set", "shop-web", str(path), "--reason", "the shop's settings"),
+        ("set", "shop-web", "page_threshold", "5", "--reason", "start low"),
+        ("set", "shop-web", "banner", HOSTILE_VALUE, "--string", "--reason", "<b>hi</b> there"),
+        ("set", "shop-web", "page_threshold", "9", "--reason", "too noisy"),
+        ("schema", "set", "scratch", "--free-form", "--reason", "experiments"),
+    ]
+    for step in steps:
+        done = run("config", *step)
+        assert done.returncode == 0, done.stderr
+    leaf = infra.redis["leaf1"].client()
+    wait_until(
+        lambda: (
+            leaf.hget(namespace_key("shop-web"), "revision") == "4"
+            and leaf.exists(namespace_key("scratch"))
+        ),
+        what="the settings on the leaf",
+    )
+    browser.set_window_size(1400, 1000)
+    browser.get_log("browser")  # drop what earlier pages logged
+    browser.get(f"{dashboard}/settings")
+    rows = _texts(browser, "#namespaces tbody tr")
+    shop = next(r for r in rows if r.startswith("shop-web "))
+    assert "schema 2 4 " in shop and "set page_threshold" in shop
+    assert any(r.startswith("scratch free-form 0 1 ") for r in rows), rows
+    shots(browser, "settings")
+
+    _click(browser, By.LINK_TEXT, "shop-web")
+    wait_until(lambda: browser.current_url.endswith("/settings/shop-web"), what="its page")
+    assert _text(browser, "#namespace-version") == "version 4: 2 keys, checked by its schema"
+    assert '"additionalProperties": false' in _text(browser, "#schema")  # folded
+    _click(browser, By.CSS_SELECTOR, "#fold-schema summary")
+    assert '"minimum": 1' in _text(browser, "#fold-schema .full")
+    values = _texts(browser, "#settings tbody tr")
+    assert values[1].startswith("page_threshold 9 4 ") and "too noisy" in values[1]
+    # The hostile value: JSON text, folded, its markup inert, its bidi override marked.
+    fold = "#fold-value-banner"
+    assert '"<script>alert(1)</script> \\u001b[31mred' in _text(browser, fold)
+    assert _texts(browser, f"{fold} summary .ctl") == ["U+202E"]
+    assert browser.find_elements(By.CSS_SELECTOR, "#live script, #live b") == []
+    assert _texts(browser, "#history td[data-label=version]") == ["4", "3", "2", "1"]
+    newest = _texts(browser, "#history tbody tr")[0]
+    assert "too noisy" in newest and "set page_threshold" in newest
+    assert newest.endswith(" 5 9")
+    assert "<b>hi</b> there" in _texts(browser, "#history tbody tr")[1]
+    shots(browser, "namespace")
+
+    link = "/settings/shop-web?key=page_threshold#history-section"
+    _click(browser, By.CSS_SELECTOR, f"#settings a[href='{link}']")
+    wait_until(lambda: "?key=page_threshold" in browser.current_url, what="the key's history")
+    assert _texts(browser, "#history td[data-label=version]") == ["4", "2"]
+    assert "2 changes of page_threshold kept" in _text(browser, "#history-count")
+    _click(browser, By.ID, "history-all")
+    wait_until(lambda: "key=" not in browser.current_url, what="every key's history")
+    assert len(_texts(browser, "#history tbody tr")) == 4
+
+    try:
+        for page, name in [
+            ("/settings", "phone-settings"),
+            ("/settings/shop-web", "phone-namespace"),
+        ]:
+            browser.set_window_size(*PHONE)
+            browser.get(f"{dashboard}{page}")
+            assert _texts(browser, "#live table tbody tr"), page
+            assert _no_overflow(browser), page
+            shots(browser, name)
+    finally:
+        browser.set_window_size(1400, 1000)
+    messages = [e["message"] for e in browser.get_log("browser")]
+    assert [m for m in messages if "Content Security Policy" in m or "Refused" in m] == []
+
+    browser.get(f"{dashboard}/settings/no-such-namespace")
+    assert "there is no settings namespace" in _text(browser, "#page-error")
+
+
 def test_the_policy_forbids_inline_script_and_nothing_breaks_it(browser, dashboard):
     with urllib.request.urlopen(f"{dashboard}/", timeout=5) as reply:
         policy = reply.headers["Content-Security-Policy"]
@@ -369,6 +472,10 @@ def test_served_in_part_while_zookeeper_or_redis_is_down(infra, browser, dashboa
         assert _text(browser, "#health").startswith("healthy: root ")
         assert "cannot read the local Redis" in _text(browser, ".unavailable")
         assert _text(browser, "#tile-locks .value") == "?"
+        browser.get(f"{base}/settings/shop-web")
+        assert "cannot read namespace shop-web" in _text(browser, ".unavailable")
+        browser.get(f"{base}/settings")
+        assert "cannot read the settings" in _text(browser, ".unavailable")
         with urllib.request.urlopen(f"{base}/metrics", timeout=5) as reply:
             assert 'prodstate_statedb_read_ok{part="locks"} 0.0' in reply.read().decode()
     finally:

@@ -70,7 +70,7 @@ def parse_entry(fields: dict[str, str]) -> Change:
         stamp = Stamp(fields["who"], fields["host"], float(fields["at"]), fields["reason"])
         to = int(fields["to"]) if "to" in fields else None
         return Change(revision, kind, fields["key"], old, new, stamp, to)
-    except (KeyError, ValueError, TypeError) as exc:
+    except (KeyError, ValueError, TypeError, RecursionError) as exc:
         raise ValueError(f"malformed history entry ({type(exc).__name__}: {exc})") from None
 
 

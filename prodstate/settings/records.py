@@ -160,7 +160,7 @@ def read_settings(client: Client, namespace: str, max_staleness: float | None) -
 def _object(text: str | None, what: str) -> dict[str, Any]:
     try:
         doc = json.loads(text) if text is not None else None
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
         doc = None
     if not isinstance(doc, dict):
         raise ValueError(f"{what}: malformed record (not a JSON object)")

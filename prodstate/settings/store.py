@@ -39,6 +39,12 @@ def read_history(client: Client, name: str) -> list[Change]:
     return parse_entries(client.read("XRANGE", history_key(name), "-", "+"))
 
 
+def read_last_change(client: Client, name: str) -> Change | None:
+    """Namespace ``name``'s latest change (None: no history kept); ValueError if malformed."""
+    found = parse_entries(client.read("XREVRANGE", history_key(name), "+", "-", "COUNT", 1))
+    return found[0] if found else None
+
+
 def read_with_history(
     client: Client, name: str, deadline: float
 ) -> tuple[Namespace | None, list[Change]]:

@@ -50,9 +50,9 @@ class _QuietHandler(WSGIRequestHandler):
 def web(
     zk: str, cluster: str, redis: str, port: int, bind: str, refresh: float, stale_after: str
 ) -> None:
-    """Serve the read-only dashboard: tree, machines, services, deploys, locks, errors and
-    /metrics. ZooKeeper is needed for the tree only: while it cannot be reached, the other
-    pages are served and the tree says why."""
+    """Serve the read-only dashboard: tree, machines, services, deploys, locks, errors,
+    settings and /metrics. ZooKeeper is needed for the tree only: while it cannot be
+    reached, the other pages are served and the tree says why."""
     found = secured()
     try:
         stale = check_span(stale_after)

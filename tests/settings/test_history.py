@@ -77,6 +77,7 @@ def test_malformed_entries_are_refused():
         {**good, "revision": "x"},
         {**good, "kind": "drop"},
         {**good, "new": "{"},
+        {**good, "new": "[" * 100_000 + "]" * 100_000},  # past the parser's depth
         {k: v for k, v in good.items() if k != "who"},
     ]:
         with pytest.raises(ValueError, match="malformed history entry"):

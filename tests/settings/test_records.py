@@ -45,6 +45,12 @@ def test_a_missing_namespace_is_none():
         ("value:k", '{"version": 1, "at": 1}', "no value"),
         ("value:k", '{"value": 1, "version": -1, "at": 1}', "negative"),
         ("value:k", '{"value": 1, "version": 1}', "no time"),
+        pytest.param(
+            "value:k",
+            '{"value": ' + "[" * 100_000 + "]" * 100_000 + "}",
+            "not a JSON object",
+            id="nested-past-the-parser",
+        ),
     ],
 )
 def test_malformed_records_are_named(field, raw, says):

@@ -11,8 +11,11 @@ import pytest
 
 from prodstate.core.model import RootRecord
 from prodstate.core.tree import NodeStatus, TreeStatus
+from prodstate.settings.history import Change
+from prodstate.settings.records import ABSENT, Namespace, SchemaRecord, Setting, Stamp
 from prodstate.statedb.dashboard import charts, summary
 from prodstate.statedb.dashboard.app import Dashboard
+from prodstate.statedb.dashboard.namespaces import Listing, NamespaceRow, history_page
 from prodstate.statedb.dashboard.read import Part, Shared
 from prodstate.statedb.dashboard.render import render
 from prodstate.statedb.dashboard.replies import CSP, STATIC
@@ -41,6 +44,9 @@ def _pages() -> dict[str, str]:
     )
     common = {"now": NOW, "section": "/", "title": EVIL, "here": "/?q=" + quote(EVIL)}
     lock = LockRecord("web", "ann", EVIL, NOW)  # as a record not written by the commands
+    by = Stamp(EVIL, EVIL, NOW, EVIL)
+    namespace = Namespace("web", 2, SchemaRecord(None, 1, by), {"k": Setting("k", EVIL, 2, by)})
+    changes = [Change(1, "schema", "", ABSENT, None, by), Change(2, "set", "k", ABSENT, EVIL, by)]
     return {
         "overview": render(
             "overview.html",
@@ -98,6 +104,22 @@ def _pages() -> dict[str, str]:
             **common,
         ),
         "locks": render("locks.html", locks=Part([lock]), **common),
+        "settings": render(
+            "settings.html",
+            listing=Part(Listing([NamespaceRow("web", namespace, changes[-1])], 1)),
+            **common,
+        ),
+        "namespace": render(
+            "namespace.html",
+            name="web",
+            kept=200,
+            error=EVIL,
+            namespace=Part(namespace),
+            page=history_page(changes, None, None, 50),
+            key=None,
+            before=None,
+            **common,
+        ),
         "errors": render(
             "errors.html",
             fields=[("q", "text")],

@@ -19,8 +19,10 @@ from prodstate.cli.security import Security
 from prodstate.client import Client
 from prodstate.core.tree import TreeStatus
 from prodstate.ops.status import collect_status
+from prodstate.settings.keys import HISTORY_MAX, check_key
 from prodstate.statedb.dashboard import charts, feed, summary
 from prodstate.statedb.dashboard.metrics import Reading, exposition
+from prodstate.statedb.dashboard.namespaces import history_page
 from prodstate.statedb.dashboard.read import Part, Reads, Records, Shared, attempt
 from prodstate.statedb.dashboard.render import render
 from prodstate.statedb.dashboard.replies import Reply, Request, StartResponse, send, static_file
@@ -42,6 +44,10 @@ CHANGES_KEPT = 100
 MACHINES_SHOWN = 500
 #: Most deploys and errors a page lists.
 DEPLOYS_SHOWN, ERRORS_READ = 200, 1000
+#: Most settings namespaces listed, and changes of one shown at a time.
+NAMESPACES_SHOWN, CHANGES_SHOWN = 500, 50
+#: Seconds a namespace page waits for its history to match its settings (a change landing).
+HISTORY_WAIT = 1.0
 DEPLOY_FIELDS = [
     ("service", "service"),
     ("machine", "machine"),
@@ -103,11 +109,13 @@ class Dashboard:
             "/deploys": self.deploys,
             "/locks": self.locks,
             "/errors": self.errors,
+            "/settings": self.settings,
             "/metrics": self.metrics,
         }
         self.prefixed: dict[str, Callable[[Request, str], Reply]] = {
             "/machines/": self.machine,
             "/services/": self.service,
+            "/settings/": self.namespace,
             "/static/": lambda request, name: static_file(name),
         }
 
@@ -401,6 +409,41 @@ class Dashboard:
         context["errors"] = found
         return self._page(request, "errors.html", "/errors", "Errors", now=now, **context)
 
+    def settings(self, request: Request) -> Reply:
+        """Every settings namespace: how it is checked, its keys, version and last change."""
+        with self._records() as rec:
+            found = attempt("the settings", lambda: rec.namespaces(NAMESPACES_SHOWN))
+        return self._page(request, "settings.html", "/settings", "Settings", listing=found)
+
+    def namespace(self, request: Request, name: str) -> Reply:
+        """One namespace: its schema, keys and values, and its history (newest first, a
+        page at a time, ``key`` for one key's)."""
+        if not NAME_RE.fullmatch(name):
+            return self._missing(request, f"no settings namespace can be named {name!r}")
+        title = f"Settings: {name}"
+        context: dict[str, Any] = {"name": name, "kept": HISTORY_MAX, "error": None}
+        context.update(namespace=Part(), page=None, key=None, before=None)
+        try:
+            key = request.query.get("key") or None
+            context["key"] = None if key is None else check_key(key)
+            before = request.query.get("before")
+            context["before"] = None if before is None else _version(before)
+        except ValueError as exc:
+            context["error"] = describe(exc)
+            return self._reply_400(request, "namespace.html", "/settings", title, context)
+        with self._records() as rec:
+            found = attempt(f"namespace {name}", lambda: rec.namespace(name, HISTORY_WAIT))
+        if found.value is None:
+            context["namespace"] = Part(None, found.error)
+        elif found.value[0] is None:
+            return self._missing(request, f"there is no settings namespace {name}")
+        else:
+            current, changes = found.value
+            context["namespace"] = Part(current)
+            page = history_page(changes, context["key"], context["before"], CHANGES_SHOWN)
+            context["page"] = page
+        return self._page(request, "namespace.html", "/settings", title, **context)
+
     def _reply_400(
         self, request: Request, template: str, section: str, title: str, context: dict[str, Any]
     ) -> Reply:
@@ -425,6 +468,13 @@ class Dashboard:
             copy_age.value,
         )
         return Reply("200 OK", exposition(reading), "text/plain; version=0.0.4; charset=utf-8")
+
+
+def _version(text: str) -> int:
+    """A version given in a query (1 or more); ValueError saying why not."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 18 and int(text) >= 1):
+        raise ValueError(f"{text!r} is not a version (1, 2, ...)")
+    return int(text)
 
 
 def _on_host(found: dict[str, list[Any]], host: str) -> list[Any]:

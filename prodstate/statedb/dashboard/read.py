@@ -15,6 +15,15 @@ from kazoo.handlers.threading import KazooTimeoutError
 from prodstate.cli.exits import describe
 from prodstate.client import Client
 from prodstate.core.heartbeat import HEARTBEAT_KEY
+from prodstate.settings.history import Change
+from prodstate.settings.records import Namespace, Refused
+from prodstate.settings.store import (
+    namespaces,
+    read_last_change,
+    read_namespace,
+    read_with_history,
+)
+from prodstate.statedb.dashboard.namespaces import Listing, NamespaceRow
 from prodstate.statedb.deploy_cli import read_deploys
 from prodstate.statedb.deploys import Deploy, DeploySearch
 from prodstate.statedb.errors import ErrorEntry
@@ -108,6 +117,31 @@ class Records:
     def service_events(self, count: int) -> list[tuple[str, dict[str, str]]]:
         """The latest ``count`` service starts and stops."""
         return self.client.read("XREVRANGE", SERVICE_EVENTS, "+", "-", "COUNT", count)
+
+    def namespaces(self, limit: int) -> Listing:
+        """The first ``limit`` settings namespaces by name, each with its latest change (one
+        with a malformed record listed as unreadable), and how many exist."""
+        names = namespaces(self.client)
+        rows = []
+        for name in names[:limit]:
+            try:
+                found = read_namespace(self.client, name)
+                last = read_last_change(self.client, name)
+            except ValueError as exc:
+                rows.append(NamespaceRow(name, error=describe(exc)))
+                continue
+            if found is not None:
+                rows.append(NamespaceRow(name, found, last))
+        return Listing(rows, len(names))
+
+    def namespace(self, name: str, wait: float) -> tuple[Namespace | None, list[Change]]:
+        """Settings namespace ``name`` and its history as of one revision (None: it does
+        not exist); ValueError for a malformed record, or a history that still does not
+        match the namespace after ``wait`` seconds."""
+        try:
+            return read_with_history(self.client, name, time.monotonic() + wait)
+        except Refused as exc:
+            raise ValueError(str(exc)) from None
 
     def copy_age(self, now: float) -> float | None:
         """Seconds since the root's heartbeat in this Redis (None without one)."""

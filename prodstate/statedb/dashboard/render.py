@@ -10,6 +10,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
+from prodstate.statedb.dashboard.namespaces import as_json, what
 from prodstate.statedb.dashboard.text import fold, segments
 from prodstate.statedb.dashboard.tree import CHIPS_SHOWN
 from prodstate.statedb.keys import fmt_time
@@ -23,6 +24,7 @@ PAGES = [
     ("/deploys", "Deploys"),
     ("/locks", "Locks"),
     ("/errors", "Errors"),
+    ("/settings", "Settings"),
 ]
 
 
@@ -75,6 +77,8 @@ _ENV.filters.update(
     age=human_age,
     bytes=human_bytes,
     seconds=seconds,
+    as_json=as_json,
+    what=what,
 )
 _ENV.globals["pages"] = PAGES
 _ENV.globals["chips"] = CHIPS_SHOWN
