@@ -14,19 +14,17 @@ from dataclasses import replace
 
 from kazoo.exceptions import KazooException
 
-from prodstate import __version__
 from prodstate.agent.backoff import Backoff, is_denied
 from prodstate.agent.beat import HeartbeatWriter
 from prodstate.agent.config import AgentConfig
+from prodstate.agent.execute import Executor
 from prodstate.agent.handover import HANDOVER_TIMEOUT_SESSIONS, NotYet, handover_request
 from prodstate.agent.metrics import AgentMetrics, RedisStats, read_stats
 from prodstate.agent.notify import ServiceNotifier
 from prodstate.core.actions import (
     QUIET,
     AdoptPrevious,
-    AllowLeafReplicas,
     Claim,
-    Configure,
     Decision,
     Fence,
     FenceRemote,
@@ -40,10 +38,8 @@ from prodstate.core.actions import (
     Register,
     RepairEpoch,
     RepairRoot,
-    Replicate,
     Serve,
     StepDown,
-    Wait,
 )
 from prodstate.core.decide import decide, unacked_since
 from prodstate.core.follow import no_branch_since
@@ -53,7 +49,6 @@ from prodstate.core.model import (
     Lineage,
     PeerState,
     RedisState,
-    RootRecord,
     Snapshot,
     Tier,
     ZkState,
@@ -64,9 +59,6 @@ from prodstate.redis.control import RedisControl
 from prodstate.redis.link import RedisError
 from prodstate.redis.users import (
     leaf_replication_user,
-    managed_users,
-    replication_settings,
-    setuser_args,
 )
 from prodstate.security.tls import ServerChecks
 from prodstate.zk.client import ZK_ERRORS
@@ -81,8 +73,6 @@ log = logging.getLogger("prodstate.agent.loop")
 #: Seconds before an action refused for lack of rights is tried again: doubling up to the max.
 REFUSED_FIRST_RETRY = 1.0
 REFUSED_MAX_RETRY = 30.0
-#: Seconds a moving leaf waits for its new parent to reach its offset (read afresh).
-RESUME_WAIT = 2.0
 
 
 class Agent:
@@ -112,6 +102,7 @@ class Agent:
             on_session=self._save_session,
         )
         self.view: View | None = None
+        self.execute = Executor(config, self.redis, self.zk, self.servers)
         self._refresh_at: float | None = 0.0
         self._full_read_at: float | None = None
         #: The last decision logged, and the last probe (so one each tick logs once).
@@ -255,7 +246,7 @@ class Agent:
         if self._handover is None and now <= self._handover_until:
             try:
                 self._handover = handover_request(
-                    self.zk.client, cfg.cluster, s, self._peer_state, cfg.session_timeout
+                    self.zk.client, cfg.cluster, s, self.execute.peer_state, cfg.session_timeout
                 )
             except NotYet as exc:
                 if str(exc) != self._handover_wait:
@@ -496,41 +487,17 @@ class Agent:
     def _probe(self, probe: Probe, s: Snapshot) -> Snapshot:
         """The snapshot with the Redis states ``probe`` asked for (unreachable ones as such)."""
         peers = tuple(
-            PeerState(node_id, address, self._peer_state(address))
+            PeerState(node_id, address, self.execute.peer_state(address))
             for node_id, address in probe.candidates
         )
         previous = None
         if probe.previous_root is not None:
             node_id, address = probe.previous_root
-            previous = PeerState(node_id, address, self._peer_state(address))
+            previous = PeerState(node_id, address, self.execute.peer_state(address))
         new_parent = None
         if probe.new_parent is not None:
-            new_parent = PeerState("", probe.new_parent, self._peer_state(probe.new_parent))
+            new_parent = PeerState("", probe.new_parent, self.execute.peer_state(probe.new_parent))
         return replace(s, probed=True, peers=peers, previous_root=previous, new_parent=new_parent)
-
-    def _resume_from(self, address: str) -> None:
-        """Replicate from ``address`` once a fresh read shows it at or past this replica's
-        offset: the decision's reads are a tick old, and a PSYNC ahead of the new parent
-        is answered with a full resync."""
-        with self._peer(address) as peer:
-            caught_up = self.redis.wait_caught_up(peer, timeout=RESUME_WAIT)
-        if not caught_up:
-            log.warning(
-                "new parent did not reach this replica's offset in time: moving anyway, "
-                "which may cost a full resync",
-                extra={**self._identity(), "parent": address},
-            )
-        self.redis.replicate(address)
-
-    def _peer_state(self, address: str) -> RedisState:
-        with self._peer(address) as peer:
-            return peer.state()
-
-    def _peer(self, address: str, timeout: float = 0.3) -> RedisControl:
-        """Another node's Redis, as this agent's admin identity (close it after use)."""
-        return RedisControl(
-            address, timeout=timeout, servers=self.servers, **self.config.redis_options()
-        )
 
     # --- acting ---------------------------------------------------------------------------------
 
@@ -540,7 +507,7 @@ class Agent:
         if self._refused.remaining(action.name, s.now) > 0:
             return False  # refused for lack of rights before: backing off
         try:
-            self._dispatch(action, s)
+            effects = self.execute.run(action, s, self.view)
         except (StoreUnavailable, KazooException, RedisError, OSError) as exc:
             if is_denied(exc):
                 retry_in = self._refused.refused(action.name, s.now)
@@ -561,6 +528,13 @@ class Agent:
             )
             return False
         self._refused.succeeded(action.name)
+        if effects.avoid is not None:
+            branch, until = effects.avoid
+            self._avoiding[branch] = until
+        if effects.held_off_until is not None:
+            self._held_off_until = effects.held_off_until
+        if effects.configured_run_id is not None:
+            self._configured_run_id = effects.configured_run_id
         if isinstance(action, _ZK_ACTIONS):
             self._refresh_at = 0.0  # read back what this action changed on the next tick
             self._wake.set()
@@ -570,137 +544,6 @@ class Agent:
             self._wake.set()
         self._last_at_once = action if isinstance(action, _NEXT_AT_ONCE) else None
         return True
-
-    def _dispatch(self, action: object, s: Snapshot) -> None:
-        cfg = self.config
-        view = self.view
-        match action:
-            case Wait():
-                pass
-            case Configure():
-                self._configure(s.redis)
-            case Heartbeat():
-                pass  # written by self.beat every heartbeat interval while serving
-            case RepairRoot():
-                self.zk.repair_root()
-            case RepairEpoch():
-                assert view is not None
-                self.zk.repair_epoch(view.lineage_version)
-            case Register(member=member):
-                self.zk.register(replace(member, version=__version__))
-            case JoinElection():
-                self.zk.join_election(cfg.node_id)
-            case LeaveElection():
-                self.zk.leave_election()
-            case Replicate(address=address, when_caught_up=caught_up, avoid=avoid):
-                if caught_up:
-                    self._resume_from(address)
-                else:
-                    self.redis.replicate(address)
-                if avoid:
-                    self._avoiding[avoid] = s.now + cfg.freshness.avoid_for
-            case Fence():
-                self.redis.fence()
-            case FenceRemote(address=address):
-                with self._peer(address, timeout=0.5) as peer:
-                    peer.fence()
-            case Claim(epoch=epoch):
-                assert view is not None
-                previous = s.lineage.address if s.lineage.address != cfg.advertise else ""
-                # A Redis that is a master of the tree's history already (a hand-over's
-                # target) has its replication id published with the claim, not a tick later.
-                r = s.redis
-                replid = r.replid if r.is_master and s.lineage.knows(r) else ""
-                record = RootRecord(
-                    cfg.node_id, cfg.advertise, epoch, replid, previous, run_id=r.run_id
-                )
-                lineage = Lineage(epoch, cfg.node_id, cfg.advertise, s.lineage.replids)
-                lineage = lineage.with_replid(replid) if replid else lineage
-                if self.zk.claim_root(record, lineage, view.lineage_version):
-                    log.info("claimed the root", extra={**self._identity(), "epoch": epoch})
-            case Promote():
-                self.redis.promote()
-            case PublishReplid(replid=replid):
-                assert view is not None and s.root is not None
-                record = replace(s.root, replid=replid)
-                lineage = replace(s.lineage, epoch=s.root.epoch, node_id=cfg.node_id)
-                lineage = replace(lineage, address=cfg.advertise).with_replid(replid)
-                if not self.zk.publish_replid(record, lineage, view.lineage_version):
-                    log.info(
-                        "the root or epoch znode changed before the replication id was "
-                        "published: reading ZooKeeper again",
-                        extra=self._identity(),
-                    )
-            case AllowLeafReplicas(allowed=allowed):
-                secret = leaf_replication_user(cfg.credentials)
-                assert secret is not None
-                self.redis.set_user(setuser_args("replication", secret, on=allowed))
-                if not allowed:
-                    self.redis.drop_replicas(user=secret.user)
-            case Serve(min_replicas=k):
-                assert s.root is not None
-                self.redis.serve(k, s.root.epoch)
-            case AdoptPrevious(address=address):
-                with self._peer(address, timeout=0.5) as peer:
-                    peer.fence()
-                    peer.replicate(cfg.advertise)
-            case HandOver(address=address):
-                with self._peer(address, timeout=0.5) as peer:
-                    peer.fence()  # a master once handed over, refusing writes until it serves
-                    self.redis.fence()
-                    self.redis.hand_over(peer)
-                    taken = peer.state()
-                self._record_hand_over(s, taken)
-                self.zk.release_root()
-                self.zk.leave_election()
-            case StepDown(hold_off=hold_off):
-                if s.redis.reachable:
-                    self.redis.fence()
-                    self.redis.drop_replicas()
-                self.zk.release_root()
-                self.zk.leave_election()
-                if hold_off:
-                    self._held_off_until = s.now + cfg.freshness.hold_off
-            case _:
-                raise AssertionError(f"unknown action {action!r}")
-
-    def _record_hand_over(self, s: Snapshot, taken: RedisState) -> None:
-        """Add the replication id the hand-over's target took (``taken``: its Redis, now
-        the master) to the lineage while this session still owns the root. Whoever serves
-        next then holds the tree's history: the target, or, if its agent never claims, a
-        branch that followed it (promoted, such a Redis keeps only the target's id)."""
-        view = self.view
-        assert view is not None and s.root is not None
-        if not taken.is_master or not taken.replid:
-            raise StoreUnavailable("the target is not a master after FAILOVER")
-        lineage = s.lineage.with_replid(taken.replid)
-        if lineage != s.lineage and not self.zk.publish_replid(
-            s.root, lineage, view.lineage_version
-        ):
-            raise StoreUnavailable("the root or epoch znode changed during the hand-over")
-        log.info(
-            "hand-over: the lineage records the target's replication id",
-            extra={**self._identity(), "replid": taken.replid[:8]},
-        )
-
-    def _configure(self, state: RedisState) -> None:
-        """Apply the tree's settings and the managed users (errors propagate to ``_act``)."""
-        credentials = self.config.credentials
-        users = managed_users(credentials)
-        self.redis.configure(self.config.redis_settings())
-        leaf_user = leaf_replication_user(credentials)
-        for role, secret in users.items():
-            # A root that refused the leaf identity keeps it refused (an agent restart).
-            on = secret is not leaf_user or self.redis.user_enabled(secret.user) is not False
-            self.redis.set_user(setuser_args(role, secret, on=on))
-        branch = self.config.tier is Tier.BRANCH
-        self.redis.configure(replication_settings(credentials, branch))  # secret: never logged
-        self.redis.load_scripts()
-        extra = {**self._identity(), "run_id": state.run_id, **self.config.redis_settings()}
-        if users:
-            extra["users"] = ",".join(f"{role}={s.user}" for role, s in users.items())
-        log.info("configured local Redis", extra=extra)
-        self._configured_run_id = state.run_id
 
     # --- logging -------------------------------------------------------------------------------
 
