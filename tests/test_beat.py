@@ -79,3 +79,18 @@ def test_reports_no_round_trip_for_a_refused_write():
     finally:
         beat.stop()
     assert seen == []
+
+
+def test_an_agent_that_never_serves_runs_no_heartbeat_thread():
+    control = FakeControl()
+    beat = HeartbeatWriter(control, interval=0.01)  # type: ignore[arg-type]
+    beat.start()
+    beat.serve(False)
+    assert not beat._thread.is_alive()
+    beat.serve(True)
+    try:
+        assert beat._thread.is_alive()
+        wait_until(lambda: control.count() >= 1, timeout=5, what="a heartbeat")
+    finally:
+        beat.stop()
+    assert not beat._thread.is_alive()

@@ -37,14 +37,19 @@ class HeartbeatWriter:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
         self._refused_logged = False
+        self._allowed = False
 
     def start(self) -> None:
-        self._thread.start()
+        """Allow writing: the thread itself starts at the first ``serve(True)``, so an
+        agent that never serves as root never runs it."""
+        self._allowed = True
 
     def serve(self, serving: bool) -> None:
         """Write from now on (True), or stop at once (False)."""
         if serving:
             self._serving.set()
+            if self._allowed and not self._stop.is_set() and not self._thread.is_alive():
+                self._thread.start()
         else:
             self._serving.clear()
 
