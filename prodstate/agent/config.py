@@ -25,8 +25,9 @@ class AgentConfig:
     session_timeout: float = 10.0
     tick: float = 0.2
     #: Seconds between decisions while the agent rests (see :mod:`prodstate.core.rest`):
-    #: a healthy replica then reads only its heartbeat and role each tick. 0: never rests.
-    rest_interval: float = 2.0
+    #: a healthy replica then reads only its heartbeat and role once per heartbeat
+    #: interval. 0: never rests.
+    rest_interval: float = 5.0
     jitter: float = 0.5
     #: Seconds between full re-reads of ZooKeeper (a safety net: watches drive the reads
     #: between them); None: 10 for a branch, 60 for a leaf (see ``full_read_interval``).

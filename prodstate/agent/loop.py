@@ -174,7 +174,8 @@ class Agent:
 
     def _until_next_decision(self) -> None:
         """Wait a tick, or, at rest (:mod:`prodstate.core.rest`), up to the rest interval
-        while each tick's pulse shows nothing changed; a wake-up ends either at once."""
+        while a pulse each heartbeat interval (or tick, if longer) shows nothing changed; a
+        wake-up ends either at once."""
         s, decision = self.last_snapshot, self.last_decision
         resting = (
             self.config.rest_interval > 0
@@ -193,8 +194,12 @@ class Agent:
             )
             self._resting = resting
         until = time.monotonic() + (self.config.rest_interval if resting else 0.0)
+        # At rest, one pulse per heartbeat: each wake-up costs more than the read itself.
+        period = self.config.tick
+        if resting:
+            period = max(period, self.config.freshness.heartbeat_interval)
         while True:
-            woken = self._wake.wait(self.config.tick)
+            woken = self._wake.wait(period)
             self._wake.clear()
             if woken or not resting or time.monotonic() >= until or not self._pulse():
                 return

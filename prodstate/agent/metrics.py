@@ -28,6 +28,8 @@ needs before it renders from it.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
 import math
@@ -60,6 +62,9 @@ from prodstate.core.model import Snapshot, Tier, ZkState
 from prodstate.redis.link import Link, RedisError
 
 log = logging.getLogger("prodstate.agent.metrics")
+
+#: Seconds the idle HTTP server sleeps between checks that it should stop.
+HTTP_POLL = 5.0
 
 DECISION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 WRITE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -317,7 +322,9 @@ class AgentMetrics:
                 log.debug("http: " + format, *args)
 
         server = (_Server6 if ":" in host else _Server)((host, port), Handler)
-        threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
+        # A long poll: each wake-up of an idle agent costs; close() wakes it itself.
+        serve = functools.partial(server.serve_forever, poll_interval=HTTP_POLL)
+        threading.Thread(target=serve, name="metrics-http", daemon=True).start()
         self._server = server
         return server
 
@@ -330,5 +337,12 @@ class AgentMetrics:
         """Stop the HTTP server, if serving."""
         server, self._server = self._server, None
         if server is not None:
-            server.shutdown()
+            stopping = threading.Thread(target=server.shutdown, daemon=True)
+            stopping.start()
+            host, port = server.server_address[:2]
+            deadline = time.monotonic() + HTTP_POLL + 1
+            while stopping.is_alive() and time.monotonic() < deadline:
+                with contextlib.suppress(OSError):  # a connection ends the poll at once
+                    socket.create_connection((host, port), timeout=1).close()
+                stopping.join(0.05)
             server.server_close()

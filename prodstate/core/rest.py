@@ -3,7 +3,8 @@
 A healthy replica that follows the parent it should has nothing to decide until
 something changes: a watch fires in ZooKeeper, its heartbeat stops advancing, or its
 Redis's role or link changes. While it rests, the agent reads only a :class:`Pulse` of
-its Redis (the heartbeat and ``ROLE``) each tick and decides once every rest interval;
+its Redis (the heartbeat and ``ROLE``) once per heartbeat interval (the heartbeat
+changes no faster) and decides once every rest interval;
 any change in the pulse, or in its freshness verdict, ends the rest at once. The root
 never rests: it judges its branches' acknowledgements every tick.
 """
@@ -20,7 +21,7 @@ from prodstate.core.model import RedisState, Snapshot
 
 @dataclass(frozen=True)
 class Pulse:
-    """What a resting agent reads of its Redis each tick: the heartbeat's text (None if
+    """What a resting agent reads of its Redis at each pulse: the heartbeat's text (None if
     absent) and, from ``ROLE``, the role, the master's address and whether the link to it
     is up."""
 
