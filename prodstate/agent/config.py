@@ -30,7 +30,7 @@ class AgentConfig:
     rest_interval: float = 5.0
     jitter: float = 0.5
     #: Seconds between full re-reads of ZooKeeper (a safety net: watches drive the reads
-    #: between them); None: 10 for a branch, 60 for a leaf (see ``full_read_interval``).
+    #: between them); None: 60 on every tier (see ``full_read_interval``).
     refresh_interval: float | None = None
     backlog_size: str = "64mb"
     #: Seconds an empty leaf waits for a syncing branch before loading from the root.

@@ -57,9 +57,7 @@ from prodstate.core.rendezvous import reaction_delay
 from prodstate.core.rest import at_rest
 from prodstate.redis.control import RedisControl
 from prodstate.redis.link import RedisError
-from prodstate.redis.users import (
-    leaf_replication_user,
-)
+from prodstate.redis.users import leaf_replication_user
 from prodstate.security.tls import ServerChecks
 from prodstate.zk.client import ZK_ERRORS
 from prodstate.zk.errors import StoreUnavailable, UntrustedZnodes
@@ -187,7 +185,7 @@ class Agent:
         )
         if resting != self._resting:
             log.debug(
-                "resting: reading the heartbeat and role each tick"
+                "resting: reading the heartbeat and role once per heartbeat interval"
                 if resting
                 else "deciding every tick",
                 extra=self._identity(),

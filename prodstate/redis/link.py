@@ -130,13 +130,9 @@ class Link:
     def send_only(self, *args: str | bytes | int | float) -> None:
         """Send a command Redis does not answer (``REPLCONF GETACK``), then a ``PING`` whose
         answer is read: when it returns, Redis has read both."""
-        try:
-            conn = self._connection()
-            conn.send(tuple(_arg(a) for a in args), ("PING",))
-            conn.reply()
-        except (OSError, ProtocolError):
-            self.close()
-            raise
+        (pong,) = self.exchange(encode(*(_arg(a) for a in args)) + encode("PING"), 1)
+        if isinstance(pong, ReplyError):
+            raise pong
 
     def info(self, section: str) -> Info:
         """``INFO section`` as a mapping (see :func:`parse_info`)."""
