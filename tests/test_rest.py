@@ -59,6 +59,15 @@ def test_a_leaf_off_its_parent_does_not_rest_even_if_told_to_wait():
     assert not at_rest(s, Decision(Wait(), "paced"))
 
 
+def test_a_leaf_staying_off_its_branch_decides_until_the_avoid_ends():
+    choice = choose_parent(ME, ["b2", "b3"])
+    other = "b2" if choice == "b3" else "b3"
+    s = settled_leaf(avoiding=frozenset({choice}), redis=replica(master=addr(other)))
+    s = replace(s, registered=replace(s.registered, avoiding=(choice,)))  # published
+    assert decide(s).action == Wait()  # where it should be while it avoids its branch
+    assert not at_rest(s, decide(s))  # but it must be awake to go back when the avoid ends
+
+
 def test_the_root_never_rests():
     s = root_snap(freshness=aged(0.1))
     assert not at_rest(s, Decision(Wait(), "serving"))

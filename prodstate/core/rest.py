@@ -38,7 +38,8 @@ class Pulse:
 def at_rest(s: Snapshot, decision: Decision) -> bool:
     """True if this node may rest after deciding ``decision`` on ``s``: a healthy replica
     with a settled freshness verdict, following the parent it should, with nothing
-    pending (no action, retry, hold-off, drain, switchover or maintenance in progress)."""
+    pending (no action, retry, hold-off, avoided branch, drain, switchover or maintenance
+    in progress)."""
     if decision.action != Wait() or role_of(s) != "replica" or not health(s)[0]:
         return False
     r = s.redis
@@ -48,6 +49,7 @@ def at_rest(s: Snapshot, decision: Decision) -> bool:
         and not s.deferred
         and not s.held_off
         and not s.drains
+        and not s.avoiding  # it must decide when the avoid ends, to go back
         and s.switchover is None
         and not r.sync_in_progress
     )

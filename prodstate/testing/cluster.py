@@ -369,22 +369,29 @@ class LocalCluster:
 
     def wait_settled(self, timeout: float = 90.0) -> TreeReport:
         """Wait until start-up is over: every branch registered, judging its copy fresh and
-        (but the root) available to leaves, and the tree complete and correct after that
+        (but the root) available to leaves, no leaf staying off a branch it found stale
+        while the branches caught up, and the tree complete and correct after that
         (leaves move as branches become available, and the root then adjusts its quorum)."""
-        folder = f"/prodstate/{self.cluster}/members/branch"
+        folder = f"/prodstate/{self.cluster}/members"
         branches = set(self.names("branch"))
+        leaves = set(self.names("leaf"))
 
         def settled() -> bool:
             zk = self.zk()
-            members = {b: Member.from_json(zk.get(f"{folder}/{b}")[0]) for b in branches}
+            members = {b: Member.from_json(zk.get(f"{folder}/branch/{b}")[0]) for b in branches}
             root = self.inspect().root
             root_id = root.node_id if root else None
-            return root_id is not None and all(
-                m.fresh and (m.available or b == root_id) for b, m in members.items()
+            avoiding = [
+                n for n in leaves if Member.from_json(zk.get(f"{folder}/leaf/{n}")[0]).avoiding
+            ]
+            return (
+                root_id is not None
+                and not avoiding
+                and all(m.fresh and (m.available or b == root_id) for b, m in members.items())
             )
 
-        wait_until(settled, timeout=timeout, what="every branch fresh and available",
-                   ignore=(KazooException, DataError))  # fmt: skip
+        what = "every branch fresh and available, no leaf avoiding one"
+        wait_until(settled, timeout=timeout, what=what, ignore=(KazooException, DataError))
         return self.wait_for_tree(timeout=timeout)
 
     def wait_for_new_root(self, after_epoch: int, timeout: float = 30.0) -> RootRecord:
