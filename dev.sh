@@ -22,7 +22,14 @@ case "$command" in
         scripts/bootstrap.sh
         .venv/bin/ruff check prodstate tests integration benchmarks
         .venv/bin/ruff format --check --quiet prodstate tests integration benchmarks
-        exec .venv/bin/python -m pytest "$@"
+        # Half of an integration test is waiting on servers: one process more than the
+        # machine has cores (at most 8), unless the arguments choose (-n 0: one process).
+        workers=$(( $(nproc) + 1 ))
+        parallel=(-n "$(( workers > 8 ? 8 : workers ))" --dist worksteal)
+        for arg in "$@"; do
+            case "$arg" in -n | -n* | --numprocesses* | no:xdist) parallel=() ;; esac
+        done
+        exec .venv/bin/python -m pytest ${parallel[@]+"${parallel[@]}"} "$@"
         ;;
     *)
         usage

@@ -8,6 +8,7 @@ Ports below the ephemeral range are never handed out that way.
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 import threading
@@ -22,12 +23,25 @@ _lock = threading.Lock()
 
 
 def _candidates() -> range:
-    """Ports below the ephemeral range (or a fixed band if the range is unreadable)."""
+    """Ports below the ephemeral range (or a fixed band if the range is unreadable), and
+    of those this worker's share when pytest-xdist runs the tests in several processes:
+    two workers then never pick the same port between picking and binding it."""
     try:
         low = int(_RANGE_FILE.read_text().split()[0])
     except (OSError, ValueError, IndexError):
         low = 32768
-    return range(_LOWEST, low) if low - _LOWEST >= 1000 else range(20000, 30000)
+    band = range(_LOWEST, low) if low - _LOWEST >= 1000 else range(20000, 30000)
+    return _share(band, os.environ.get("PYTEST_XDIST_WORKER", ""),
+                  os.environ.get("PYTEST_XDIST_WORKER_COUNT", ""))  # fmt: skip
+
+
+def _share(band: range, worker: str, count: str) -> range:
+    """Worker ``gwN``'s slice of ``band`` out of ``count`` (all of it outside xdist)."""
+    if not (worker.startswith("gw") and worker[2:].isdigit() and count.isdigit()):
+        return band
+    n, total = int(worker[2:]), max(int(count), 1)
+    size = len(band) // total
+    return range(band.start + n * size, band.start + (n + 1) * size) if n < total else band
 
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
