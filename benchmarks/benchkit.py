@@ -50,7 +50,7 @@ def ms(seconds: float) -> str:
 def percentile(values: Sequence[float], q: float) -> float:
     """The ``q``-th percentile (0-100) by nearest rank; ``values`` must not be empty."""
     ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    rank = max(1, math.ceil(round(q * len(ordered) / 100, 9)))  # 99.9% of 1000 is 999
     return ordered[rank - 1]
 
 
