@@ -52,15 +52,6 @@ def test_tick_time_allows_the_session_timeout():
         assert 2 * tick <= session * 1000 <= 20 * tick
 
 
-def test_ratio_interval_brackets_the_ratio_and_is_tight_for_equal_samples():
-    a = [float(i) for i in range(1, 201)]
-    low, high = benchkit.ratio_interval(a, a, 50)
-    assert low <= 1.0 <= high and high - low < 0.4
-    low, high = benchkit.ratio_interval([2 * x for x in a], a, 99)
-    assert low <= 2.0 <= high
-    assert benchkit.ratio_interval([5.0] * 10, [1.0] * 10, 50) == (5.0, 5.0)
-
-
 def test_percentile_is_the_nearest_rank_even_where_floats_round_up():
     values = [float(i) for i in range(1, 1001)]
     assert [benchkit.percentile(values, q) for q in (0, 10, 50, 99, 99.9, 100)] == [
