@@ -26,7 +26,8 @@ from pathlib import Path
 Reading = Mapping[tuple[int, int], tuple[int, int]]
 
 SAMPLER = 0  # pseudo pid of the sampler's own reading (pid 0 is never a process in /proc)
-OTHER = "other"
+#: The groups every sampler has: its own readings, the rest of this process, the unnamed.
+SAMPLER_GROUP, OWN_GROUP, OTHER = "sampler", "benchmark", "other"
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -184,6 +185,7 @@ class Sampler:
     _pids: set[int] = field(default_factory=set)
     _last_full: tuple[float, list[bytes | None]] = field(default=(0.0, []))
     _stat: int = -1
+    _parsed: tuple[Snapshot, Reading] | None = None
 
     def __post_init__(self) -> None:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -191,10 +193,10 @@ class Sampler:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         self._stat = os.open("/proc/stat", os.O_RDONLY)
         own = os.getpid()
-        self.group_of = {**self.group_of, SAMPLER: "sampler"}
-        self.label_of = {**self.label_of, SAMPLER: "sampler"}
-        self.group_of.setdefault(own, "benchmark")
-        self.label_of.setdefault(own, "benchmark")
+        self.group_of = {**self.group_of, SAMPLER: SAMPLER_GROUP}
+        self.label_of = {**self.label_of, SAMPLER: SAMPLER_GROUP}
+        self.group_of.setdefault(own, OWN_GROUP)
+        self.label_of.setdefault(own, OWN_GROUP)
         self._add_process(own)
         self._discover()
         self._active = list(range(len(self.tasks)))
@@ -227,13 +229,17 @@ class Sampler:
         cost = time.thread_time() - cost
         return Snapshot(started, raw, busy, steal, cost, time.perf_counter() - wall)
 
-    def reading(self, snapshot: Snapshot) -> dict[tuple[int, int], tuple[int, int]]:
-        """A snapshot's raw texts parsed, by task."""
-        return {
-            task: parse_schedstat(data)
-            for task, data in zip(self.tasks, snapshot.raw, strict=False)
-            if data is not None
-        }
+    def reading(self, snapshot: Snapshot) -> Reading:
+        """A snapshot's raw texts parsed, by task (the last one parsed is kept: windows of
+        consecutive snapshots parse each once)."""
+        if self._parsed is None or self._parsed[0] is not snapshot:
+            parsed = {
+                task: parse_schedstat(data)
+                for task, data in zip(self.tasks, snapshot.raw, strict=False)
+                if data is not None
+            }
+            self._parsed = (snapshot, parsed)
+        return self._parsed[1]
 
     def window(
         self, before: Snapshot, after: Snapshot, cost: float | None = None, top: int = 3

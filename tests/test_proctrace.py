@@ -3,10 +3,14 @@ this very process (no server)."""
 
 from __future__ import annotations
 
+import os
+import shlex
+import signal
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -70,24 +74,35 @@ def burn(seconds: float) -> None:
         pass
 
 
-def test_sampler_sees_this_process_its_session_and_its_own_cost():
-    child = subprocess.Popen(
-        [sys.executable, "-c", "import time\nend = time.time() + 5\nwhile time.time() < end: pass"],
+def children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def test_sampler_sees_this_process_a_named_session_and_its_own_cost():
+    spin = "import time\nend = time.time() + 5\nwhile time.time() < end: pass"
+    shell = subprocess.Popen(
+        ["sh", "-c", f"{shlex.quote(sys.executable)} -c {shlex.quote(spin)} & wait"],
         start_new_session=True,
     )
     try:
-        with proctrace.Sampler({child.pid: "busy"}, {child.pid: "spinner"}) as sampler:
+        deadline = time.monotonic() + 5
+        while not children(shell.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        (spinner,) = children(shell.pid)  # in the shell's session, named by the shell's pid
+        with proctrace.Sampler({shell.pid: "busy"}, {shell.pid: "shell"}) as sampler:
             before = sampler.snapshot()
             burn(0.05)
             after = sampler.snapshot()
-            window = sampler.window(before, after, top=10)
+            window = sampler.window(before, after)
     finally:
-        child.kill()
-        child.wait()
+        os.killpg(shell.pid, signal.SIGKILL)
+        shell.wait()
+    assert sampler.group_of[spinner] == "busy"
+    assert sampler.label_of[spinner].startswith("shell child ")
+    busy = window.groups["busy"]
+    assert busy.cpu + busy.wait > 0  # runnable throughout: on a CPU or waiting for one
     assert window.groups["benchmark"].cpu >= 0.04
     assert window.groups["sampler"].cpu == pytest.approx(before.cost)
-    assert window.groups["busy"].cpu > 0  # a process of another session, named by pid
-    assert "spinner" in [label for label, _ in window.top]
     assert window.seconds == pytest.approx(after.time - before.time)
     assert before.wall >= before.cost > 0
 
