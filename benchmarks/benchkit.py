@@ -46,11 +46,14 @@ def ms(seconds: float, digits: int = 3) -> str:
     return f"{seconds * 1000:.{digits}f}"
 
 
+def nearest_rank(count: int, q: float) -> int:
+    """The 1-based rank of the ``q``-th percentile (0-100) among ``count`` sorted values."""
+    return max(1, math.ceil(round(q * count / 100, 9)))  # 99.9% of 1000 is 999, not 1000
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The ``q``-th percentile (0-100) by nearest rank; ``values`` must not be empty."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(round(q * len(ordered) / 100, 9)))  # 99.9% of 1000 is 999
-    return ordered[rank - 1]
+    return sorted(values)[nearest_rank(len(values), q) - 1]
 
 
 def median_of(values: Sequence[float | None]) -> float | None:

@@ -186,13 +186,14 @@ def measure(
     observer: Observer,
     sampler: Sampler,
     args: argparse.Namespace,
-) -> tuple[Window, list[float]]:
+) -> tuple[list[Snapshot], int, list[tuple[figures.Write, int]]]:
     """``--warmup`` + ``--writes`` SETs per tree, alternating trees (and which goes first in
     each round); the first ``--warmup`` are not recorded. With ``--attribution`` a snapshot is
     taken after every write (warm-up included, so the sampler knows its dormant tasks before
     the recorded writes): each write's window is from the snapshot before it to the one after.
-    Returns what ran over all recorded writes (between the snapshot before the first and a full
-    one after the last), and how long each of those snapshots took."""
+    Returns the snapshots, the index of the one before the first recorded write (a full one,
+    as is the last, after the last write), and each write with the index of the snapshot after
+    it."""
     roots = {tree.name: open_socket(tree.root) for tree in trees}
     snapshots: list[Snapshot] = [sampler.snapshot()]
     start = 0  # the snapshot before the first recorded write
@@ -201,7 +202,7 @@ def measure(
         for i in range(-args.warmup, args.writes):
             if i == 0:
                 if not args.attribution:
-                    snapshots.append(sampler.snapshot())
+                    snapshots.append(sampler.snapshot(full=True))
                 start = len(snapshots) - 1
             order = trees if i % 2 == 0 else trees[::-1]
             for tree in order:
@@ -212,8 +213,8 @@ def measure(
                 reply = roots[tree.name].recv(64)  # "+OK\r\n", long since arrived
                 if not reply.startswith(b"+OK"):
                     raise RuntimeError(f"SET at the {tree.name} root answered {reply!r}")
-                if args.attribution:
-                    snapshots.append(sampler.snapshot())
+                if args.attribution:  # full before the recorded writes, for the whole run
+                    snapshots.append(sampler.snapshot(full=i == -1 and tree is order[-1]))
                 if i < 0:
                     continue
                 if len(arrivals) < len(tree.leaves):
@@ -221,14 +222,26 @@ def measure(
                     continue
                 write = figures.Write(max(arrivals) - t0, statistics.median(arrivals) - t0)
                 tree.run.writes.append(write)
-                around.append((write, len(snapshots) - 1))
+                if args.attribution:
+                    around.append((write, len(snapshots) - 1))
             if i >= 0 and (i + 1) % max(1, args.writes // 10) == 0:
                 log(f"{i + 1}/{args.writes} writes per tree")
         snapshots.append(sampler.snapshot(full=True))  # every task, for the whole run
     finally:
         for sock in roots.values():
             sock.close()
-    for write, after in around if args.attribution else []:
+    return snapshots, start, around
+
+
+def attribute(
+    sampler: Sampler,
+    snapshots: list[Snapshot],
+    start: int,
+    around: list[tuple[figures.Write, int]],
+) -> tuple[Window, list[float]]:
+    """Each write's window; what ran over all recorded writes, and how long each snapshot
+    taken for them lasted."""
+    for write, after in around:
         write.window = sampler.window(snapshots[after - 1], snapshots[after])
     taken = snapshots[start:]
     whole = sampler.window(taken[0], taken[-1], cost=sum(s.cost for s in taken[:-1]))
@@ -356,14 +369,14 @@ def run_once(args: argparse.Namespace, workdir: Path) -> figures.Run:
             try:
                 with Sampler(group_of, label_of) as sampler:
                     log(f"measuring ({machine_line()})")
-                    whole, walls = measure(trees, observer, sampler, args)
-                    tasks = len(sampler.tasks)
+                    snapshots, start, around = measure(trees, observer, sampler, args)
             finally:
                 observer.close()
         finally:
             plain.stop()
         log("stopping the prodstate cluster")
-    return figures.Run({t.name: t.run for t in trees}, load, whole, walls, tasks)
+    whole, walls = attribute(sampler, snapshots, start, around)  # on a quiet machine
+    return figures.Run({t.name: t.run for t in trees}, load, whole, walls, len(sampler.tasks))
 
 
 def report(args: argparse.Namespace, runs: list[figures.Run]) -> tuple[str, bool]:
@@ -377,14 +390,15 @@ def report(args: argparse.Namespace, runs: list[figures.Run]) -> tuple[str, bool
     }
     lines = [
         f"prodstate propagation benchmark: 1 root, {args.branches} branches, {args.leaves} leaves"
-        f" per tree; {args.runs} runs of fresh trees, {args.writes} writes per tree each;"
+        f" per tree; {len(runs)} runs of fresh trees, {args.writes} writes per tree each;"
         f" agent tick {args.agent_tick:g}s, session {args.session_timeout:g}s",
         f"{machine_line()} (at the end)",
         f"command: {shlex.join([sys.executable, *sys.argv])}",
         "",
         "write at the root (SET) -> its keyspace notification seen from every leaf"
-        " (writes alternate between the trees); ms; load: 1-minute load average as the"
-        " run's writes began",
+        " (writes alternate between the trees); ms; load: the 1-minute load average as the"
+        " run's writes began (the trees' start-up still in it); runnable: the mean number of"
+        " tasks running or waiting to run over the writes",
         figures.runs_table(runs),
         "",
         *verdict,
@@ -432,6 +446,7 @@ def as_json(args: argparse.Namespace, runs: list[figures.Run]) -> dict[str, obje
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     runs: list[figures.Run] = []
+    failed: int | None = None  # the exit status of a run that failed or was interrupted
     try:
         with Workdir(args.dir) as workdir, terminate_as_interrupt():
             for number in range(1, args.runs + 1):
@@ -445,19 +460,23 @@ def main(argv: list[str] | None = None) -> int:
                     raise RuntimeError("no write reached every leaf")
                 runs.append(run)
                 log(f"run {number}: ratio p50 {run.ratio(50):.2f}x, p99 {run.ratio(99):.2f}x")
-    except KeyboardInterrupt:
-        log("interrupted: every server stopped")
-        return 130
+    except KeyboardInterrupt as exc:
+        log(f"interrupted ({exc or 'Ctrl-C'}): every server stopped")
+        failed = 130
     except Exception as exc:
         log(f"FAILED: {type(exc).__name__}: {exc}".splitlines()[0])
-        return 1
-    text, met = report(args, runs)
+        failed = 1
+    if not runs:
+        return failed or 1
+    text, met = report(args, runs)  # of the runs done, also when a later one failed
     print(text)
+    if failed is not None:
+        print(f"INCOMPLETE: {len(runs)} of {args.runs} runs done")
     if args.png:
         plot(runs, args.leaves, args.png)
     if args.json:
         args.json.write_text(json.dumps(as_json(args, runs), indent=2) + "\n")
-    return 0 if met else 1
+    return failed or (0 if met else 1)
 
 
 if __name__ == "__main__":

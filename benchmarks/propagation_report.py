@@ -2,7 +2,7 @@
 
 Per run: each tree's p50 and p99 and their ratios; over the runs: the spread of the ratios
 against the targets on their medians; over all writes of all runs: both trees' CDF; and for
-the writes above each tree's p99, with as many writes around its median to compare, which
+each tree's writes from its p99 up, with as many writes around its median to compare, which
 groups of processes ran and waited while they were in flight.
 """
 
@@ -12,16 +12,16 @@ import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from benchkit import ms, percentile, table
-from proctrace import Usage, Window
+from benchkit import ms, nearest_rank, percentile, table
+from proctrace import OTHER, OWN_GROUP, SAMPLER_GROUP, Usage, Window
 
 PRODSTATE, PLAIN = "prodstate", "plain"
 TARGETS = {50: 1.05, 99: 1.1}  # prodstate / plain, on the median over the runs
 CDF_POINTS = (10.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.9)
-#: The process groups, in the order they are shown (``proctrace.OTHER`` last).
+#: The process groups, in the order they are shown.
 AGENTS, PRODSTATE_REDIS, PLAIN_REDIS = "prodstate agents", "prodstate Redis", "plain Redis"
-ZOOKEEPER, BENCHMARK, SAMPLER, OTHER = "ZooKeeper", "benchmark", "sampler", "other"
-GROUPS = (AGENTS, PRODSTATE_REDIS, PLAIN_REDIS, ZOOKEEPER, BENCHMARK, SAMPLER, OTHER)
+ZOOKEEPER = "ZooKeeper"
+GROUPS = (AGENTS, PRODSTATE_REDIS, PLAIN_REDIS, ZOOKEEPER, OWN_GROUP, SAMPLER_GROUP, OTHER)
 
 
 @dataclass
@@ -66,11 +66,12 @@ def spread(values: Sequence[float]) -> tuple[float, float, float]:
 
 
 def runs_table(runs: Sequence[Run]) -> str:
-    """One line per run: each tree's p50/p99/max in ms, the ratios, timeouts, load."""
-    rows = [["run", "load", "prodstate p50", "p99", "max", "plain p50", "p99", "max"]]
+    """One line per run: the load, each tree's p50/p99/max in ms, the ratios, timeouts."""
+    rows = [["run", "load", "runnable", "prodstate p50", "p99", "max", "plain p50", "p99", "max"]]
     rows[0] += ["ratio p50", "p99", "timeouts"]
     for number, run in enumerate(runs, 1):
-        row = [str(number), f"{run.load:.2f}"]
+        runnable = f"{run.whole.runnable:.1f}" if run.whole is not None else "-"
+        row = [str(number), f"{run.load:.1f}", runnable]
         for name in (PRODSTATE, PLAIN):
             values = run.trees[name].latencies()
             row += [
@@ -114,11 +115,10 @@ def cdf_table(samples: dict[str, Sequence[float]], points: Iterable[float] = CDF
 
 
 def slow_and_median(writes: Sequence[Write], least: int = 10) -> tuple[list[Write], list[Write]]:
-    """The writes above the p99 of their latencies (slowest first), and as many of the writes
-    nearest the median (at least ``least``) to compare them with."""
+    """The p99 write and those slower (slowest first), and as many of the writes nearest the
+    median (at least ``least``) to compare them with."""
     ordered = sorted(writes, key=lambda w: w.latency)
-    p99 = percentile([w.latency for w in ordered], 99)
-    slow = [w for w in reversed(ordered) if w.latency > p99]
+    slow = ordered[nearest_rank(len(ordered), 99) - 1 :][::-1]
     count = min(len(ordered), max(least, len(slow)))
     middle = len(ordered) // 2
     start = max(0, min(middle - count // 2, len(ordered) - count))
@@ -182,7 +182,7 @@ def slow_writes_table(slow: Sequence[tuple[int, int, Write]]) -> str:
 
 
 def attribution(runs: Sequence[Run]) -> list[str]:
-    """For each tree: its writes above p99 one by one, then their groups against the median
+    """For each tree: its writes from its p99 up one by one, then their groups against the median
     writes'."""
     lines: list[str] = []
     for name in (PRODSTATE, PLAIN):
@@ -198,8 +198,8 @@ def attribution(runs: Sequence[Run]) -> list[str]:
         listed = sorted((n for n in numbered if id(n[2]) in slow_ids), key=lambda n: -n[2].latency)
         lines += [
             "",
-            f"{name}: the {len(slow)} writes above its p99 over all runs, and what ran while"
-            " each was in flight (CPU ms by group; window: from the snapshot before the write"
+            f"{name}: its {len(slow)} slowest writes over all runs (its p99 and up), and what ran"
+            " while each was in flight (CPU ms by group; window: from the snapshot before the write"
             " to the one after it)",
             slow_writes_table(listed),
             "",
@@ -235,7 +235,7 @@ def sampler_line(runs: Sequence[Run]) -> str:
     wholes = [run.whole for run in runs if run.whole is not None]
     if not walls or not wholes:
         return "sampler: off"
-    cpu = sum(w.groups.get(SAMPLER, Usage()).cpu for w in wholes)
+    cpu = sum(w.groups.get(SAMPLER_GROUP, Usage()).cpu for w in wholes)
     seconds = sum(w.seconds for w in wholes)
     tasks = max(run.tasks for run in runs)
     return (
