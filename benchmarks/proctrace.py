@@ -21,6 +21,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 #: (pid, tid) -> (ns on a CPU, ns runnable and waiting for one), both cumulative.
 Reading = Mapping[tuple[int, int], tuple[int, int]]
@@ -58,7 +59,7 @@ class Window:
         total = sum(self.groups.values(), Usage())
         return (total.cpu + total.wait) / self.seconds if self.seconds > 0 else 0.0
 
-    def as_json(self) -> dict[str, object]:
+    def as_json(self) -> dict[str, Any]:
         return {
             "seconds": self.seconds,
             "steal": self.steal,
@@ -66,6 +67,17 @@ class Window:
             "groups": {g: [u.cpu, u.wait] for g, u in self.groups.items()},
             "top": [[label, u.cpu, u.wait] for label, u in self.top],
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Window:
+        """A window from ``as_json``'s dict."""
+        return cls(
+            data["seconds"],
+            {g: Usage(cpu, wait) for g, (cpu, wait) in data["groups"].items()},
+            [(label, Usage(cpu, wait)) for label, cpu, wait in data["top"]],
+            data["steal"],
+            data["busy"],
+        )
 
 
 def parse_schedstat(data: bytes) -> tuple[int, int]:
@@ -153,6 +165,8 @@ class Snapshot:
     steal: int
     cost: float  # CPU seconds this thread spent taking it
     wall: float  # seconds it took
+    blocked: int = 0  # times the thread waited meanwhile (a lock, the GIL, a page from disk)
+    preempted: int = 0  # times the scheduler took the CPU from it meanwhile
 
 
 @dataclass
@@ -204,6 +218,7 @@ class Sampler:
     def snapshot(self, full: bool = False) -> Snapshot:
         """Read the active tasks, or every task when ``full`` or a full snapshot is due."""
         wall, cost = time.perf_counter(), time.thread_time()
+        usage = resource.getrusage(resource.RUSAGE_THREAD)
         elevated = self._elevate()
         try:
             started = time.monotonic()
@@ -227,7 +242,10 @@ class Sampler:
             if elevated:
                 os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
         cost = time.thread_time() - cost
-        return Snapshot(started, raw, busy, steal, cost, time.perf_counter() - wall)
+        wall = time.perf_counter() - wall
+        end = resource.getrusage(resource.RUSAGE_THREAD)
+        blocked, preempted = end.ru_nvcsw - usage.ru_nvcsw, end.ru_nivcsw - usage.ru_nivcsw
+        return Snapshot(started, raw, busy, steal, cost, wall, blocked, preempted)
 
     def reading(self, snapshot: Snapshot) -> Reading:
         """A snapshot's raw texts parsed, by task (the last one parsed is kept: windows of

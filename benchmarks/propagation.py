@@ -238,14 +238,14 @@ def attribute(
     snapshots: list[Snapshot],
     start: int,
     around: list[tuple[figures.Write, int]],
-) -> tuple[Window, list[float]]:
-    """Each write's window; what ran over all recorded writes, and how long each snapshot
-    taken for them lasted."""
+) -> tuple[Window, list[tuple[float, float, int, int]]]:
+    """Each write's window; what ran over all recorded writes, and what each snapshot taken
+    for them cost (wall and CPU seconds, times blocked and preempted)."""
     for write, after in around:
         write.window = sampler.window(snapshots[after - 1], snapshots[after])
     taken = snapshots[start:]
     whole = sampler.window(taken[0], taken[-1], cost=sum(s.cost for s in taken[:-1]))
-    return whole, [s.wall for s in taken]
+    return whole, [(s.wall, s.cost, s.blocked, s.preempted) for s in taken]
 
 
 def plot(runs: list[figures.Run], leaves: int, path: Path) -> None:
@@ -309,9 +309,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--json", type=Path, help="also write every latency and window to this file"
     )
+    parser.add_argument(
+        "--from",
+        dest="from_json",
+        type=Path,
+        nargs="+",
+        metavar="JSON",
+        help="measure nothing: report the runs of these --json files together",
+    )
     args = parser.parse_args(argv)
     args.png = Path(args.png) if args.png else None
     check_output_paths(parser, args.png, args.json)
+    missing = [str(path) for path in args.from_json or [] if not path.is_file()]
+    if missing:
+        parser.error(f"--from: no such file: {', '.join(missing)}")
     if min(args.branches, args.leaves, args.runs, args.writes) < 1 or args.warmup < 0:
         parser.error("--branches, --leaves, --runs and --writes must be at least 1, --warmup >= 0")
     if args.timeout <= 0 or args.agent_tick <= 0 or args.agent_batch < 0:
@@ -375,8 +386,8 @@ def run_once(args: argparse.Namespace, workdir: Path) -> figures.Run:
         finally:
             plain.stop()
         log("stopping the prodstate cluster")
-    whole, walls = attribute(sampler, snapshots, start, around)  # on a quiet machine
-    return figures.Run({t.name: t.run for t in trees}, load, whole, walls, len(sampler.tasks))
+    whole, costs = attribute(sampler, snapshots, start, around)  # on a quiet machine
+    return figures.Run({t.name: t.run for t in trees}, load, whole, costs, len(sampler.tasks))
 
 
 def report(args: argparse.Namespace, runs: list[figures.Run]) -> tuple[str, bool]:
@@ -415,38 +426,17 @@ def report(args: argparse.Namespace, runs: list[figures.Run]) -> tuple[str, bool
     return "\n".join(lines), met and not timeouts
 
 
-def as_json(args: argparse.Namespace, runs: list[figures.Run]) -> dict[str, object]:
-    """Every run's latencies (seconds), timeouts, load and windows, in write order."""
-
-    def window(w: Window | None) -> object:
-        return w.as_json() if w is not None else None
-
-    return {
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "runs": [
-            {
-                "load": run.load,
-                "whole": window(run.whole),
-                "snapshot_seconds": run.snapshot_walls,
-                "trees": {
-                    name: {
-                        "timeouts": tree.timeouts,
-                        "all_leaves": [w.latency for w in tree.writes],
-                        "median_leaf": [w.median_leaf for w in tree.writes],
-                        "windows": [window(w.window) for w in tree.writes],
-                    }
-                    for name, tree in run.trees.items()
-                },
-            }
-            for run in runs
-        ],
-    }
+def write_json(args: argparse.Namespace, runs: list[figures.Run]) -> None:
+    """``--json``: the options and every run so far (rewritten after each run)."""
+    if args.json:
+        options = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+        data = {"args": options, "runs": [figures.as_json(run) for run in runs]}
+        args.json.write_text(json.dumps(data) + "\n")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    runs: list[figures.Run] = []
-    failed: int | None = None  # the exit status of a run that failed or was interrupted
+def measure_runs(args: argparse.Namespace, runs: list[figures.Run]) -> int | None:
+    """``--runs`` runs of fresh trees, each added to ``runs`` when done; the exit status if one
+    failed (1) or was interrupted (130)."""
     try:
         with Workdir(args.dir) as workdir, terminate_as_interrupt():
             for number in range(1, args.runs + 1):
@@ -459,13 +449,29 @@ def main(argv: list[str] | None = None) -> int:
                 if any(not tree.writes for tree in run.trees.values()):
                     raise RuntimeError("no write reached every leaf")
                 runs.append(run)
+                write_json(args, runs)
                 log(f"run {number}: ratio p50 {run.ratio(50):.2f}x, p99 {run.ratio(99):.2f}x")
     except KeyboardInterrupt as exc:
         log(f"interrupted ({exc or 'Ctrl-C'}): every server stopped")
-        failed = 130
+        return 130
     except Exception as exc:
         log(f"FAILED: {type(exc).__name__}: {exc}".splitlines()[0])
-        failed = 1
+        return 1
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    runs: list[figures.Run] = []
+    if args.from_json:
+        for path in args.from_json:
+            saved = json.loads(path.read_text())
+            runs += [figures.from_json(run) for run in saved["runs"]]
+        for key in ("branches", "leaves", "writes", "agent_tick", "session_timeout"):
+            setattr(args, key, saved["args"][key])  # the report names the measured trees
+        failed = None
+    else:
+        failed = measure_runs(args, runs)
     if not runs:
         return failed or 1
     text, met = report(args, runs)  # of the runs done, also when a later one failed
@@ -474,8 +480,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"INCOMPLETE: {len(runs)} of {args.runs} runs done")
     if args.png:
         plot(runs, args.leaves, args.png)
-    if args.json:
-        args.json.write_text(json.dumps(as_json(args, runs), indent=2) + "\n")
     return failed or (0 if met else 1)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from benchkit import ms, nearest_rank, percentile, table
 from proctrace import OTHER, OWN_GROUP, SAMPLER_GROUP, Usage, Window
@@ -51,7 +52,8 @@ class Run:
     trees: dict[str, TreeRun]
     load: float  # 1-minute load average when the writes began
     whole: Window | None = None  # what ran over all the writes
-    snapshot_walls: list[float] = field(default_factory=list)  # the sampler's, seconds
+    #: Each snapshot's wall and CPU seconds, and the times its thread blocked or was preempted.
+    snapshots: list[tuple[float, float, int, int]] = field(default_factory=list)
     tasks: int = 0  # tasks (threads) the sampler read at the end
 
     def ratio(self, q: float) -> float:
@@ -230,17 +232,68 @@ def cpu_table(runs: Sequence[Run], cpus: int) -> str:
 
 
 def sampler_line(runs: Sequence[Run]) -> str:
-    """What the snapshots cost: their count, duration and CPU."""
-    walls = [w for run in runs for w in run.snapshot_walls]
+    """What the snapshots cost: their count, duration and CPU, and what kept them long."""
+    taken = [s for run in runs for s in run.snapshots]
     wholes = [run.whole for run in runs if run.whole is not None]
-    if not walls or not wholes:
-        return "sampler: off"
+    if not taken or not wholes:
+        return "sampler: no snapshots"
     cpu = sum(w.groups.get(SAMPLER_GROUP, Usage()).cpu for w in wholes)
     seconds = sum(w.seconds for w in wholes)
-    tasks = max(run.tasks for run in runs)
+    walls = [wall for wall, _, _, _ in taken]
     return (
-        f"sampler: {len(walls)} snapshots of up to {tasks} tasks, taken between writes (none"
-        f" while a write is in flight): {ms(statistics.median(walls), 1)} ms each at the"
-        f" median, {ms(max(walls), 1)} ms at most; {cpu:.1f} s of CPU,"
-        f" {cpu / seconds:.0%} of one core over the writes"
+        f"sampler: {len(taken)} snapshots of up to {max(run.tasks for run in runs)} tasks,"
+        f" taken between writes (none while a write is in flight):"
+        f" {ms(statistics.median(walls), 1)} ms each at the median"
+        f" ({ms(statistics.median(c for _, c, _, _ in taken), 1)} ms of CPU),"
+        f" {ms(max(walls), 1)} ms at most; its thread blocked"
+        f" {statistics.fmean(b for _, _, b, _ in taken):.1f} and was preempted"
+        f" {statistics.fmean(p for _, _, _, p in taken):.1f} times a snapshot;"
+        f" {cpu:.1f} s of CPU, {cpu / seconds:.0%} of one core over the writes"
     )
+
+
+def as_json(run: Run) -> dict[str, Any]:
+    """A run's latencies (seconds), timeouts, load, windows and snapshots, in write order."""
+
+    def window(w: Window | None) -> object:
+        return w.as_json() if w is not None else None
+
+    return {
+        "load": run.load,
+        "whole": window(run.whole),
+        "snapshots": run.snapshots,
+        "tasks": run.tasks,
+        "trees": {
+            name: {
+                "timeouts": tree.timeouts,
+                "all_leaves": [w.latency for w in tree.writes],
+                "median_leaf": [w.median_leaf for w in tree.writes],
+                "windows": [window(w.window) for w in tree.writes],
+            }
+            for name, tree in run.trees.items()
+        },
+    }
+
+
+def from_json(data: dict[str, Any]) -> Run:
+    """A run from ``as_json``'s dict."""
+
+    def window(w: dict[str, Any] | None) -> Window | None:
+        return Window.from_json(w) if w is not None else None
+
+    trees = {
+        name: TreeRun(
+            [
+                Write(latency, median, window(w))
+                for latency, median, w in zip(
+                    tree["all_leaves"], tree["median_leaf"], tree["windows"], strict=True
+                )
+            ],
+            tree["timeouts"],
+        )
+        for name, tree in data["trees"].items()
+    }
+    snapshots = [
+        (wall, cpu, blocked, preempted) for wall, cpu, blocked, preempted in data["snapshots"]
+    ]
+    return Run(trees, data["load"], window(data["whole"]), snapshots, data["tasks"])

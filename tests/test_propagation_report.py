@@ -3,6 +3,8 @@ attribution, from made-up latencies and windows (no server)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.bench_modules import load
@@ -101,11 +103,26 @@ def test_cpu_table_and_sampler_line_over_the_runs():
         steal=0.5,
         busy=12.0,
     )
-    runs = [run([1.0], [1.0], whole=whole, snapshot_walls=[0.004, 0.006, 0.010], tasks=900)]
+    snapshots = [(0.004, 0.003, 0, 1), (0.006, 0.005, 2, 0), (0.010, 0.004, 1, 2)]
+    runs = [run([1.0], [1.0], whole=whole, snapshots=snapshots, tasks=900)]
     rows = {line[:22].strip(): line[22:].split() for line in report.cpu_table(runs, 2).splitlines()}
     assert rows["prodstate agents"] == ["0.80", "40%"]
     assert rows["all tasks read"] == ["1.10", "55%"]
     assert rows["busy by /proc/stat"] == ["1.20", "60%"]
     line = report.sampler_line(runs)
-    assert "3 snapshots of up to 900 tasks" in line and "6.0 ms each" in line
+    assert "3 snapshots of up to 900 tasks" in line
+    assert "6.0 ms each at the median (4.0 ms of CPU), 10.0 ms at most" in line
+    assert "blocked 1.0 and was preempted 1.0 times a snapshot" in line
     assert "10% of one core" in line
+
+
+def test_a_run_survives_its_json_whole():
+    window = Window(0.02, {"other": Usage(0.01, 0.002)}, [("java [7]", Usage(0.01, 0.002))])
+    original = report.Run(
+        {"prodstate": tree([0.01, 0.02], window), "plain": report.TreeRun([], timeouts=2)},
+        load=3.5,
+        whole=Window(9.0, {"sampler": Usage(0.5)}, [], steal=0.1, busy=17.0),
+        snapshots=[(0.004, 0.003, 1, 0)],
+        tasks=42,
+    )
+    assert report.from_json(json.loads(json.dumps(report.as_json(original)))) == original
