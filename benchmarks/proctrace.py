@@ -3,10 +3,10 @@
 Every task (thread) of every process has ``/proc/PID/task/TID/schedstat``: the nanoseconds it
 has run on a CPU, the nanoseconds it has waited on a run queue while runnable, and its
 timeslices (the kernel's ``sched_info``, which needs no schedstats switch). A ``Sampler``
-keeps each task's file open and re-reads it with ``pread``, ~2 us a task, so a snapshot of
-every task on the machine costs milliseconds; two snapshots give each process's CPU and run-
-queue wait between them, to the nanosecond and for all its threads. ``/proc/stat`` adds the
-machine's steal time (in clock ticks: a hypervisor's share of the CPUs).
+keeps each task's file open and re-reads it with ``pread``, a few microseconds a task, so a
+snapshot of every task on the machine costs milliseconds; two snapshots give each process's
+CPU and run-queue wait between them, to the nanosecond and for all its threads. ``/proc/stat``
+adds the machine's busy and steal time (in clock ticks; steal: a hypervisor's share).
 
 The pure part (``process_usage``, ``attribute``) takes readings as dicts, so it is tested
 without any process.
