@@ -10,7 +10,6 @@ import argparse
 import contextlib
 import math
 import os
-import random
 import shutil
 import signal
 import statistics
@@ -42,29 +41,19 @@ def fmt(seconds: float | None, digits: int = 3) -> str:
     return "-" if seconds is None else f"{seconds:.{digits}f}"
 
 
-def ms(seconds: float) -> str:
+def ms(seconds: float, digits: int = 3) -> str:
     """Seconds shown as milliseconds."""
-    return f"{seconds * 1000:.3f}"
+    return f"{seconds * 1000:.{digits}f}"
+
+
+def nearest_rank(count: int, q: float) -> int:
+    """The 1-based rank of the ``q``-th percentile (0-100) among ``count`` sorted values."""
+    return max(1, math.ceil(round(q * count / 100, 9)))  # 99.9% of 1000 is 999, not 1000
 
 
 def percentile(values: Sequence[float], q: float) -> float:
     """The ``q``-th percentile (0-100) by nearest rank; ``values`` must not be empty."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
-def ratio_interval(
-    a: Sequence[float], b: Sequence[float], q: float, rounds: int = 1000, seed: int = 6
-) -> tuple[float, float]:
-    """A 90% bootstrap interval of percentile ``q`` of ``a`` over that of ``b``: how far the
-    ratio of two noisy samples could move from resampling alone."""
-    rng = random.Random(seed)
-    ratios = sorted(
-        percentile(rng.choices(a, k=len(a)), q) / percentile(rng.choices(b, k=len(b)), q)
-        for _ in range(rounds)
-    )
-    return ratios[rounds // 20], ratios[rounds - 1 - rounds // 20]
+    return sorted(values)[nearest_rank(len(values), q) - 1]
 
 
 def median_of(values: Sequence[float | None]) -> float | None:

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
-from pathlib import Path
 
 import pytest
 
-_PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "benchkit.py"
-_spec = importlib.util.spec_from_file_location("benchkit", _PATH)
-assert _spec is not None and _spec.loader is not None
-benchkit = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(benchkit)
+from tests.bench_modules import load
+
+benchkit = load("benchkit")
 
 CONFIRM = b"*3\r\n$10\r\npsubscribe\r\n$6\r\nprop:*\r\n:1\r\n"
 EVENT = b"*4\r\n$8\r\npmessage\r\n$6\r\nprop:*\r\n$21\r\n__keyspace@0__:prop:1\r\n$3\r\nset\r\n"
@@ -56,10 +52,14 @@ def test_tick_time_allows_the_session_timeout():
         assert 2 * tick <= session * 1000 <= 20 * tick
 
 
-def test_ratio_interval_brackets_the_ratio_and_is_tight_for_equal_samples():
-    a = [float(i) for i in range(1, 201)]
-    low, high = benchkit.ratio_interval(a, a, 50)
-    assert low <= 1.0 <= high and high - low < 0.4
-    low, high = benchkit.ratio_interval([2 * x for x in a], a, 99)
-    assert low <= 2.0 <= high
-    assert benchkit.ratio_interval([5.0] * 10, [1.0] * 10, 50) == (5.0, 5.0)
+def test_percentile_is_the_nearest_rank_even_where_floats_round_up():
+    values = [float(i) for i in range(1, 1001)]
+    assert [benchkit.percentile(values, q) for q in (0, 10, 50, 99, 99.9, 100)] == [
+        1.0,
+        100.0,
+        500.0,
+        990.0,
+        999.0,
+        1000.0,
+    ]
+    assert benchkit.percentile([7.0], 50) == 7.0
