@@ -139,6 +139,7 @@ class SimLeaf:
         #: (time, parent address, root node id, branch ids read) after every decision.
         self.decisions: list[tuple[float, str, str, tuple[str, ...]]] = []
         self.connected_at: float | None = None
+        self.reconnected_at: float | None = None  # the last time it connected
         self.registered_at: float | None = None
         self.chose_at: float | None = None
         self.fresh_at: float | None = None  # when it first registered fresh
@@ -212,8 +213,9 @@ class SimLeaf:
 
     def _on_state(self, state: str) -> None:
         self.store.cache.clear()
-        if state == CONNECTED and self.connected_at is None:
-            self.connected_at = time.monotonic()
+        if state == CONNECTED:
+            self.reconnected_at = time.monotonic()
+            self.connected_at = self.connected_at or self.reconnected_at
         if state == LOST:
             self.store.new_session = True
         self.wake()

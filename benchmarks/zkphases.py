@@ -3,6 +3,7 @@ lost, the root lost, the whole ensemble restarted. Each returns its figures as a
 
 from __future__ import annotations
 
+import itertools
 import signal
 import statistics
 import time
@@ -91,7 +92,7 @@ def storm(run: Run) -> dict[str, Any]:
         "all_registered_s": registered - t0,
         "all_chose_s": chose - t0,
         "all_fresh_s": fresh - t0,
-        "chose": spread([c - t0 for _, _, c, _ in times.values() if c is not None]),
+        "chose": spread([t[2] - t0 for t in times.values() if t[2] is not None]),
         "requests_per_leaf": requests_of(total) / n,
         "by_kind_per_leaf": {k: v / n for k, v in total.items() if k not in NOT_REQUESTS},
         "failed_connects": total.get("failed_connect", 0),
@@ -253,6 +254,14 @@ def branch_loss(run: Run, crash: bool) -> dict[str, Any]:
     }
 
 
+def last_run_start(flags: list[bool]) -> int:
+    """Where the final run of True values in ``flags`` begins (``len(flags)`` if none)."""
+    start = len(flags)
+    while start > 0 and flags[start - 1]:
+        start -= 1
+    return start
+
+
 def _published(times: ZnodeTimes, old: str) -> float | None:
     """When a root other than ``old`` first showed a published replication id."""
     for at, raw in times.changed:
@@ -291,29 +300,37 @@ def root_failover(run: Run) -> dict[str, Any]:
     new = cluster.root_record()
     assert new is not None and new.node_id != old
     branches = [b for b in survivors if b != new.node_id]
-    addresses = {cluster.advertised(old), cluster.advertised(new.node_id)}
+    expected = {
+        leaf: cluster.advertised(choose_parent(leaf, branches) or new.node_id)
+        for leaf in run.fleet.ids
+    }
     rehomed: dict[str, float] = {}
+    moves: dict[str, int] = {}
 
     def settled() -> bool:
-        for leaf, decisions in run.fleet.merged("decisions", t_gone).items():
-            if leaf not in rehomed:
-                at = _first(decisions, lambda t, p, r, b: r == new.node_id and p not in addresses)
-                if at is not None:
-                    rehomed[leaf] = at
+        """Every leaf's last decision: under the new root, on its rendezvous branch (it may
+        have gone elsewhere first, while that branch was still stale)."""
+        for leaf, decisions in run.fleet.merged("decisions", t_kill).items():
+            path = [parents[leaf]] + [p for _, p, _, _ in decisions]
+            moves[leaf] = sum(1 for a, b in itertools.pairwise(path) if a != b)
+            home = [d[2] == new.node_id and d[1] == expected[leaf] for d in decisions]
+            if home and home[-1]:
+                rehomed[leaf] = decisions[last_run_start(home)][0]
+            else:
+                rehomed.pop(leaf, None)
         return len(rehomed) == run.n
 
-    wait_for(settled, run.timeout, "every leaf under the new root", every=0.5)
+    try:
+        wait_for(settled, run.timeout, "every leaf on its branch under the new root", every=0.5)
+    except TimeoutError as exc:
+        log(f"root failover: {exc}")
     time.sleep(3.0)  # requests still under way: every leaf registers fresh again
     t_end = time.monotonic()
     traces = run.fleet.merged("trace", False)
     window = run.monitor.window()
     lcxid1 = branch_requests(run, survivors)
     now_parents = run.fleet.merged("parents")
-    wrong = sum(
-        1
-        for leaf, p in now_parents.items()
-        if p != cluster.advertised(choose_parent(leaf, branches) or new.node_id)
-    )
+    wrong = sum(1 for leaf, p in now_parents.items() if p != expected[leaf])
     moved = sum(1 for leaf, p in now_parents.items() if p != parents[leaf])
     everyone, full = _requests_after(traces, t_kill, run.fleet.ids)
     return {
@@ -322,8 +339,10 @@ def root_failover(run: Run) -> dict[str, Any]:
         "expiry_s": t_gone - t_kill,
         "claimed_s": t_claimed - t_gone,
         "published_s": t_published - t_gone,
-        "rehome": spread([t - t_gone for t in rehomed.values()]),
+        "rehome": spread([t - t_gone for t in rehomed.values()]) if rehomed else {},
         "moved": moved,
+        "moves": sum(moves.values()),
+        "moved_twice": sum(1 for m in moves.values() if m > 1),
         "requests_per_leaf": statistics.mean(everyone),
         "max_requests_of_a_leaf": max(everyone),
         "full_reread_requests_meanwhile": full,
@@ -360,6 +379,7 @@ def ensemble_restart(run: Run) -> dict[str, Any]:
     run.monitor.window()
     n = run.n
     reconnected, lag = run.fleet.wait(lambda p: p["connected"] >= n, run.timeout, "reconnection")
+    back = [t[4] - t_up for t in run.fleet.merged("times").values() if t[4] is not None]
     read: dict[str, float] = {}
 
     def settled() -> bool:
@@ -379,9 +399,11 @@ def ensemble_restart(run: Run) -> dict[str, Any]:
         "stop_s": t_down - t_stop,
         "quorum_back_s": t_up - t_stop,
         "all_reconnected_s": reconnected - t_up,
+        "back": spread(back),
         "read": spread([t - t_up for t in read.values()]),
         "requests_per_leaf": statistics.mean(everyone),
         "failed_connects_per_leaf": counts.get("failed_connect", 0) / n,
+        "drops_per_leaf": counts.get("drop", 0) / n,
         "client_expired": counts.get("expired", 0),
         "server_expired": expired_sessions(run.servers) - expired0,
         "branch_sessions_lost": sum(

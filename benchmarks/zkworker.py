@@ -9,7 +9,7 @@ The parent sends commands on a pipe and gets one answer to each:
 * ``("progress",)``: how many are connected, registered and have chosen a parent, with
   their sessions' drops and expiries and the loop's worst lag since the last ask;
 * ``("times",)``: per leaf, when it first connected, registered, chose a parent and
-  registered fresh;
+  registered fresh, and when it last connected;
 * ``("counts",)``: per leaf, its session's counters (``zkwire.Counts.snapshot``);
 * ``("decisions", since)``: per leaf, its decisions from ``since`` on (older ones are
   forgotten);
@@ -126,7 +126,13 @@ class Worker:
             }
         if kind == "times":
             return {
-                leaf.node_id: (leaf.connected_at, leaf.registered_at, leaf.chose_at, leaf.fresh_at)
+                leaf.node_id: (
+                    leaf.connected_at,
+                    leaf.registered_at,
+                    leaf.chose_at,
+                    leaf.fresh_at,
+                    leaf.reconnected_at,
+                )
                 for leaf in self.leaves
             }
         if kind == "counts":

@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import zkleaf
 import zkmonitor
+import zkphases
 import zkreport
 import zkwire
 from zkstore import AsyncStore
@@ -355,3 +356,9 @@ def test_targets_follow_the_issue():
     assert len(missed) == 5
     missing = zkreport.targets({}, ["storm"])
     assert missing == [("no session expires (storm)", False, "not measured")]
+
+
+def test_a_leaf_is_home_from_the_first_of_its_last_good_decisions():
+    assert zkphases.last_run_start([False, True, False, True, True]) == 3
+    assert zkphases.last_run_start([True, True]) == 0
+    assert zkphases.last_run_start([True, False]) == 2
