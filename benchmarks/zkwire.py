@@ -153,6 +153,14 @@ class Reply:
         return request.deserialize(self.raw, self.offset)
 
 
+def _expire(future: asyncio.Future[Any], request: Any, timeout: float) -> None:
+    """A request's answer did not come in time (its reply, if it comes, is dropped)."""
+    if not future.done():
+        future.set_exception(
+            TimeoutError(f"{request_name(request)} unanswered after {timeout:g} s")
+        )
+
+
 class _Wire(asyncio.Protocol):
     """One TCP connection of a Session."""
 
@@ -183,6 +191,7 @@ class _Wire(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.handshake.done():
             self.handshake.set_exception(ConnectionLoss("closed during the handshake"))
+            self.handshake.exception()  # nobody may be waiting any more: no warning
         if not self.closed.done():
             self.closed.set_result(None)
 
@@ -347,15 +356,17 @@ class Session:
         if wire is None or self.state != CONNECTED:
             raise ConnectionLoss("not connected")
         self.xid = self.xid % 2147483647 + 1
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
         self.pending.append((request, future, self.xid))
         self.counts.add(request_name(request))
         self.last_send = time.monotonic()
         wire.write(frame(request, self.xid))
-        done, _ = await asyncio.wait((future,), timeout=timeout)
-        if not done:
-            raise TimeoutError(f"{request_name(request)} unanswered after {timeout:g} s")
-        return future.result()
+        timer = loop.call_later(timeout, _expire, future, request, timeout)
+        try:
+            return await future
+        finally:
+            timer.cancel()
 
     def received(self, wire: _Wire, raw: bytes) -> None:
         """One frame from the server (called by the connection)."""
