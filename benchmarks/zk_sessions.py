@@ -69,6 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--observers", type=int, default=0, help="observers besides the 3 voters (for leaves)")
     add("--workers", type=int, default=2, help="processes holding the simulated leaves")
     add("--session-timeout", type=float, default=10.0, help="agents' sessions, s")
+    add("--leaf-session-timeout", type=float, help="leaves' sessions, s [--session-timeout]")
     add("--tick-time", type=int, default=2000, help="ZooKeeper tickTime, ms")
     add("--zk-heap", type=int, default=1024, help="each server's -Xmx, MB")
     add("--zk-setting", action="append", default=[], metavar="KEY=VALUE",
@@ -98,9 +99,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--leaves and --workers must be positive, --observers not negative")
     if args.branches < 4:
         parser.error("--branches must be at least 4 (a root, two branches to lose, one to stay)")
+    args.leaf_session_timeout = args.leaf_session_timeout or args.session_timeout
     low, high = 2 * args.tick_time / 1000, 20 * args.tick_time / 1000
-    if not low <= args.session_timeout <= high:
-        parser.error(f"--session-timeout must lie in 2-20 ticks ({low:g}-{high:g} s)")
+    if not all(low <= t <= high for t in (args.session_timeout, args.leaf_session_timeout)):
+        parser.error(f"session timeouts must lie in 2-20 ticks ({low:g}-{high:g} s)")
     try:
         args.settings = dict(s.split("=", 1) for s in args.zk_setting)
     except ValueError:
@@ -117,7 +119,7 @@ def leaf_config(args: argparse.Namespace, ensemble: ZooKeeperEnsemble, secure: A
     return LeafConfig(
         hosts=tuple((s.host, s.client_port) for s in servers),
         cluster=CLUSTER,
-        session_timeout=args.session_timeout,
+        session_timeout=args.leaf_session_timeout,
         jitter=args.jitter,
         refresh_interval=args.refresh_interval,
         sync_delay=args.sync_delay,
@@ -203,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     header = [
         f"prodstate zk_sessions: {args.leaves} leaves, {args.branches} branches, 3 voters + "
-        f"{args.observers} observers, sessions {args.session_timeout:g} s, tickTime "
+        f"{args.observers} observers, sessions {args.session_timeout:g} s (leaves "
+        f"{args.leaf_session_timeout:g} s, full re-read {args.refresh_interval:g} s), tickTime "
         f"{args.tick_time} ms, -Xmx{args.zk_heap}m, {'secured' if args.secured else 'open'}",
         f"start: {started}; end: {machine_line()}",
         f"command: {shlex.join([sys.executable, *sys.argv])}",
