@@ -135,6 +135,18 @@ class Window:
     def last(self, key: str) -> float:
         return self.samples[-1].total(key) if self.samples else 0.0
 
+    def per_server(self, key: str) -> list[float]:
+        """Each server's last figure."""
+        return [s.get(key, 0.0) for s in self.samples[-1].per_server] if self.samples else []
+
+    def packets_per_server(self) -> list[float]:
+        """Each server's packets received over the window."""
+        count = len(self.samples[0].per_server) if self.samples else 0
+        return [
+            Window([Sample(s.at, [s.per_server[i]]) for s in self.samples]).packets()
+            for i in range(count)
+        ]
+
 
 class Monitor:
     """Samples ``mntr`` on every server once a second in a thread; ``window()`` returns the

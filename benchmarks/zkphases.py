@@ -123,6 +123,7 @@ def steady(run: Run, seconds: float) -> dict[str, Any]:
     """Nothing happens for ``seconds``: what the fleet costs ZooKeeper at rest."""
     branches = live_branches(run)
     expired0, cpu0 = expired_sessions(run.servers), jvm_cpu(run.servers)
+    each0 = [jvm_cpu([s]) for s in run.servers]
     counts0, lcxid0 = summed(run.fleet.merged("counts")), branch_requests(run, branches)
     run.monitor.reset_latency()
     run.monitor.window()
@@ -131,6 +132,7 @@ def steady(run: Run, seconds: float) -> dict[str, Any]:
     dt = time.monotonic() - t0
     window = run.monitor.window()
     cpu = jvm_cpu(run.servers) - cpu0
+    each = [(jvm_cpu([s]) - c) / dt for s, c in zip(run.servers, each0, strict=True)]
     counts = delta(summed(run.fleet.merged("counts")), counts0)
     lcxid1 = branch_requests(run, branches)
     root = run.cluster.root_record()
@@ -153,6 +155,15 @@ def steady(run: Run, seconds: float) -> dict[str, Any]:
         "znodes": window.last("zk_znode_count") / max(1, len(run.servers)),
         "connections": window.last("zk_num_alive_connections"),
         "rss_mb": rss,
+        "per_server": [
+            f"{c:.0f}/{p / dt:.0f}/{core:.2f}"
+            for c, p, core in zip(
+                window.per_server("zk_num_alive_connections"),
+                window.packets_per_server(),
+                each,
+                strict=True,
+            )
+        ],
         "zk_cores": cpu / dt,
         "drops": counts.get("drop", 0),
         "client_expired": counts.get("expired", 0),

@@ -63,6 +63,7 @@ ROWS = {
         ("packets in /s (peak)", "{packets_per_s:.0f} ({peak_packets_per_s:.0f})"),
         ("watches; znodes; connections", "{watches:.0f}; {znodes:.0f}; {connections:.0f}"),
         ("servers' RSS MB", "{rss_text}"),
+        ("per server: connections/packets per s/cores", "{per_server_text}"),
         ("ZooKeeper cores; max latency ms", "{zk_cores:.2f}; {max_latency_ms:.0f}"),
         ("drops / expired", "{drops} / {client_expired} (server log: {server_expired})"),
     ],
@@ -142,6 +143,8 @@ def _derived(figures: dict[str, Any]) -> dict[str, Any]:
             out[f"{key}_spread"] = "-"
             shown = sorted((k, v) for k, v in value.items() if v >= 0.005)
             out[f"{key}_kinds"] = ", ".join(f"{k} {v:.2f}" for k, v in shown)
+    if "per_server" in figures:
+        out["per_server_text"] = "  ".join(figures["per_server"])
     if "rss_mb" in figures:
         rss = figures["rss_mb"]
         out["rss_text"] = " + ".join(f"{r:.0f}" for r in rss) + f" = {sum(rss):.0f}"
