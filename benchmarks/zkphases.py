@@ -125,6 +125,7 @@ def steady(run: Run, seconds: float) -> dict[str, Any]:
     expired0, cpu0 = expired_sessions(run.servers), jvm_cpu(run.servers)
     each0 = [jvm_cpu([s]) for s in run.servers]
     counts0, lcxid0 = summed(run.fleet.merged("counts")), branch_requests(run, branches)
+    run.fleet.progress()  # the loops' lag counts from now
     run.monitor.reset_latency()
     run.monitor.window()
     t0 = time.monotonic()
@@ -134,6 +135,7 @@ def steady(run: Run, seconds: float) -> dict[str, Any]:
     cpu = jvm_cpu(run.servers) - cpu0
     each = [(jvm_cpu([s]) - c) / dt for s, c in zip(run.servers, each0, strict=True)]
     counts = delta(summed(run.fleet.merged("counts")), counts0)
+    lag = run.fleet.progress()["lag"]
     lcxid1 = branch_requests(run, branches)
     root = run.cluster.root_record()
     root_session = run.cluster.session_of(root.node_id) if root else 0
@@ -165,6 +167,7 @@ def steady(run: Run, seconds: float) -> dict[str, Any]:
             )
         ],
         "zk_cores": cpu / dt,
+        "worker_lag_s": lag,
         "drops": counts.get("drop", 0),
         "client_expired": counts.get("expired", 0),
         "server_expired": expired_sessions(run.servers) - expired0,

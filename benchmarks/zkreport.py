@@ -66,6 +66,7 @@ ROWS = {
         ("per server: connections/packets per s/cores", "{per_server_text}"),
         ("ZooKeeper cores; max latency ms", "{zk_cores:.2f}; {max_latency_ms:.0f}"),
         ("drops / expired", "{drops} / {client_expired} (server log: {server_expired})"),
+        ("worker loop lag s", "{worker_lag_s:.2f}"),
     ],
     "herd": [
         ("victim, its leaves", "{victim}, {affected}"),

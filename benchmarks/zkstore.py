@@ -16,6 +16,7 @@ Requests are tagged (``full``, ``read``, ``write``, ``session``) for the session
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import Any
 
 from kazoo.exceptions import BadVersionError, KazooException, NodeExistsError, NoNodeError
@@ -42,6 +43,13 @@ from prodstate.zk.paths import DRAIN_PREFIX, GUARDED, PAUSE, PERSISTENT, SWITCHO
 from prodstate.zk.store import View
 
 EPHEMERAL = 1
+
+
+# The agent's parsers, remembered by the bytes they parse: 10,000 leaves of a worker read
+# the same few znodes (a DataError is raised again each time, not remembered).
+parse_member = functools.lru_cache(maxsize=4096)(Member.from_znode)
+parse_root = functools.lru_cache(maxsize=256)(RootRecord.from_json)
+parse_lineage = functools.lru_cache(maxsize=256)(Lineage.from_json)
 
 
 class Unavailable(Exception):
@@ -180,7 +188,7 @@ class AsyncStore:
             except NoNodeError:
                 return Uncached(None)
             try:
-                member: Member | None = Member.from_znode(node_id, tier, raw)
+                member: Member | None = parse_member(node_id, tier, raw)
                 if not stat.ephemeralOwner:
                     raise DataError("not ephemeral")
             except DataError:
@@ -207,7 +215,7 @@ class AsyncStore:
         if znode is None or not znode.owner:
             return None
         try:
-            return RootRecord.from_json(znode.raw, owner_session=znode.owner)
+            return parse_root(znode.raw, znode.owner)
         except DataError:
             return None
 
@@ -220,7 +228,7 @@ class AsyncStore:
 
         znode = await self.cached(path, load)
         try:
-            return Lineage.from_json(znode.raw)
+            return parse_lineage(znode.raw)
         except DataError:
             return Lineage()
 

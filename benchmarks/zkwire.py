@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import random
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -153,12 +154,35 @@ class Reply:
         return request.deserialize(self.raw, self.offset)
 
 
-def _expire(future: asyncio.Future[Any], request: Any, timeout: float) -> None:
-    """A request's answer did not come in time (its reply, if it comes, is dropped)."""
-    if not future.done():
-        future.set_exception(
-            TimeoutError(f"{request_name(request)} unanswered after {timeout:g} s")
-        )
+class _Sweeper:
+    """Times out the requests of every session on one event loop, a few times a second: one
+    timer for all of them rather than one per request (10,000 sessions' requests would keep
+    hundreds of thousands of timers in the loop's heap)."""
+
+    EVERY = 0.25
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.sessions: set[Session] = set()
+        loop.call_later(self.EVERY, self._sweep)
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        for session in list(self.sessions):
+            session.expire_requests(now)
+        self.loop.call_later(self.EVERY, self._sweep)
+
+
+_sweepers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Sweeper] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _sweeper() -> _Sweeper:
+    loop = asyncio.get_running_loop()
+    if loop not in _sweepers:
+        _sweepers[loop] = _Sweeper(loop)
+    return _sweepers[loop]
 
 
 class _Wire(asyncio.Protocol):
@@ -229,7 +253,8 @@ class Session:
         self.negotiated = timeout
         self.state = LOST
         self.wire: _Wire | None = None
-        self.pending: deque[tuple[Any, asyncio.Future[Any], int]] = deque()
+        #: Requests sent and not answered: (request, its future, xid, answer due by).
+        self.pending: deque[tuple[Any, asyncio.Future[Any], int, float]] = deque()
         self.xid = 0
         self.last_send = self.last_recv = self.ping_sent = 0.0
         self.ping_outstanding = False
@@ -244,6 +269,7 @@ class Session:
 
     def start(self) -> None:
         """Connect in the background, and keep connecting until ``close``."""
+        _sweeper().sessions.add(self)
         self.task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
@@ -306,7 +332,7 @@ class Session:
         if self._ping_timer is not None:
             self._ping_timer.cancel()
         while self.pending:
-            _, future, _ = self.pending.popleft()
+            _, future, _, _ = self.pending.popleft()
             if not future.done():
                 future.set_exception(ConnectionLoss())
         if not self.stopped:
@@ -356,17 +382,21 @@ class Session:
         if wire is None or self.state != CONNECTED:
             raise ConnectionLoss("not connected")
         self.xid = self.xid % 2147483647 + 1
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self.pending.append((request, future, self.xid))
-        self.counts.add(request_name(request))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.last_send = time.monotonic()
+        self.pending.append((request, future, self.xid, self.last_send + timeout))
+        self.counts.add(request_name(request))
         wire.write(frame(request, self.xid))
-        timer = loop.call_later(timeout, _expire, future, request, timeout)
-        try:
-            return await future
-        finally:
-            timer.cancel()
+        return await future
+
+    def expire_requests(self, now: float) -> None:
+        """Fail the requests whose answer is overdue with TimeoutError (their replies, if
+        they come, are dropped)."""
+        for request, future, _, due in self.pending:
+            if due > now:
+                return
+            if not future.done():
+                future.set_exception(TimeoutError(f"{request_name(request)} unanswered"))
 
     def received(self, wire: _Wire, raw: bytes) -> None:
         """One frame from the server (called by the connection)."""
@@ -382,7 +412,7 @@ class Session:
             if reply.err:
                 wire.abort()
         elif self.pending:
-            request, future, xid = self.pending.popleft()
+            request, future, xid, _ = self.pending.popleft()
             if xid != reply.xid:
                 wire.abort()  # out of order: kazoo raises and drops the connection
                 return
@@ -403,6 +433,7 @@ class Session:
             wire.abort()
         if self.task is not None:
             self.task.cancel()
+        _sweeper().sessions.discard(self)
         self.state = LOST
 
     def drop(self) -> None:
