@@ -71,6 +71,32 @@ def test_ensemble_config_names_every_peer(tmp_path, monkeypatch):
     assert len({s.client_port for s in ensemble}) == 3
 
 
+def test_ensemble_config_marks_observers_and_takes_settings(tmp_path, monkeypatch):
+    monkeypatch.setenv("PRODSTATE_ZOOKEEPER_CLASSPATH", "/nowhere/zk.jar")
+    ensemble = ZooKeeperEnsemble(
+        tmp_path,
+        size=3,
+        observers=2,
+        heap_mb=1024,
+        settings={"globalOutstandingLimit": 5000, "maxClientCnxns": 7},
+        jvm_options=["-XX:+UseG1GC"],
+    )
+    assert [s.observer for s in ensemble] == [False, False, False, True, True]
+    assert ensemble.voters == ensemble.servers[:3] and ensemble.observers == ensemble.servers[3:]
+    assert ensemble.hosts_of(ensemble.observers).split(",") == [
+        s.hosts for s in ensemble.servers[3:]
+    ]
+    for server in ensemble:
+        lines = server.config_path.read_text().splitlines()
+        peers = [line for line in lines if line.startswith("server.")]
+        assert [p.endswith(":observer") for p in peers] == [False, False, False, True, True]
+        assert ("peerType=observer" in lines) is server.observer
+        assert "globalOutstandingLimit=5000" in lines
+        assert "maxClientCnxns=7" in lines and "maxClientCnxns=0" not in lines
+        assert "-Xmx1024m" in server.argv and "-XX:+UseG1GC" in server.argv
+        assert "-XX:+UseSerialGC" not in server.argv
+
+
 def test_zookeeper_classpath_explains_a_missing_install(tmp_path, monkeypatch):
     monkeypatch.delenv("PRODSTATE_ZOOKEEPER_CLASSPATH", raising=False)
     monkeypatch.setenv("PRODSTATE_ZOOKEEPER_JARS", str(tmp_path))

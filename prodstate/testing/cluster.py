@@ -54,6 +54,7 @@ class LocalCluster:
         agent_batch: int | None = None,
         agent_heartbeat: float = 0.2,
         agent_stale_after: float = 1.2,
+        zookeeper: ZooKeeperServer | ZooKeeperEnsemble | None = None,
     ) -> None:
         """``zk_proxies`` puts a cuttable proxy between each agent and each ZooKeeper server;
         ``redis_proxies`` puts one in front of each Redis (the address its agent advertises)
@@ -64,7 +65,9 @@ class LocalCluster:
         ``agent_jitter`` are the agents' ``--tick`` and ``--jitter`` (short for quick tests; a
         large cluster on few CPUs wants the agent's defaults, 0.2 and 0.5); ``agent_batch``
         starts the agents that many at a time, each batch once the previous one has registered
-        in ZooKeeper (hundreds of agents started at once on a few CPUs starve each other)."""
+        in ZooKeeper (hundreds of agents started at once on a few CPUs starve each other).
+        ``zookeeper``: a server or ensemble made by the caller (not yet started; the cluster
+        starts and stops it) instead of one of ``zk_size`` servers."""
         self.security = security
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="prodstate-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -84,7 +87,9 @@ class LocalCluster:
         self.source_ips: dict[str, str] = {}
         self.zookeeper: ZooKeeperServer | ZooKeeperEnsemble
         zk_tls = security.zk_tls if security else None
-        if zk_size == 1:
+        if zookeeper is not None:
+            self.zookeeper = zookeeper
+        elif zk_size == 1:
             self.zookeeper = ZooKeeperServer(self.workdir, tick_time=tick_time, tls=zk_tls)
         elif zk_tls is not None:
             raise ValueError("ZooKeeper over TLS is a standalone server in the harness")

@@ -5,7 +5,8 @@ The jars are found under ``/usr/share/java`` (override the folder with
 ``PRODSTATE_ZOOKEEPER_JARS``, or the whole class path with
 ``PRODSTATE_ZOOKEEPER_CLASSPATH``); ``java`` comes from ``PRODSTATE_JAVA`` or
 the PATH. ``tick_time`` (ms) bounds the sessions a client may negotiate to
-between 2 and 20 ticks, so tests use short ticks for short sessions.
+between 2 and 20 ticks, so tests use short ticks for short sessions. An ensemble may add
+observers: servers that take sessions and serve reads without voting.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from prodstate.testing.process import ManagedProcess
 from prodstate.testing.wait import wait_until
 
 MAIN_CLASS = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
-SERVING_MODES = ("standalone", "leader", "follower")
+SERVING_MODES = ("standalone", "leader", "follower", "observer")
+#: The JVM options of a test server: quick to start, small (``jvm_options`` replaces them).
+QUICK_JVM = ("-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1")
 
 
 def zookeeper_classpath() -> str:
@@ -73,14 +76,19 @@ class ZooKeeperServer(ManagedProcess):
         client_port: int | None = None,
         server_id: int | None = None,
         peers: dict[int, tuple[int, int]] | None = None,
+        observers: Sequence[int] = (),
         heap_mb: int = 192,
         tls: TlsFiles | None = None,
         client_auth: str = "need",
+        settings: dict[str, object] | None = None,
+        jvm_options: Sequence[str] = QUICK_JVM,
     ) -> None:
         """With ``tls`` (a CA, and a certificate valid for ``host`` as a server and as a
         client), the client port serves TLS only, trusting clients of that CA; with
         ``client_auth`` ZooKeeper's ``ssl.clientAuth``: ``need`` (a client certificate of
-        the CA), ``want`` or ``none``. The harness's four-letter words use the same pair."""
+        the CA), ``want`` or ``none``. The harness's four-letter words use the same pair.
+        ``observers``: the ids among ``peers`` that observe (this one too, if it is one);
+        ``settings`` are added to (or replace) zoo.cfg's; ``jvm_options`` go to java."""
         self.host = host
         self.tls = tls
         self.client_port = client_port or free_ports(1, host)[0]
@@ -89,7 +97,7 @@ class ZooKeeperServer(ManagedProcess):
         data_dir = workdir / "data"
         data_dir.mkdir(parents=True, exist_ok=True)
         port_key = "clientPort" if tls is None else "secureClientPort"
-        settings = {
+        config: dict[str, object] = {
             "tickTime": tick_time,
             "initLimit": 20,
             "syncLimit": 10,
@@ -104,13 +112,18 @@ class ZooKeeperServer(ManagedProcess):
             "snapCount": 10000,
             "reconfigEnabled": "false",
         }
-        lines = [f"{k}={v}" for k, v in settings.items()]
+        self.observer = server_id is not None and server_id in observers
+        if self.observer:
+            config["peerType"] = "observer"
+        config.update(settings or {})
+        lines = [f"{k}={v}" for k, v in config.items()]
         if peers:
             if server_id is None:
                 raise ValueError("an ensemble member needs a server_id")
             (data_dir / "myid").write_text(f"{server_id}\n")
             lines += [
                 f"server.{sid}={host}:{quorum}:{election}"
+                + (":observer" if sid in observers else "")
                 for sid, (quorum, election) in sorted(peers.items())
             ]
         self.config_path = workdir / "zoo.cfg"
@@ -118,8 +131,7 @@ class ZooKeeperServer(ManagedProcess):
         argv = [
             os.environ.get("PRODSTATE_JAVA", "java"),
             f"-Xmx{heap_mb}m",
-            "-XX:+UseSerialGC",
-            "-XX:TieredStopAtLevel=1",
+            *jvm_options,
             "-Dzookeeper.forceSync=no",
             "-Dzookeeper.jmx.log4j.disable=true",
             "-Dorg.slf4j.simpleLogger.showDateTime=true",
@@ -173,13 +185,25 @@ def _tls_settings(tls: TlsFiles, client_auth: str, workdir: Path) -> dict[str, o
 
 
 class ZooKeeperEnsemble:
-    """A quorum of ZooKeeper servers on loopback (3 by default)."""
+    """A quorum of ZooKeeper servers on loopback (3 by default), and ``observers`` more that
+    take sessions and serve reads without voting (ids after the voters')."""
 
-    def __init__(self, workdir: Path, *, size: int = 3, tick_time: int = 200) -> None:
-        ports = free_ports(3 * size)
-        peers = {
-            sid: (ports[3 * i + 1], ports[3 * i + 2]) for i, sid in enumerate(range(1, size + 1))
-        }
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        size: int = 3,
+        tick_time: int = 200,
+        observers: int = 0,
+        heap_mb: int = 192,
+        settings: dict[str, object] | None = None,
+        jvm_options: Sequence[str] = QUICK_JVM,
+    ) -> None:
+        total = size + observers
+        ports = free_ports(3 * total)
+        ids = range(1, total + 1)
+        peers = {sid: (ports[3 * i + 1], ports[3 * i + 2]) for i, sid in enumerate(ids)}
+        observing = list(ids)[size:]
         self.servers = [
             ZooKeeperServer(
                 workdir,
@@ -188,9 +212,23 @@ class ZooKeeperEnsemble:
                 client_port=ports[3 * i],
                 server_id=sid,
                 peers=peers,
+                observers=observing,
+                heap_mb=heap_mb,
+                settings=settings,
+                jvm_options=jvm_options,
             )
-            for i, sid in enumerate(range(1, size + 1))
+            for i, sid in enumerate(ids)
         ]
+
+    @property
+    def voters(self) -> list[ZooKeeperServer]:
+        """The members that vote (the quorum is a majority of them)."""
+        return [s for s in self.servers if not s.observer]
+
+    @property
+    def observers(self) -> list[ZooKeeperServer]:
+        """The members that observe."""
+        return [s for s in self.servers if s.observer]
 
     def __iter__(self) -> Iterator[ZooKeeperServer]:
         return iter(self.servers)
@@ -220,6 +258,11 @@ class ZooKeeperEnsemble:
             timeout=timeout,
             what="an ensemble leader",
         )
+
+    @staticmethod
+    def hosts_of(servers: Sequence[ZooKeeperServer]) -> str:
+        """The connection string naming ``servers``."""
+        return ",".join(s.hosts for s in servers)
 
     def serving(self) -> Sequence[ZooKeeperServer]:
         """Members currently serving requests."""
