@@ -38,8 +38,9 @@ from zkwire import CONNECTED, LOST, Session
 from prodstate import __version__
 from prodstate.core.actions import Register, Replicate
 from prodstate.core.decide import decide
+from prodstate.core.follow import follow_target, rejoin_marks
 from prodstate.core.freshness import DEFAULT_POLICY, Freshness
-from prodstate.core.model import RedisState, Snapshot, Tier, ZkState
+from prodstate.core.model import RedisState, RejoinMarks, Snapshot, Tier, ZkState
 from prodstate.core.rendezvous import reaction_delay
 from prodstate.zk.store import View
 
@@ -127,6 +128,7 @@ class SimLeaf:
         self.synced_at: float | None = None
         self.freshness = Freshness()
         self.avoiding: dict[str, float] = {}
+        self.rejoin = RejoinMarks()
         # The loop.
         self.refresh_at: float | None = 0.0
         self.full_read_at: float | None = None
@@ -173,6 +175,8 @@ class SimLeaf:
     def _next_due(self) -> float | None:
         """When a tick could next change something (None: only a wake-up can tell)."""
         dues = list(self.avoiding.values())
+        if self.rejoin.parent_stale_since is not None and self.rejoin.fresh_elsewhere_since:
+            dues.append(self.rejoin.fresh_elsewhere_since + POLICY.rejoin_grace + 0.01)
         if self.decide_again:
             dues.append(self.anchor)
         if self.synced_at is not None and self.synced_at > self.anchor:
@@ -234,6 +238,8 @@ class SimLeaf:
         if self.view is None:
             return
         snapshot = self._snapshot(now)
+        self.rejoin = rejoin_marks(self.rejoin, snapshot)
+        snapshot = replace(snapshot, rejoin=self.rejoin)
         inputs = self._inputs(snapshot)
         if not (read or self.decide_again or inputs != self.decided):
             return
@@ -268,7 +274,8 @@ class SimLeaf:
         if s.master_since is not None:
             stale_for = min(stale_for, s.now - s.master_since)
         blame = stale_for > POLICY.leaf_stale_after
-        return (s.freshness.fresh, s.freshness.judging, s.redis, blame, s.avoiding)
+        target = follow_target(s)[0] if s.root is not None else None
+        return (s.freshness.fresh, s.freshness.judging, s.redis, blame, s.avoiding, target)
 
     async def _refresh_view(self, now: float) -> bool:
         """``AgentLoop._refresh_view``: whether a read was made."""

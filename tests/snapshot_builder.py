@@ -14,6 +14,7 @@ from prodstate.core.model import (
     Member,
     PeerState,
     RedisState,
+    RejoinMarks,
     RootRecord,
     Snapshot,
     Tier,
@@ -192,6 +193,9 @@ raw_snapshots = st.builds(
     master_since=st.none() | times,
     offset_since=st.none() | times,
     avoiding=st.sets(pool_ids, max_size=2).map(frozenset),
+    rejoin=st.builds(
+        RejoinMarks, st.sampled_from(["", *map(addr, POOL)]), st.none() | times, st.none() | times
+    ),
     unacked_since=st.none() | times,
     held_off=rarely,
     untrusted_masters=st.sampled_from(

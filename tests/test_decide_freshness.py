@@ -14,6 +14,7 @@ from prodstate.core.actions import (
     Claim,
     JoinElection,
     LeaveElection,
+    Probe,
     Register,
     Replicate,
     Serve,
@@ -21,8 +22,9 @@ from prodstate.core.actions import (
     Wait,
 )
 from prodstate.core.decide import decide, unacked_since
+from prodstate.core.follow import rejoin_marks
 from prodstate.core.freshness import DEFAULT_POLICY, Freshness
-from prodstate.core.model import FENCE_MIN_REPLICAS, Member, Tier
+from prodstate.core.model import FENCE_MIN_REPLICAS, Member, RejoinMarks, Tier
 from prodstate.core.rendezvous import choose_parent, parent_of
 from tests.snapshot_builder import (
     ME,
@@ -123,6 +125,52 @@ def test_when_every_branch_is_stale_no_leaf_moves():
     branches = (branch(ROOT_ID), stale_branch("b2"), stale_branch("b3"))
     s = leaf(branches=branches, redis=replica(master=addr(parent)), freshness=aged(60, False))
     assert decide(s).action == Wait()
+
+
+GRACE = DEFAULT_POLICY.rejoin_grace
+
+
+def rejoining(stale_since: float, fresh_elsewhere_since: float, **kw):
+    """A stale leaf under a branch reporting stale while the other reports fresh."""
+    parent = parent_for()
+    branches = (branch(ROOT_ID), stale_branch(parent), branch(other(parent)))
+    marks = RejoinMarks(addr(parent), stale_since, fresh_elsewhere_since)
+    return leaf(branches=branches, redis=replica(master=addr(parent)), rejoin=marks,
+                freshness=aged(20, False), **kw)  # fmt: skip
+
+
+def test_after_a_new_root_a_leaf_gives_its_branch_a_moment_to_catch_up_with_the_others():
+    """Every branch fell with the old root; the other turned fresh first, 1 s ago."""
+    d = decide(rejoining(stale_since=NOW - 15, fresh_elsewhere_since=NOW - 1))
+    assert d.action == Wait(), d.reason
+    late = decide(rejoining(stale_since=NOW - 15, fresh_elsewhere_since=NOW - GRACE))
+    assert isinstance(late.action, (Probe, Replicate))  # still stale after the grace: move
+    assert f"passing over stale: {parent_for()}" in late.reason
+
+
+def test_a_branch_that_falls_behind_fresh_ones_is_left_at_once():
+    """The other branch was fresh before this one fell (its own link is cut): no grace."""
+    d = decide(rejoining(stale_since=NOW - 0.5, fresh_elsewhere_since=NOW - 100))
+    assert isinstance(d.action, (Probe, Replicate)), d.reason
+
+
+def test_rejoin_marks_note_when_the_parent_fell_and_when_another_rose():
+    parent = parent_for()
+    s = leaf(
+        redis=replica(master=addr(parent)), branches=(branch(ROOT_ID), branch("b2"), branch("b3"))
+    )
+    marks = rejoin_marks(RejoinMarks(), s)
+    assert marks == RejoinMarks(addr(parent), None, NOW)
+    every_stale = (branch(ROOT_ID), stale_branch("b2"), stale_branch("b3"))
+    fell = rejoin_marks(marks, replace(s, now=NOW + 5, branches=every_stale))
+    assert fell == RejoinMarks(addr(parent), NOW + 5, None)
+    rose = (branch(ROOT_ID), stale_branch(parent), branch(other(parent)))
+    later = rejoin_marks(fell, replace(s, now=NOW + 20, branches=rose))
+    assert later == RejoinMarks(addr(parent), NOW + 5, NOW + 20)
+    assert rejoin_marks(later, replace(s, now=NOW + 21, branches=rose)) == later
+    moved = replace(s, now=NOW + 22, branches=rose, redis=replica(master=addr(other(parent))))
+    assert rejoin_marks(later, moved) == RejoinMarks(addr(other(parent)), None, None)
+    assert rejoin_marks(later, snap(now=NOW + 22)) == RejoinMarks()  # a branch notes nothing
 
 
 def blamed(age: float = LEAF_LIMIT + 1, **kw):

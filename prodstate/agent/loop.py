@@ -42,13 +42,14 @@ from prodstate.core.actions import (
     StepDown,
 )
 from prodstate.core.decide import decide, unacked_since
-from prodstate.core.follow import no_branch_since
+from prodstate.core.follow import no_branch_since, rejoin_marks
 from prodstate.core.freshness import Freshness, Since
 from prodstate.core.maintenance import Switchover
 from prodstate.core.model import (
     Lineage,
     PeerState,
     RedisState,
+    RejoinMarks,
     Snapshot,
     Tier,
     ZkState,
@@ -112,6 +113,7 @@ class Agent:
         self._stats: RedisStats | None = None
         self._stats_read_at = -float("inf")
         self._no_branch_since: float | None = None
+        self._rejoin = RejoinMarks()
         self._refused = Backoff(first=REFUSED_FIRST_RETRY, cap=REFUSED_MAX_RETRY)
         self._untrusted_logged = ""
         self.freshness = Freshness()
@@ -440,8 +442,12 @@ class Agent:
         )
         self._no_branch_since = no_branch_since(self._no_branch_since, snapshot)
         self._unacked_since = unacked_since(self._unacked_since, snapshot)
+        self._rejoin = rejoin_marks(self._rejoin, snapshot)
         return replace(
-            snapshot, no_branch_since=self._no_branch_since, unacked_since=self._unacked_since
+            snapshot,
+            no_branch_since=self._no_branch_since,
+            unacked_since=self._unacked_since,
+            rejoin=self._rejoin,
         )
 
     def _leaf_replicas_allowed(self, state: RedisState) -> bool | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from prodstate.core import switchover
 from prodstate.core.actions import Decision, Probe, Replicate, Wait
-from prodstate.core.model import Member, RedisState, Snapshot, Tier
+from prodstate.core.model import Member, RedisState, RejoinMarks, Snapshot, Tier
 from prodstate.core.rendezvous import parent_of
 
 #: Seconds an empty leaf that sees no branch but the root waits for branches to register
@@ -20,7 +20,42 @@ def follow_target(s: Snapshot, blamed: str | None = None) -> tuple[str, str]:
     assert s.root is not None
     avoid = s.avoiding | {blamed} if blamed else s.avoiding
     branches = [m for m in s.branches if m.address not in s.untrusted_masters]
-    return parent_of(s.node_id, s.tier, s.root, branches, avoid, s.drained)
+    return parent_of(s.node_id, s.tier, s.root, branches, avoid, s.drained, _rejoining(s))
+
+
+def _rejoining(s: Snapshot) -> str | None:
+    """This leaf's parent branch if it reports stale but is given a moment to catch up:
+    the other branches went stale with it (they turned fresh after it fell, as after a
+    new root) and the first of them turned fresh less than ``rejoin_grace`` ago. A branch
+    that falls behind fresh ones (its own link cut) is given none."""
+    marks = s.rejoin
+    if s.tier is not Tier.LEAF or marks.parent != s.redis.master or not marks.parent:
+        return None
+    stale, elsewhere = marks.parent_stale_since, marks.fresh_elsewhere_since
+    if stale is None or elsewhere is None or elsewhere <= stale:
+        return None
+    if s.now - elsewhere >= s.policy.rejoin_grace:
+        return None
+    return next((m.node_id for m in s.branches if m.address == marks.parent), None)
+
+
+def rejoin_marks(previous: RejoinMarks, s: Snapshot) -> RejoinMarks:
+    """What a leaf notes at each snapshot of its parent's and the other branches'
+    published freshness: since when its parent (by address) has reported stale, and since
+    when another branch it could follow has reported fresh."""
+    if s.tier is not Tier.LEAF or s.root is None:
+        return RejoinMarks()
+    branches = other_branches(s, exclude=s.root.node_id)
+    parent = next((m for m in branches if m.address == s.redis.master), None)
+    stale = parent is not None and not (parent.fresh or parent.judging)
+    elsewhere = any(m.fresh for m in branches if m is not parent)
+    same = previous.parent == s.redis.master
+    stale_since = previous.parent_stale_since if same else None
+    return RejoinMarks(
+        s.redis.master,
+        (stale_since if stale_since is not None else s.now) if stale else None,
+        (previous.fresh_elsewhere_since or s.now) if elsewhere else None,
+    )
 
 
 def follow(s: Snapshot) -> Decision:

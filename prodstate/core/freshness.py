@@ -63,6 +63,12 @@ class FreshnessPolicy:
         return 4 * self.stale_after
 
     @property
+    def rejoin_grace(self) -> float:
+        """Seconds a leaf keeps a stale parent as its choice while other branches, stale
+        with it, turn fresh again (after a new root, branches rise a moment apart)."""
+        return self.stale_after
+
+    @property
     def avoid_for(self) -> float:
         """Seconds a leaf stays off a parent whose link it found stale."""
         return 20 * self.stale_after

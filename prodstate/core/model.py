@@ -324,6 +324,16 @@ class PeerState:
 
 
 @dataclass(frozen=True)
+class RejoinMarks:
+    """Since when (monotonic) a leaf has seen its parent (by address) report stale, and
+    another branch it could follow report fresh (None: not so)."""
+
+    parent: str = ""
+    parent_stale_since: float | None = None
+    fresh_elsewhere_since: float | None = None
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """Everything one decision looks at; built by the agent loop, never mutated."""
 
@@ -355,6 +365,9 @@ class Snapshot:
     cold_start_wait: float = 0.0
     #: Since when (monotonic) this leaf has seen a root but no branch to follow.
     no_branch_since: float | None = None
+    #: What this leaf has seen of its parent branch's and the other branches' published
+    #: freshness, and since when (see prodstate.core.follow.rejoin_marks).
+    rejoin: RejoinMarks = RejoinMarks()
     #: False until the local Redis has been configured since it (last) started.
     configured: bool = True
     #: Names of actions backing off after a refusal for lack of rights: not asked for now.
