@@ -175,8 +175,8 @@ class SimLeaf:
     def _next_due(self) -> float | None:
         """When a tick could next change something (None: only a wake-up can tell)."""
         dues = list(self.avoiding.values())
-        if self.rejoin.parent_stale_since is not None and self.rejoin.fresh_elsewhere_since:
-            dues.append(self.rejoin.fresh_elsewhere_since + POLICY.rejoin_grace + 0.01)
+        if self.rejoin.after_none_fresh and self.rejoin.fresh_since is not None:
+            dues.append(self.rejoin.fresh_since + POLICY.rejoin_grace + 0.01)
         if self.decide_again:
             dues.append(self.anchor)
         if self.synced_at is not None and self.synced_at > self.anchor:

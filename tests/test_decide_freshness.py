@@ -130,47 +130,61 @@ def test_when_every_branch_is_stale_no_leaf_moves():
 GRACE = DEFAULT_POLICY.rejoin_grace
 
 
-def rejoining(stale_since: float, fresh_elsewhere_since: float, **kw):
+def rejoining(fresh_since: float, after_none_fresh: bool = True, **kw):
     """A stale leaf under a branch reporting stale while the other reports fresh."""
     parent = parent_for()
     branches = (branch(ROOT_ID), stale_branch(parent), branch(other(parent)))
-    marks = RejoinMarks(addr(parent), stale_since, fresh_elsewhere_since)
+    marks = RejoinMarks(False, fresh_since, after_none_fresh)
     return leaf(branches=branches, redis=replica(master=addr(parent)), rejoin=marks,
                 freshness=aged(20, False), **kw)  # fmt: skip
 
 
 def test_after_a_new_root_a_leaf_gives_its_branch_a_moment_to_catch_up_with_the_others():
-    """Every branch fell with the old root; the other turned fresh first, 1 s ago."""
-    d = decide(rejoining(stale_since=NOW - 15, fresh_elsewhere_since=NOW - 1))
+    """Every branch fell behind with the old root; the other turned fresh first, 1 s ago."""
+    d = decide(rejoining(fresh_since=NOW - 1))
     assert d.action == Wait(), d.reason
-    late = decide(rejoining(stale_since=NOW - 15, fresh_elsewhere_since=NOW - GRACE))
+    late = decide(rejoining(fresh_since=NOW - GRACE))
     assert isinstance(late.action, (Probe, Replicate))  # still stale after the grace: move
     assert f"passing over stale: {parent_for()}" in late.reason
 
 
+def test_meanwhile_a_leaf_that_must_move_goes_straight_to_its_own_choice():
+    """The leaf's branch became the root: it moves to its rendezvous choice among all
+    branches, not to the first that turned fresh (and again later)."""
+    choice = parent_for()
+    branches = (branch(ROOT_ID), stale_branch(choice), branch(other(choice)))
+    s = leaf(branches=branches, redis=replica(master=ROOT_ADDR), freshness=aged(20, False),
+             rejoin=RejoinMarks(False, NOW - 1, True))  # fmt: skip
+    d = decide(replace(s, probed=True))
+    assert isinstance(d.action, Replicate) and d.action.address == addr(choice), d.reason
+
+
 def test_a_branch_that_falls_behind_fresh_ones_is_left_at_once():
-    """The other branch was fresh before this one fell (its own link is cut): no grace."""
-    d = decide(rejoining(stale_since=NOW - 0.5, fresh_elsewhere_since=NOW - 100))
+    """The other branch was fresh all along (this one's own link is cut): no grace."""
+    d = decide(rejoining(fresh_since=NOW - 100, after_none_fresh=False))
+    assert isinstance(d.action, (Probe, Replicate)), d.reason
+    d = decide(rejoining(fresh_since=NOW - 0.5, after_none_fresh=False))
     assert isinstance(d.action, (Probe, Replicate)), d.reason
 
 
-def test_rejoin_marks_note_when_the_parent_fell_and_when_another_rose():
+def test_rejoin_marks_note_when_every_branch_fell_behind_and_when_one_rose_again():
     parent = parent_for()
-    s = leaf(
-        redis=replica(master=addr(parent)), branches=(branch(ROOT_ID), branch("b2"), branch("b3"))
-    )
+    every_fresh = (branch(ROOT_ID), branch("b2"), branch("b3"))
+    s = leaf(redis=replica(master=addr(parent)), branches=every_fresh)
     marks = rejoin_marks(RejoinMarks(), s)
-    assert marks == RejoinMarks(addr(parent), None, NOW)
+    assert marks == RejoinMarks(False, NOW, False)
+    assert rejoin_marks(marks, replace(s, now=NOW + 1)) == marks  # still fresh: as it was
+    one_stale = (branch(ROOT_ID), stale_branch(parent), branch(other(parent)))
+    assert rejoin_marks(marks, replace(s, now=NOW + 2, branches=one_stale)) == marks
     every_stale = (branch(ROOT_ID), stale_branch("b2"), stale_branch("b3"))
     fell = rejoin_marks(marks, replace(s, now=NOW + 5, branches=every_stale))
-    assert fell == RejoinMarks(addr(parent), NOW + 5, None)
-    rose = (branch(ROOT_ID), stale_branch(parent), branch(other(parent)))
-    later = rejoin_marks(fell, replace(s, now=NOW + 20, branches=rose))
-    assert later == RejoinMarks(addr(parent), NOW + 5, NOW + 20)
-    assert rejoin_marks(later, replace(s, now=NOW + 21, branches=rose)) == later
-    moved = replace(s, now=NOW + 22, branches=rose, redis=replica(master=addr(other(parent))))
-    assert rejoin_marks(later, moved) == RejoinMarks(addr(other(parent)), None, None)
-    assert rejoin_marks(later, snap(now=NOW + 22)) == RejoinMarks()  # a branch notes nothing
+    assert fell == RejoinMarks(True, None, False)
+    gone = rejoin_marks(fell, replace(s, now=NOW + 9, branches=every_stale[1:], root=None))
+    assert gone == fell  # the old root's member went with its session: still none fresh
+    rose = rejoin_marks(gone, replace(s, now=NOW + 20, branches=one_stale))
+    assert rose == RejoinMarks(False, NOW + 20, True)
+    assert rejoin_marks(rose, replace(s, now=NOW + 21, branches=every_fresh)) == rose
+    assert rejoin_marks(rose, snap(now=NOW + 22)) == RejoinMarks()  # a branch notes nothing
 
 
 def blamed(age: float = LEAF_LIMIT + 1, **kw):

@@ -9,11 +9,11 @@ import pytest
 from prodstate.core.actions import Decision, Replicate, Wait
 from prodstate.core.decide import decide
 from prodstate.core.maintenance import Drain
-from prodstate.core.model import Tier, ZkState
+from prodstate.core.model import RejoinMarks, Tier, ZkState
 from prodstate.core.rendezvous import choose_parent
 from prodstate.core.rest import Pulse, at_rest
 from prodstate.redis.control import parse_pulse
-from tests.snapshot_builder import ME, ROOT_ADDR, addr, aged, replica, root_snap, snap
+from tests.snapshot_builder import ME, NOW, ROOT_ADDR, addr, aged, replica, root_snap, snap
 
 
 def settled_leaf(**kw):
@@ -44,6 +44,7 @@ def test_a_settled_leaf_rests_and_a_branch_on_the_root_too():
         {"held_off": True},
         {"drains": (Drain("b3", by="ops", since=0.0),)},
         {"root": None},
+        {"rejoin": RejoinMarks(False, NOW - 1, True)},  # branches rising after a new root
     ],
 )
 def test_anything_pending_or_unhealthy_keeps_the_agent_deciding_every_tick(change):

@@ -20,42 +20,34 @@ def follow_target(s: Snapshot, blamed: str | None = None) -> tuple[str, str]:
     assert s.root is not None
     avoid = s.avoiding | {blamed} if blamed else s.avoiding
     branches = [m for m in s.branches if m.address not in s.untrusted_masters]
-    return parent_of(s.node_id, s.tier, s.root, branches, avoid, s.drained, _rejoining(s))
+    return parent_of(s.node_id, s.tier, s.root, branches, avoid, s.drained, rejoining(s))
 
 
-def _rejoining(s: Snapshot) -> str | None:
-    """This leaf's parent branch if it reports stale but is given a moment to catch up:
-    the other branches went stale with it (they turned fresh after it fell, as after a
-    new root) and the first of them turned fresh less than ``rejoin_grace`` ago. A branch
-    that falls behind fresh ones (its own link cut) is given none."""
+def rejoining(s: Snapshot) -> bool:
+    """True in the moments after every branch this leaf could follow had fallen behind (as
+    when the root is lost): until ``rejoin_grace`` after the first turned fresh again, the
+    leaf chooses among all of them, so that it does not move to the first to catch up
+    and back to its own. A branch that falls behind fresh ones is passed over at once."""
     marks = s.rejoin
-    if s.tier is not Tier.LEAF or marks.parent != s.redis.master or not marks.parent:
-        return None
-    stale, elsewhere = marks.parent_stale_since, marks.fresh_elsewhere_since
-    if stale is None or elsewhere is None or elsewhere <= stale:
-        return None
-    if s.now - elsewhere >= s.policy.rejoin_grace:
-        return None
-    return next((m.node_id for m in s.branches if m.address == marks.parent), None)
+    if s.tier is not Tier.LEAF or not marks.after_none_fresh or marks.fresh_since is None:
+        return False
+    return s.now - marks.fresh_since < s.policy.rejoin_grace
 
 
 def rejoin_marks(previous: RejoinMarks, s: Snapshot) -> RejoinMarks:
-    """What a leaf notes at each snapshot of its parent's and the other branches'
-    published freshness: since when its parent (by address) has reported stale, and since
-    when another branch it could follow has reported fresh."""
-    if s.tier is not Tier.LEAF or s.root is None:
+    """What a leaf notes at each snapshot of the published freshness of the branches it
+    could follow: whether none reports fresh, and since when one has."""
+    if s.tier is not Tier.LEAF:
         return RejoinMarks()
-    branches = other_branches(s, exclude=s.root.node_id)
-    parent = next((m for m in branches if m.address == s.redis.master), None)
-    stale = parent is not None and not (parent.fresh or parent.judging)
-    elsewhere = any(m.fresh for m in branches if m is not parent)
-    same = previous.parent == s.redis.master
-    stale_since = previous.parent_stale_since if same else None
-    return RejoinMarks(
-        s.redis.master,
-        (stale_since if stale_since is not None else s.now) if stale else None,
-        (previous.fresh_elsewhere_since or s.now) if elsewhere else None,
-    )
+    exclude = s.root.node_id if s.root is not None else None
+    live = [m for m in other_branches(s, exclude) if m.node_id not in s.drained]
+    if not live:
+        return RejoinMarks()
+    if not any(m.fresh or m.judging for m in live):
+        return RejoinMarks(none_fresh=True)
+    if previous.fresh_since is not None:
+        return previous
+    return RejoinMarks(False, s.now, previous.none_fresh)
 
 
 def follow(s: Snapshot) -> Decision:

@@ -64,8 +64,9 @@ class FreshnessPolicy:
 
     @property
     def rejoin_grace(self) -> float:
-        """Seconds a leaf keeps a stale parent as its choice while other branches, stale
-        with it, turn fresh again (after a new root, branches rise a moment apart)."""
+        """Seconds after the first branch turns fresh again, when every branch had fallen
+        behind (the root was lost), during which leaves choose among all branches: after
+        a new root, branches rise a moment apart."""
         return self.stale_after
 
     @property

@@ -325,12 +325,14 @@ class PeerState:
 
 @dataclass(frozen=True)
 class RejoinMarks:
-    """Since when (monotonic) a leaf has seen its parent (by address) report stale, and
-    another branch it could follow report fresh (None: not so)."""
+    """What a leaf has seen of the branches' published freshness: whether none of those
+    it could follow reported fresh at its last look, since when one has (None: none
+    does), and whether that began with none fresh (the whole tree fell behind, as when
+    the root is lost)."""
 
-    parent: str = ""
-    parent_stale_since: float | None = None
-    fresh_elsewhere_since: float | None = None
+    none_fresh: bool = False
+    fresh_since: float | None = None
+    after_none_fresh: bool = False
 
 
 @dataclass(frozen=True)
@@ -365,8 +367,8 @@ class Snapshot:
     cold_start_wait: float = 0.0
     #: Since when (monotonic) this leaf has seen a root but no branch to follow.
     no_branch_since: float | None = None
-    #: What this leaf has seen of its parent branch's and the other branches' published
-    #: freshness, and since when (see prodstate.core.follow.rejoin_marks).
+    #: What this leaf has seen of the branches' published freshness, and since when (see
+    #: prodstate.core.follow.rejoin_marks).
     rejoin: RejoinMarks = RejoinMarks()
     #: False until the local Redis has been configured since it (last) started.
     configured: bool = True

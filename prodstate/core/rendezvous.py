@@ -33,16 +33,17 @@ def parent_of(
     branches: Iterable[Member],
     avoid: Collection[str] = (),
     drained: Collection[str] = (),
-    rejoining: str | None = None,
+    rejoining: bool = False,
 ) -> tuple[str, str]:
     """The address ``node_id`` should replicate from while ``root`` serves, and why.
 
     A branch follows the root. A leaf takes the branch rendezvous hashing picks among the
     available branches other than the root and those ``drained`` that report fresh or
     are still judging their copy (their agent just started; all of them when none does:
-    the whole tree is behind, and moving helps nobody), or is ``rejoining`` (stale, but
-    given a moment to catch up with the others), leaving out those in ``avoid`` unless
-    that leaves none; the root itself when there is no branch.
+    the whole tree is behind, and moving helps nobody; all of them while ``rejoining``,
+    the moments after the whole tree was behind, while branches catch up one by one),
+    leaving out those in ``avoid`` unless that leaves none; the root itself when there is
+    no branch.
     """
     if Tier(tier) is Tier.BRANCH:
         return root.address, f"branch follows root {root.node_id} (epoch {root.epoch})"
@@ -54,7 +55,7 @@ def parent_of(
         and m.node_id not in (node_id, root.node_id)
         and m.node_id not in drained
     }
-    fresh = {b: m for b, m in live.items() if m.fresh or m.judging or b == rejoining}
+    fresh = {b: m for b, m in live.items() if m.fresh or m.judging or rejoining}
     pool = fresh or live
     kept = {b: m for b, m in pool.items() if b not in avoid} or pool
     parent = choose_parent(node_id, kept)

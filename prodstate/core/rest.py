@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from prodstate.core.actions import Decision, Wait
-from prodstate.core.follow import follow_target
+from prodstate.core.follow import follow_target, rejoining
 from prodstate.core.health import health, role_of
 from prodstate.core.model import RedisState, Snapshot
 
@@ -50,6 +50,7 @@ def at_rest(s: Snapshot, decision: Decision) -> bool:
         and not s.held_off
         and not s.drains
         and not s.avoiding  # it must decide when the avoid ends, to go back
+        and not rejoining(s)  # nor when the branches' rejoin grace ends
         and s.switchover is None
         and not r.sync_in_progress
     )
