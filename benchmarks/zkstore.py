@@ -262,7 +262,12 @@ class AsyncStore:
         self.session.counts.tag = "write"
         path = self.layout.member(Tier.LEAF, self.node_id)
         data = member.to_json()
+        hit, known = self.cache.fresh(path)
         try:
+            if hit and isinstance(known, MemberZnode) and known.owner == session_id:
+                with contextlib.suppress(NoNodeError):  # deleted since: looked up below
+                    await self.call(SetData(path, data, -1))
+                    return
             try:
                 _, stat = await self.call(GetData(path, False))
             except NoNodeError:

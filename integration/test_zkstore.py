@@ -131,6 +131,21 @@ def test_only_what_changed_is_read_again(fleet):
     assert (view.root.node_id, view.lineage.epoch, requests) == ("b2", 2, 0)
 
 
+def test_a_member_read_since_it_was_written_is_updated_in_one_request(fleet):
+    _, leaf, _ = fleet
+    read(leaf, full=True)
+    before = leaf.requests
+    leaf.register(Member("l1", Tier.LEAF, "l1:6379", fresh=False))
+    assert leaf.requests - before == 1  # its own znode, watched and unchanged: set only
+    view, requests = read(leaf)
+    assert (view.registered.fresh, requests) == (False, 1)  # read back, the watch set again
+    leaf.cache.clear()
+    before = leaf.requests
+    leaf.register(Member("l1", Tier.LEAF, "l1:6379"))
+    assert leaf.requests - before == 2  # not read since: looked up first
+    assert read(leaf, full=True)[0].registered.fresh
+
+
 def test_a_watch_that_fires_during_the_read_is_not_lost(fleet, monkeypatch):
     branches, leaf, woken = fleet
     read(leaf, full=True)

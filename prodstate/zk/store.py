@@ -17,6 +17,7 @@ the connection or session changes (kazoo drops its watches when the connection d
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -429,6 +430,12 @@ class ZkStore:
 
     def _register(self, member: Member, path: str, session_id: int) -> None:
         data = member.to_json()
+        hit, known = self.cache.fresh(path)
+        if hit and isinstance(known, MemberZnode) and known.owner == session_id:
+            # Read with a watch that has not fired since: this session's own znode.
+            with contextlib.suppress(NoNodeError):  # deleted since: looked up below
+                self._call(self.client.set_async, path, data)
+                return
         try:
             _, stat = self._call(self.client.get_async, path)
         except NoNodeError:
