@@ -41,7 +41,7 @@ from prodstate.core.decide import decide
 from prodstate.core.follow import follow_target, rejoin_marks
 from prodstate.core.freshness import DEFAULT_POLICY, Freshness
 from prodstate.core.model import RedisState, RejoinMarks, Snapshot, Tier, ZkState
-from prodstate.core.rendezvous import reaction_delay
+from prodstate.core.rendezvous import full_read_delay, reaction_delay
 from prodstate.zk.store import View
 
 WATCH_NONE = -1  # kazoo's EventType.NONE: watches dropped with the connection
@@ -131,7 +131,7 @@ class SimLeaf:
         self.rejoin = RejoinMarks()
         # The loop.
         self.refresh_at: float | None = 0.0
-        self.full_read_at: float | None = None
+        self.next_full_read: float | None = None  # None: at the next read
         self.anchor = 0.0
         self.again = False
         self.decided: tuple[object, ...] = ()
@@ -190,8 +190,7 @@ class SimLeaf:
         if self.session.connected:
             if self.refresh_at is not None:
                 dues.append(self.refresh_at)
-            interval = self.config.refresh_interval
-            dues.append(0.0 if self.full_read_at is None else self.full_read_at + interval)
+            dues.append(0.0 if self.next_full_read is None else self.next_full_read)
         return min(dues, default=None)
 
     def judging_copy(self) -> bool:
@@ -280,7 +279,8 @@ class SimLeaf:
     async def _refresh_view(self, now: float) -> bool:
         """``AgentLoop._refresh_view``: whether a read was made."""
         due = self.refresh_at is not None and now >= self.refresh_at
-        full = self.full_read_at is None or now - self.full_read_at >= self.config.refresh_interval
+        first = self.next_full_read is None
+        full = first or now >= self.next_full_read  # type: ignore[operator]
         if not (due or full) or not self.session.connected:
             return False
         self.refresh_at = None
@@ -288,7 +288,9 @@ class SimLeaf:
         try:
             self.view = await self.store.read_view(full)
             if full:
-                self.full_read_at = now
+                self.next_full_read = now + full_read_delay(
+                    self.config.refresh_interval, first, self.rng
+                )
         except Unavailable:
             self.failures += 1
             if self.refresh_at is None:

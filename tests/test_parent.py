@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from prodstate.core.rendezvous import choose_parent, reaction_delay, score
+from prodstate.core.rendezvous import choose_parent, full_read_delay, reaction_delay, score
 
 names = st.text(
     alphabet=st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=20
@@ -167,3 +167,15 @@ def test_delay_uses_the_given_generator():
     spread = {reaction_delay(5.0, random.Random(seed)) for seed in range(50)}
     assert len(spread) == 50
     assert min(spread) < 1.0 and max(spread) > 4.0
+
+
+# --- full_read_delay ----------------------------------------------------------------------
+
+
+def test_agents_started_together_spread_their_full_reads_over_the_interval():
+    rng = random.Random(7)
+    firsts = [full_read_delay(60.0, first=True, rng=rng) for _ in range(1000)]
+    assert all(0 <= d <= 60.0 for d in firsts)
+    # Spread over the whole minute: each tenth of it holds some of them.
+    assert {int(d // 6) for d in firsts} == set(range(10))
+    assert full_read_delay(60.0, first=False, rng=rng) == 60.0  # then once an interval

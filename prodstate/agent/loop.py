@@ -54,7 +54,7 @@ from prodstate.core.model import (
     Tier,
     ZkState,
 )
-from prodstate.core.rendezvous import reaction_delay
+from prodstate.core.rendezvous import full_read_delay, reaction_delay
 from prodstate.core.rest import at_rest
 from prodstate.redis.control import RedisControl
 from prodstate.redis.link import RedisError
@@ -103,7 +103,7 @@ class Agent:
         self.view: View | None = None
         self.execute = Executor(config, self.redis, self.zk, self.servers)
         self._refresh_at: float | None = 0.0
-        self._full_read_at: float | None = None
+        self._next_full_read: float | None = None  # None: at the next read
         #: The last decision logged, and the last probe (so one each tick logs once).
         self._last_logged: dict[bool, tuple[str, str]] = {}
         self._configured_run_id = ""
@@ -460,8 +460,8 @@ class Agent:
 
     def _refresh_view(self, now: float) -> None:
         due = self._refresh_at is not None and now >= self._refresh_at
-        last_full = self._full_read_at
-        full = last_full is None or now - last_full >= self.config.full_read_interval
+        first = self._next_full_read is None
+        full = first or now >= self._next_full_read  # type: ignore[operator]
         if not (due or full) or self.zk.state is not ZkState.CONNECTED:
             return
         # Cleared before reading: a watch that fires during the read schedules another one.
@@ -470,7 +470,7 @@ class Agent:
             # Between full re-reads only what a watch or this agent's writes changed is read.
             self.view = self.zk.read_view(self.config.node_id, self.config.tier, full=full)
             if full:
-                self._full_read_at = now
+                self._next_full_read = now + full_read_delay(self.config.full_read_interval, first)
         except UntrustedZnodes as exc:
             if str(exc) != self._untrusted_logged:
                 log.error(

@@ -80,3 +80,10 @@ def reaction_delay(max_jitter: float, rng: random.Random | None = None) -> float
     if max_jitter <= 0:
         return 0.0
     return (rng or random).uniform(0, max_jitter)
+
+
+def full_read_delay(interval: float, first: bool, rng: random.Random | None = None) -> float:
+    """Seconds until an agent's next full re-read of ZooKeeper: ``interval``, but after its
+    first read a uniformly random part of it, so that agents that started together (a
+    fleet, or a storm of reconnections) do not all re-read in the same second ever after."""
+    return (rng or random).uniform(0, interval) if first else interval
