@@ -10,8 +10,10 @@ import argparse
 import contextlib
 import math
 import os
+import selectors
 import shutil
 import signal
+import socket
 import statistics
 import sys
 import tempfile
@@ -20,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from prodstate.testing.process import live_processes
+from prodstate.testing.wait import wait_until
 
 
 def log(message: str) -> None:
@@ -195,3 +198,58 @@ class Workdir:
             log(f"the run failed: its logs are kept in {self.path}")
         elif self.given is None:
             shutil.rmtree(self.path, ignore_errors=True)
+
+
+def open_socket(address: str) -> socket.socket:
+    """A connection to ``host:port``."""
+    host, port = address.rsplit(":", 1)
+    return socket.create_connection((host, int(port)), timeout=5)
+
+
+class KeyspaceObserver:
+    """PSUBSCRIBE connections to every member of every group (group -> member -> address),
+    served by one epoll loop: when each member's keyspace notification of a key arrives."""
+
+    def __init__(self, groups: dict[str, dict[str, str]], pattern: str) -> None:
+        self.selector = selectors.DefaultSelector()
+        self.sockets: list[socket.socket] = []
+        try:
+            for group, members in groups.items():
+                for member, address in members.items():
+                    sock = open_socket(address)
+                    self.sockets.append(sock)
+                    sock.sendall(resp_command("PSUBSCRIBE", pattern))
+                    reader = RespReader()
+                    wait_until(lambda s=sock, r=reader: r.feed(s.recv(4096)), what="psubscribed")
+                    sock.setblocking(False)
+                    self.selector.register(sock, selectors.EVENT_READ, (group, member, reader))
+        except BaseException:
+            self.close()
+            raise
+
+    def wait_for(self, group: str, key: bytes, count: int, timeout: float) -> list[float]:
+        """Arrival times (monotonic) of ``key``'s notification on the members of ``group``,
+        until ``count`` members have it or ``timeout`` passes."""
+        channel = b"__keyspace@0__:" + key
+        arrived: dict[str, float] = {}
+        deadline = time.monotonic() + timeout
+        while len(arrived) < count:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            ready = self.selector.select(left)
+            now = time.monotonic()  # the data arrived before select returned
+            for selected, _ in ready:
+                name, member, reader = selected.data
+                data = selected.fileobj.recv(65536)
+                if not data:
+                    raise ConnectionError(f"{name} {member} closed its subscription")
+                for message in reader.feed(data):
+                    if name == group and message[2] == channel:
+                        arrived.setdefault(member, now)
+        return list(arrived.values())
+
+    def close(self) -> None:
+        self.selector.close()
+        for sock in self.sockets:
+            sock.close()

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import selectors
 import shlex
 import signal
 import socket
@@ -28,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from benchkit import (
-    RespReader,
+    KeyspaceObserver,
     Workdir,
     check_output_paths,
     cpu_seconds,
@@ -226,53 +225,6 @@ def process_cpu(pid: int | None) -> tuple[float, float]:
     return run / 1e9, wait / 1e9
 
 
-class Observer:
-    """PSUBSCRIBE connections to every replica, served by one epoll loop."""
-
-    def __init__(self, replicas: list[RedisServer]) -> None:
-        self.selector = selectors.DefaultSelector()
-        self.sockets: list[socket.socket] = []
-        try:
-            for replica in replicas:
-                sock = socket.create_connection((replica.host, replica.port), timeout=5)
-                self.sockets.append(sock)
-                sock.sendall(resp_command("PSUBSCRIBE", PATTERN))
-                reader = RespReader()
-                wait_until(lambda s=sock, r=reader: r.feed(s.recv(4096)), what="psubscribed")
-                sock.setblocking(False)
-                self.selector.register(sock, selectors.EVENT_READ, (replica.name, reader))
-        except BaseException:
-            self.close()
-            raise
-
-    def wait_for(self, key: bytes, timeout: float) -> list[float]:
-        """Arrival times (monotonic) of ``key``'s notification, one per replica that had it
-        before every replica did or ``timeout`` passed."""
-        channel = b"__keyspace@0__:" + key
-        arrived: dict[str, float] = {}
-        deadline = time.monotonic() + timeout
-        while len(arrived) < len(self.sockets):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            ready = self.selector.select(left)
-            now = time.monotonic()  # the data arrived before select returned
-            for selected, _ in ready:
-                name, reader = selected.data
-                data = selected.fileobj.recv(65536)
-                if not data:
-                    raise ConnectionError(f"{name} closed its subscription")
-                for message in reader.feed(data):
-                    if message[2] == channel:
-                        arrived.setdefault(name, now)
-        return list(arrived.values())
-
-    def close(self) -> None:
-        self.selector.close()
-        for sock in self.sockets:
-            sock.close()
-
-
 def all_online(branch: RedisServer, count: int) -> bool:
     """True when the branch lists ``count`` replicas, every one online (its sync done)."""
     info = branch.info("replication")
@@ -303,13 +255,18 @@ def stop(servers: list[RedisServer]) -> None:
 
 
 def one_write(
-    branch: socket.socket, observer: Observer, key: bytes, value: bytes, timeout: float
+    branch: socket.socket,
+    observer: KeyspaceObserver,
+    key: bytes,
+    value: bytes,
+    timeout: float,
+    replicas: int,
 ) -> tuple[float, list[float]]:
     """SET ``key`` at the branch; when it was sent (monotonic) and when each replica's
     notification of it arrived."""
     t0 = time.monotonic()
     branch.sendall(resp_command("SET", key, value))
-    arrivals = observer.wait_for(key, timeout)
+    arrivals = observer.wait_for("replicas", key, replicas, timeout)
     reply = b""  # "+OK\r\n", long since arrived
     while not reply.endswith(b"\r\n"):
         chunk = branch.recv(64)
@@ -332,17 +289,18 @@ def measure(args: argparse.Namespace, count: int, workdir: Path) -> Result:
         log(f"N = {count}: starting the branch and {count} replicas")
         start(branch, replicas)
         address = (branch.host, branch.port)
+        watched = {"replicas": {r.name: f"{r.host}:{r.port}" for r in replicas}}
         with (
-            contextlib.closing(Observer(replicas)) as observer,
+            contextlib.closing(KeyspaceObserver(watched, PATTERN)) as observer,
             socket.create_connection(address, timeout=args.timeout + 5) as conn,
         ):
             log(f"N = {count}: {args.warmup} + {args.writes} writes")
             for i in range(args.warmup):
-                one_write(conn, observer, f"{PREFIX}w{i}".encode(), value, args.timeout)
+                one_write(conn, observer, f"{PREFIX}w{i}".encode(), value, args.timeout, count)
             (cpu0, wait0), started = process_cpu(branch.pid), time.monotonic()
             for i in range(args.writes):
                 key = f"{PREFIX}{i}".encode()
-                t0, arrivals = one_write(conn, observer, key, value, args.timeout)
+                t0, arrivals = one_write(conn, observer, key, value, args.timeout, count)
                 if len(arrivals) < count:
                     result.timeouts += 1
                     continue

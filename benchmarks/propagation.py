@@ -22,9 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import selectors
 import shlex
-import socket
 import statistics
 import sys
 import time
@@ -33,12 +31,13 @@ from pathlib import Path
 
 import propagation_report as figures
 from benchkit import (
-    RespReader,
+    KeyspaceObserver,
     Workdir,
     check_output_paths,
     log,
     machine_line,
     ms,
+    open_socket,
     percentile,
     resp_command,
     terminate_as_interrupt,
@@ -121,50 +120,6 @@ class PlainTree:
             server.stop()
 
 
-class Observer:
-    """PSUBSCRIBE connections to every leaf of both trees, served by one epoll loop."""
-
-    def __init__(self, trees: list[Tree]) -> None:
-        self.selector = selectors.DefaultSelector()
-        self.sockets: list[socket.socket] = []
-        for tree in trees:
-            for leaf, address in tree.leaves.items():
-                sock = open_socket(address)
-                self.sockets.append(sock)
-                sock.sendall(resp_command("PSUBSCRIBE", PATTERN))
-                reader = RespReader()
-                wait_until(lambda s=sock, r=reader: r.feed(s.recv(4096)), what="psubscribed")
-                sock.setblocking(False)
-                self.selector.register(sock, selectors.EVENT_READ, (tree.name, leaf, reader))
-
-    def wait_for(self, tree: str, key: bytes, count: int, timeout: float) -> list[float]:
-        """Arrival times (monotonic) of ``key``'s notification on the leaves of ``tree``,
-        until ``count`` leaves have it or ``timeout`` passes."""
-        channel = b"__keyspace@0__:" + key
-        arrived: dict[str, float] = {}
-        deadline = time.monotonic() + timeout
-        while len(arrived) < count:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            ready = self.selector.select(left)
-            now = time.monotonic()  # the data arrived before select returned
-            for selected, _ in ready:
-                name, leaf, reader = selected.data
-                data = selected.fileobj.recv(65536)
-                if not data:
-                    raise ConnectionError(f"{name} {leaf} closed its subscription")
-                for message in reader.feed(data):
-                    if name == tree and message[2] == channel:
-                        arrived.setdefault(leaf, now)
-        return list(arrived.values())
-
-    def close(self) -> None:
-        self.selector.close()
-        for sock in self.sockets:
-            sock.close()
-
-
 def mirror(cluster: LocalCluster, masters: dict[str, str], root: str) -> dict[str, int]:
     """Each leaf -> index of its branch among the non-root branches, as the agents placed it."""
     branches = sorted(b for b in cluster.names("branch") if b != root)
@@ -176,14 +131,9 @@ def mirror(cluster: LocalCluster, masters: dict[str, str], root: str) -> dict[st
     return {leaf: i for leaf, i in placed.items() if i is not None}
 
 
-def open_socket(address: str) -> socket.socket:
-    host, port = address.rsplit(":", 1)
-    return socket.create_connection((host, int(port)), timeout=5)
-
-
 def measure(
     trees: list[Tree],
-    observer: Observer,
+    observer: KeyspaceObserver,
     sampler: Sampler,
     args: argparse.Namespace,
 ) -> tuple[list[Snapshot], int, list[tuple[figures.Write, int]]]:
@@ -367,7 +317,7 @@ def run_once(args: argparse.Namespace, workdir: Path) -> figures.Run:
                     {n: s.address for n, s in plain.leaves.items()},
                 ),
             ]
-            observer = Observer(trees)
+            observer = KeyspaceObserver({t.name: t.leaves for t in trees}, PATTERN)
             members = [
                 *((a.pid, figures.AGENTS, f"agent {n}") for n, a in cluster.agents.items()),
                 *((s.pid, figures.PRODSTATE_REDIS, f"redis {n}") for n, s in cluster.redis.items()),

@@ -39,6 +39,28 @@ def targets(figures: dict[str, Any], phases: list[str]) -> list[tuple[str, bool,
     return checks
 
 
+#: The rows of a branch lost, its agent alone (herd) or its machine (crash).
+BRANCH_LOSS = [
+    ("victim, its leaves", "{victim}, {affected}"),
+    ("kill -> member gone (expiry), s", "{expiry_s:.2f}"),
+    ("re-homed after member gone p50 / p99 / max, s", "{rehome_spread}"),
+    ("re-homed after the kill p50 / p99 / max, s", "{rehome_from_kill_spread}"),
+    ("every leaf read the branches, s", "{all_read_s:.2f}"),
+    (
+        "requests per affected leaf (max)",
+        "{requests_per_affected_leaf:.2f} ({max_requests_of_an_affected_leaf})",
+    ),
+    (
+        "requests of all leaves (+ full re-reads)",
+        "{requests_all_leaves} (+{full_reread_requests_meanwhile})",
+    ),
+    (
+        "packets in; peak /s; max latency ms",
+        "{packets:.0f}; {peak_packets_per_s:.0f}; {max_latency_ms:.0f}",
+    ),
+    ("wrong parents", "{wrong}"),
+]
+
 #: Per phase: (label, template), the template formatted with the phase's figures (plus
 #: ``*_spread`` for each p50/p99/max dict, ``*_kinds`` for each per-kind dict).
 ROWS = {
@@ -68,34 +90,8 @@ ROWS = {
         ("drops / expired", "{drops} / {client_expired} (server log: {server_expired})"),
         ("worker loop lag s", "{worker_lag_s:.2f}"),
     ],
-    "herd": [
-        ("victim, its leaves", "{victim}, {affected}"),
-        ("kill -> member gone (expiry), s", "{expiry_s:.2f}"),
-        ("re-homed after member gone p50 / p99 / max, s", "{rehome_spread}"),
-        ("re-homed after the kill p50 / p99 / max, s", "{rehome_from_kill_spread}"),
-        ("every leaf read the branches, s", "{all_read_s:.2f}"),
-        ("requests per affected leaf (max)",
-         "{requests_per_affected_leaf:.2f} ({max_requests_of_an_affected_leaf})"),
-        ("requests of all leaves (+ full re-reads)",
-         "{requests_all_leaves} (+{full_reread_requests_meanwhile})"),
-        ("packets in; peak /s; max latency ms",
-         "{packets:.0f}; {peak_packets_per_s:.0f}; {max_latency_ms:.0f}"),
-        ("wrong parents", "{wrong}"),
-    ],
-    "crash": [
-        ("victim, its leaves", "{victim}, {affected}"),
-        ("kill -> member gone (expiry), s", "{expiry_s:.2f}"),
-        ("re-homed after member gone p50 / p99 / max, s", "{rehome_spread}"),
-        ("re-homed after the kill p50 / p99 / max, s", "{rehome_from_kill_spread}"),
-        ("every leaf read the branches, s", "{all_read_s:.2f}"),
-        ("requests per affected leaf (max)",
-         "{requests_per_affected_leaf:.2f} ({max_requests_of_an_affected_leaf})"),
-        ("requests of all leaves (+ full re-reads)",
-         "{requests_all_leaves} (+{full_reread_requests_meanwhile})"),
-        ("packets in; peak /s; max latency ms",
-         "{packets:.0f}; {peak_packets_per_s:.0f}; {max_latency_ms:.0f}"),
-        ("wrong parents", "{wrong}"),
-    ],
+    "herd": BRANCH_LOSS,
+    "crash": BRANCH_LOSS,
     "root": [
         ("old -> new root", "{old_root} -> {new_root}"),
         ("crash -> root znode gone, s", "{expiry_s:.2f}"),
