@@ -280,7 +280,7 @@ class SimLeaf:
         """``AgentLoop._refresh_view``: whether a read was made."""
         due = self.refresh_at is not None and now >= self.refresh_at
         first = self.next_full_read is None
-        full = first or now >= self.next_full_read  # type: ignore[operator]
+        full = self.next_full_read is None or now >= self.next_full_read
         if not (due or full) or not self.session.connected:
             return False
         self.refresh_at = None

@@ -461,7 +461,7 @@ class Agent:
     def _refresh_view(self, now: float) -> None:
         due = self._refresh_at is not None and now >= self._refresh_at
         first = self._next_full_read is None
-        full = first or now >= self._next_full_read  # type: ignore[operator]
+        full = self._next_full_read is None or now >= self._next_full_read
         if not (due or full) or self.zk.state is not ZkState.CONNECTED:
             return
         # Cleared before reading: a watch that fires during the read schedules another one.
