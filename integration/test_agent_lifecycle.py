@@ -62,10 +62,24 @@ def test_restarted_agents_adopt_their_running_redis_without_replicaof(cluster):
     cluster.wait_everywhere("agents-back", "2")
 
 
-def test_agents_killed_and_restarted_at_once_resume_their_sessions_and_nothing_moves(cluster):
+#: Session timeout for the restart test: an agent started on a loaded CI machine takes
+#: seconds to import and connect, so 2 s sessions would expire before it is back.
+RESTART_SESSION = 10.0
+
+
+def test_agents_killed_and_restarted_at_once_resume_their_sessions_and_nothing_moves(tmp_path):
     """The root's, a branch's and a leaf's agents crash (SIGKILL) and start again within
     the session timeout: each takes its session back from its state directory, so its
     znodes never go, the root keeps its epoch and no Redis is re-pointed."""
+    with LocalCluster(
+        tmp_path, branches=3, leaves=6, tick_time=500, session_timeout=RESTART_SESSION
+    ) as cluster:
+        cluster.wait_settled(timeout=90)
+        check_agents_resume_their_sessions(cluster)
+
+
+def check_agents_resume_their_sessions(cluster: LocalCluster) -> None:
+    """Kill and restart the root's, a branch's and a leaf's agents; nothing may move."""
     report = cluster.inspect()
     root = report.root.node_id
     branch = next(b for b in cluster.names("branch") if b != root)
@@ -83,7 +97,9 @@ def test_agents_killed_and_restarted_at_once_resume_their_sessions_and_nothing_m
     def resumed(name: str) -> bool:
         with open(cluster.agents[name].log_path, "rb") as log:
             log.seek(marks[name])
-            return b"resumed the previous process's ZooKeeper session" in log.read()
+            text = log.read()
+        assert b"session had expired" not in text, f"{name} was back after its session expired"
+        return b"resumed the previous process's ZooKeeper session" in text
 
     for name in nodes:
         wait_until(lambda n=name: resumed(n), timeout=30, what=f"{name} resumed its session")

@@ -209,6 +209,30 @@ def test_a_hand_over_makes_the_replica_master_and_every_resync_is_partial(tmp_pa
             server.stop()
 
 
+def test_an_adopted_redis_announces_its_advertised_address_from_its_first_handshake(
+    tmp_path: Path,
+):
+    """A new root re-points the previous root's Redis (restarted, not yet configured by
+    its own agent) as AdoptPrevious does: fence, announce, REPLICAOF. The first handshake
+    already carries the advertised address (here a proxy's), so the announce settings
+    never change while a handshake is in flight (see RedisControl.announce)."""
+    root, previous = (RedisServer(tmp_path, name=n).start() for n in ("root", "previous"))
+    with TcpProxy(previous.address) as advertised:
+        peer = RedisControl(advertised.address)
+        try:
+            peer.fence()
+            peer.announce(advertised.address)
+            peer.replicate(root.address)
+            wait_until(lambda: previous.in_sync(), what="the adopted Redis in sync")
+            listed = root.info("replication")["slave0"]
+            assert (listed["ip"], str(listed["port"])) == tuple(advertised.address.split(":"))
+            assert previous.port != int(listed["port"])
+        finally:
+            peer.close()
+            previous.stop()
+            root.stop()
+
+
 def test_a_hand_over_to_a_stranger_is_refused_and_the_master_stays(tmp_path: Path):
     master, stranger = (RedisServer(tmp_path, name=n).start() for n in ("master", "stranger"))
     c_master, c_stranger = RedisControl(master.address), RedisControl(stranger.address)

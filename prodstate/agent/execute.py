@@ -174,6 +174,7 @@ class Executor:
             case AdoptPrevious(address=address):
                 with self.peer(address, timeout=0.5) as peer:
                     peer.fence()
+                    peer.announce(address)  # before REPLICAOF: see RedisControl.announce
                     peer.replicate(cfg.advertise)
             case HandOver(address=address):
                 with self.peer(address, timeout=0.5) as peer:

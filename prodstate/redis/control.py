@@ -249,6 +249,16 @@ class RedisControl:
         """``ACL SETUSER`` with ``args`` (a user name, then its rules)."""
         self.link.call("ACL", "SETUSER", *args)
 
+    def announce(self, address: str) -> None:
+        """Have this Redis name itself ``address`` to any master (``replica-announce-ip``
+        and ``-port``), as its own agent would. Another agent that re-points this Redis
+        sets them first: Redis reads ``replica-announce-ip`` once when it sends its
+        handshake and again when it reads the answers, so one set in between (its agent
+        configuring it just then) leaves the replica waiting for an answer that never
+        comes, with its link down until ``repl-timeout``."""
+        host, port = parse_address(address)
+        self.configure({"replica-announce-ip": host, "replica-announce-port": str(port)})
+
     def replicate(self, address: str) -> None:
         """``REPLICAOF`` address, then ``CONFIG REWRITE`` (see persist_config). With TLS,
         only once the certificate at ``address`` proves to be a server's for that address
