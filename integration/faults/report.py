@@ -1,14 +1,17 @@
 """Run the fault scenarios outside pytest and print a table.
 
-``python -m integration.faults.report [--runs N] [--scenario NAME ...]``
+``python -m integration.faults.report [--runs N] [--scenario NAME ...] [--json FILE]``;
+``--from FILE ...`` prints the table of saved runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 from prodstate.testing.process import stop_all
@@ -19,6 +22,7 @@ from .scenarios import FULL_RESYNCS, NO_FULL_RESYNC, SCENARIOS, run_scenario
 HEADER = (
     "scenario",
     "runs",
+    "errors",
     "confirmed",
     "lost",
     "full resyncs (expected)",
@@ -46,11 +50,14 @@ def spread(values: list[float | None]) -> str:
     return f"{known[0]:.2f}/{statistics.median(known):.2f}/{known[-1]:.2f}"
 
 
-def row(name: str, results: list[FaultResult]) -> tuple[str, ...]:
-    """One table row: totals over runs; min/median/max of the timings."""
+def row(name: str, outcomes: list[FaultResult | str]) -> tuple[str, ...]:
+    """One table row: totals over runs; min/median/max of the timings. A run that died
+    (its error in place of a result) counts in runs and errors only."""
+    results = [r for r in outcomes if isinstance(r, FaultResult)]
     return (
         name,
-        str(len(results)),
+        str(len(outcomes)),
+        str(len(outcomes) - len(results)),
         str(sum(r.confirmed for r in results)),
         str(sum(r.lost for r in results)),
         f"{sum(r.full_resyncs for r in results)} ({_expected(name)} per run)",
@@ -72,29 +79,79 @@ def table(rows: list[tuple[str, ...]]) -> str:
     return "\n".join(lines)
 
 
+def load(paths: list[str]) -> dict[str, list[FaultResult | str]]:
+    """Results saved by ``--json``, merged in file order, by scenario."""
+    merged: dict[str, list[FaultResult | str]] = {}
+    for path in paths:
+        for entry in json.loads(Path(path).read_text()):
+            outcome: FaultResult | str = entry.get("error") or FaultResult(
+                **{k: v for k, v in entry.items() if k != "error"}
+            )
+            merged.setdefault(entry["scenario"], []).append(outcome)
+    return merged
+
+
+def save(path: str, results: dict[str, list[FaultResult | str]]) -> None:
+    """Every result so far as JSON (rewritten after each run, so an interrupted set keeps
+    what it measured)."""
+    entries = [
+        {"scenario": name, "error": r} if isinstance(r, str) else asdict(r)
+        for name, outcomes in results.items()
+        for r in outcomes
+    ]
+    Path(path).write_text(json.dumps(entries, indent=1) + "\n")
+
+
+def bad_runs(name: str, outcomes: list[FaultResult | str]) -> int:
+    """Runs that failed a check, lost a write, resynced fully beyond the expected, or died."""
+    allowed = FULL_RESYNCS.get(name, NO_FULL_RESYNC)
+    return sum(isinstance(r, str) or not r.ok or r.full_resyncs not in allowed for r in outcomes)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=1, help="runs of each scenario")
     parser.add_argument(
         "--scenario", action="append", choices=list(SCENARIOS), help="repeatable; default all"
     )
+    parser.add_argument("--json", help="write every run's result here, after each run")
+    parser.add_argument(
+        "--from",
+        dest="sources",
+        action="append",
+        metavar="JSON",
+        help="print the table of results saved with --json (repeatable; runs nothing)",
+    )
     args = parser.parse_args(argv)
-    rows, bad = [], 0
-    for name in args.scenario or list(SCENARIOS):
-        results = []
-        for run in range(args.runs):
+    if args.sources:
+        results = load(args.sources)
+    else:
+        results = run_all(args.scenario or list(SCENARIOS), args.runs, args.json)
+    rows = [row(name, outcomes) for name, outcomes in results.items()]
+    print(table(rows))
+    return 1 if any(bad_runs(name, outcomes) for name, outcomes in results.items()) else 0
+
+
+def run_all(names: list[str], runs: int, json_path: str | None) -> dict:
+    """``runs`` rounds of every scenario in ``names`` (round by round, so an interrupted set
+    has whole rounds); a run that raised is kept as its error."""
+    results: dict[str, list[FaultResult | str]] = {name: [] for name in names}
+    for run in range(runs):
+        for name in names:
             with tempfile.TemporaryDirectory(prefix=f"faults-{name}-") as workdir:
                 try:
-                    result = run_scenario(name, Path(workdir))
+                    outcome: FaultResult | str = run_scenario(name, Path(workdir))
+                    line = outcome.line()
+                except Exception as exc:  # one run's failure is a result, not the end of the set
+                    outcome = f"{type(exc).__name__}: {exc}"
+                    line = f"{name}: ERROR {outcome}"
                 finally:
                     stop_all()  # nothing outlives a failed run
-            print(f"run {run + 1}: {result.line()}", file=sys.stderr, flush=True)
-            allowed = FULL_RESYNCS.get(name, NO_FULL_RESYNC)
-            bad += not result.ok or result.full_resyncs not in allowed
-            results.append(result)
-        rows.append(row(name, results))
-    print(table(rows))
-    return 1 if bad else 0
+            print(f"run {run + 1}: {line}", file=sys.stderr, flush=True)
+            results[name].append(outcome)
+            if json_path:
+                save(json_path, results)
+    return results
 
 
 if __name__ == "__main__":
