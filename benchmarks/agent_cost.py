@@ -4,12 +4,13 @@ Figures (issue 6): the resident memory and CPU of an idle ``prodstate agent`` pe
 branch, leaf), and the ZooKeeper requests each agent makes per minute.
 
 A ``LocalCluster`` (ZooKeeper, a Redis and an agent per node, on loopback) forms its tree with the
-agent's default tick and jitter; then, for ``--idle`` seconds with nothing written, every agent's
-CPU time (``/proc/PID/stat``) and resident set (``/proc/PID/status``, sampled each second) are
-read, and ZooKeeper's ``cons`` four-letter word gives each agent's session: requests received
-(``recved``, pings included) and the last client request id (``lcxid``; kazoo numbers every
-request but pings, so its advance counts the agent's real requests). ``mntr`` gives the server's
-total as a cross-check.
+agent's default tick, jitter, heartbeat interval and staleness threshold; then, for ``--idle``
+seconds with nothing written, every agent's CPU time (its threads' run time,
+``/proc/PID/task/*/schedstat``, in nanoseconds) and resident set (``/proc/PID/status``, sampled
+each second) are read, and ZooKeeper's ``cons`` four-letter word gives each agent's session:
+requests received (``recved``, pings included) and the last client request id (``lcxid``; kazoo
+numbers every request but pings, so its advance counts the agent's real requests). ``mntr`` gives
+the server's total as a cross-check.
 """
 
 from __future__ import annotations
@@ -27,20 +28,23 @@ from pathlib import Path
 from benchkit import (
     Workdir,
     check_output_paths,
-    cpu_seconds,
     log,
     machine_line,
     rss_bytes,
+    run_seconds,
     table,
     terminate_as_interrupt,
     tick_time_for,
 )
 
+from prodstate.core.freshness import FreshnessPolicy
 from prodstate.testing.cluster import LocalCluster
 from prodstate.testing.zk_server import ZooKeeperServer
 from prodstate.zk.paths import Layout
 
 MIB = 1024 * 1024
+#: The agent's own heartbeat and staleness defaults (the harness's are scaled for tests).
+DEFAULT_FRESHNESS = FreshnessPolicy()
 #: One line of ``cons``: " /127.0.0.1:40000[1](queued=0,recved=12,sent=12,sid=0x1..,...)".
 CONNECTION = re.compile(r"\((?P<fields>[^)]*sid=0x[0-9a-f]+[^)]*)\)")
 
@@ -87,11 +91,18 @@ def session_ids(cluster: LocalCluster) -> dict[str, int]:
     return owners
 
 
-def measure(cluster: LocalCluster, idle: float) -> tuple[list[AgentFigures], int, float]:
+def measure(
+    cluster: LocalCluster, idle: float, warmup: float = 0.0
+) -> tuple[list[AgentFigures], int, float]:
     """Every agent's figures over ``idle`` seconds; also ZooKeeper's packet count and the
     interval's exact length."""
     report = cluster.wait_for_tree(timeout=120)
     assert report.root is not None
+    if warmup > 0:
+        log(f"warming up for {warmup:g} s: every agent's start-up reads behind it")
+        time.sleep(warmup)  # a span of time to let pass, not a condition to wait for
+        report = cluster.wait_for_tree(timeout=120)
+        assert report.root is not None
     zk = cluster.zookeeper
     assert isinstance(zk, ZooKeeperServer)
     owners = session_ids(cluster)
@@ -99,7 +110,7 @@ def measure(cluster: LocalCluster, idle: float) -> tuple[list[AgentFigures], int
         AgentFigures(n, "root" if n == report.root.node_id else t) for n, t in cluster.tiers.items()
     ]
     pids = {f.name: cluster.agents[f.name].pid for f in figures}
-    cpu0 = {n: cpu_seconds(p) for n, p in pids.items()}
+    cpu0 = {n: run_seconds(p) for n, p in pids.items()}
     zk0, packets0 = sessions(zk), int(mntr(zk)["zk_packets_received"])
     log(f"idle for {idle:g} s ({machine_line()})")
     started = time.monotonic()
@@ -111,7 +122,7 @@ def measure(cluster: LocalCluster, idle: float) -> tuple[list[AgentFigures], int
     interval = time.monotonic() - started
     zk1, packets1 = sessions(zk), int(mntr(zk)["zk_packets_received"])
     for f in figures:
-        f.cpu_seconds = cpu_seconds(pids[f.name]) - cpu0[f.name]
+        f.cpu_seconds = run_seconds(pids[f.name]) - cpu0[f.name]
         sid = owners[f.name]
         if sid not in zk0 or sid not in zk1:
             raise RuntimeError(f"{f.name}'s ZooKeeper session changed during the interval")
@@ -158,8 +169,9 @@ def report(
     return "\n".join(
         [
             f"prodstate agent cost benchmark: {args.branches} branches, {args.leaves} leaves, "
-            f"idle {interval:.1f} s; agent tick {args.agent_tick:g}s, jitter "
-            f"{args.agent_jitter:g}s, session {args.session_timeout:g}s",
+            f"idle {interval:.1f} s after {args.warmup:g} s; agent tick {args.agent_tick:g}s, "
+            f"jitter {args.agent_jitter:g}s, session {args.session_timeout:g}s, heartbeat "
+            f"{args.heartbeat_interval:g}s, stale after {args.stale_after:g}s",
             f"{machine_line()} (at the end)",
             f"command: {shlex.join([sys.executable, *sys.argv])}",
             "",
@@ -180,10 +192,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--leaves", type=int, default=12, help="leaves")
     parser.add_argument("--idle", type=float, default=60.0, help="measured interval, seconds")
     parser.add_argument(
+        "--warmup",
+        type=float,
+        default=60.0,
+        help="seconds between the tree forming and the measurement (an agent's second full "
+        "read of ZooKeeper comes within its first refresh interval, 60 s)",
+    )
+    parser.add_argument(
         "--session-timeout", type=float, default=10.0, help="agents' ZooKeeper session, seconds"
     )
     parser.add_argument("--agent-tick", type=float, default=0.2, help="agents' --tick, seconds")
     parser.add_argument("--agent-jitter", type=float, default=0.5, help="agents' --jitter")
+    parser.add_argument(
+        "--heartbeat-interval",
+        type=float,
+        default=DEFAULT_FRESHNESS.heartbeat_interval,
+        help="agents' --heartbeat-interval, seconds (the agent's default)",
+    )
+    parser.add_argument(
+        "--stale-after",
+        type=float,
+        default=DEFAULT_FRESHNESS.stale_after,
+        help="agents' --stale-after, seconds (the agent's default)",
+    )
     parser.add_argument("--dir", type=Path, help="keep work dirs (logs) here; default: temp dir")
     parser.add_argument("--json", type=Path, help="also write every agent's figures here")
     args = parser.parse_args(argv)
@@ -211,8 +242,10 @@ def main(argv: list[str] | None = None) -> int:
                     tick_time=tick_time_for(args.session_timeout),
                     agent_tick=args.agent_tick,
                     agent_jitter=args.agent_jitter,
+                    agent_heartbeat=args.heartbeat_interval,
+                    agent_stale_after=args.stale_after,
                 ) as cluster:
-                    figures, zk_packets, interval = measure(cluster, args.idle)
+                    figures, zk_packets, interval = measure(cluster, args.idle, args.warmup)
             except Exception:
                 workdir.failed = True
                 raise

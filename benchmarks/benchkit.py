@@ -82,6 +82,23 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime
 
 
+def run_seconds(pid: int | None) -> float:
+    """Seconds a process's live threads have run on a CPU (``/proc/PID/task/*/schedstat``,
+    counted in nanoseconds: an idle agent's wake-ups are far shorter than the clock tick
+    that ``cpu_seconds`` counts in); 0 once it is gone."""
+    total = 0
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return 0.0
+    for task in tasks:
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, IndexError, ValueError):
+            continue  # the thread ended meanwhile
+    return total / 1e9
+
+
 def rss_bytes(pid: int | None) -> int:
     """Resident set size of a process (0 once it is gone)."""
     try:

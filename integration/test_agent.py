@@ -8,12 +8,15 @@ import time
 import redis
 from kazoo.exceptions import NoNodeError
 
+from prodstate.core.heartbeat import HEARTBEAT_KEY
 from prodstate.core.model import RootRecord
 from prodstate.core.rendezvous import choose_parent
+from prodstate.redis.feed import channel_of
 from prodstate.testing import wait_until
 from prodstate.testing.cluster import LocalCluster
 
 SESSION = 2.0  # as in conftest.py
+HEARTBEAT_CHANNEL = channel_of(HEARTBEAT_KEY)
 
 
 def assert_old_root_rejoined_without_loss(
@@ -38,6 +41,14 @@ def test_tree_forms_and_a_root_write_reaches_every_leaf(cluster):
     assert parents == non_root, "leaves spread over the non-root branches, never on the root"
     cluster.confirmed_write("hello", "world")
     cluster.wait_everywhere("hello", "world")
+
+    def following_the_heartbeat(leaf: str) -> bool:
+        """The leaf's agent rests subscribed to its heartbeat's keyspace notifications."""
+        with cluster.redis[leaf].client() as conn:
+            return conn.pubsub_numsub(HEARTBEAT_CHANNEL) == [(HEARTBEAT_CHANNEL, 1)]
+
+    for leaf in cluster.names("leaf"):
+        wait_until(lambda n=leaf: following_the_heartbeat(n), timeout=30, what=f"{leaf} resting")
 
 
 def test_root_machine_crash_promotes_a_branch_without_full_resyncs(cluster):

@@ -98,6 +98,36 @@ def test_unreadable_redis_counts_as_stale_and_keeps_the_last_value():
     assert not f.fresh and f.value == advancing(10.0)
 
 
+def test_a_notified_advance_counts_like_a_read_one_and_the_next_read_is_not_another():
+    """A resting agent is told of each heartbeat (keyspace notifications) instead of
+    reading it; the value it reads next is the one it was told of, not a later advance,
+    so a heartbeat that stopped after the last notification ages from that notification."""
+    f = run(Freshness(), advancing, 0.0, 10.0)
+    for t in (10.5, 11.0, 11.5):
+        f = f.advanced(t, POLICY)
+    assert f.fresh and f.age(11.5) == 0.0 and f.notified
+    f = f.observe(advancing(11.5), 12.5, POLICY)  # read a second after the last notification
+    assert not f.notified and f.value == advancing(11.5) and f.age(12.5) == pytest.approx(1.0)
+    f = run(f, frozen_after(11.5), 13.0, 15.0)
+    assert f.fresh  # 3.5 s: one stale check of two
+    f = f.observe(advancing(11.5), 15.5, POLICY)
+    assert not f.fresh and f.age(15.5) == pytest.approx(4.0)
+    f = f.advanced(16.0, POLICY)  # the heartbeat is back: a rise starts from it
+    assert f.changed_at == 16.0 and not f.fresh and f.streak == 1
+
+
+def test_notifications_alone_keep_a_heartbeat_fresh_and_their_silence_makes_it_stale():
+    f = run(Freshness(), advancing, 0.0, 10.0)
+    t = 10.5
+    while t <= 60.0:
+        f = f.advanced(t, POLICY)
+        t += 0.5
+    assert f.fresh
+    f = f.observe(None, 63.5, POLICY)  # Redis unreadable: nothing advances
+    f = f.observe(None, 64.0, POLICY)
+    assert not f.fresh and f.age(64.0) == pytest.approx(4.0)
+
+
 def test_a_flapping_link_needs_longer_to_be_trusted_each_time():
     f = run(Freshness(), advancing, 0.0, 10.0)
     t, rises = 10.0, []

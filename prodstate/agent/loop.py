@@ -21,6 +21,8 @@ from prodstate.agent.execute import Executor
 from prodstate.agent.handover import HANDOVER_TIMEOUT_SESSIONS, NotYet, handover_request
 from prodstate.agent.metrics import AgentMetrics, RedisStats, read_stats
 from prodstate.agent.notify import ServiceNotifier
+from prodstate.agent.resting import RestingWait
+from prodstate.agent.waker import Waker
 from prodstate.core.actions import (
     QUIET,
     AdoptPrevious,
@@ -79,7 +81,7 @@ class Agent:
 
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
-        self._wake = threading.Event()
+        self._wake = Waker()
         self._stop = threading.Event()
         #: The TLS check of every address a Redis is made to replicate from (one per move).
         self.servers = ServerChecks(config.tls)
@@ -110,6 +112,7 @@ class Agent:
         self.last_decision: Decision | None = None
         self.last_snapshot: Snapshot | None = None
         self.metrics = AgentMetrics(config.node_id, config.cluster, str(config.tier))
+        self.resting_wait = RestingWait(config, self.redis, self._wake, self.metrics)
         self._stats: RedisStats | None = None
         self._stats_read_at = -float("inf")
         self._no_branch_since: float | None = None
@@ -174,7 +177,7 @@ class Agent:
 
     def _until_next_decision(self) -> None:
         """Wait a tick, or, at rest (:mod:`prodstate.core.rest`), up to the rest interval
-        while a pulse each heartbeat interval (or tick, if longer) shows nothing changed; a
+        while the heartbeat shows nothing changed (:mod:`prodstate.agent.resting`); a
         wake-up ends either at once."""
         s, decision = self.last_snapshot, self.last_decision
         resting = (
@@ -187,39 +190,20 @@ class Agent:
         )
         if resting != self._resting:
             log.debug(
-                "resting: reading the heartbeat and role once per heartbeat interval"
+                "resting: following the heartbeat until the next decision"
                 if resting
                 else "deciding every tick",
                 extra=self._identity(),
             )
             self._resting = resting
-        until = time.monotonic() + (self.config.rest_interval if resting else 0.0)
-        # At rest, one pulse per heartbeat: each wake-up costs more than the read itself.
-        period = self.config.tick
         if resting:
-            period = max(period, self.config.freshness.heartbeat_interval)
-        while True:
-            woken = self._wake.wait(period)
-            self._wake.clear()
-            if woken or not resting or time.monotonic() >= until or not self._pulse():
-                return
-
-    def _pulse(self) -> bool:
-        """Read the heartbeat and role of the local Redis as a resting agent does; False if
-        the agent must decide now (no answer, a role, master or link unlike the last full
-        read's, or a freshness check that did not confirm the verdict)."""
-        s = self.last_snapshot
-        assert s is not None
-        pulse = self.redis.pulse()
-        now = time.monotonic()
-        if pulse is None or not pulse.matches(s.redis):
-            return False
-        before = self.freshness
-        self.freshness = before.observe(pulse.heartbeat, now, self.config.freshness)
-        if self.freshness.fresh != before.fresh or self.freshness.streak:
-            return False
-        self.metrics.observe_rest(self.freshness, now)
-        return True
+            assert s is not None
+            until = time.monotonic() + self.config.rest_interval
+            self.freshness = self.resting_wait.wait(s, self.freshness, until)
+        else:
+            self.resting_wait.close()
+            self._wake.wait(self.config.tick)
+        self._wake.clear()
 
     def stop(self) -> None:
         """Ask the loop to end (SIGTERM): a serving root first hands the root to the best
@@ -296,6 +280,7 @@ class Agent:
                 self.session_file.forget()
             self.session_file.close()
         self.redis.close()
+        self.resting_wait.close()
         self.metrics.close()
 
     def _save_session(self, session: SavedSession) -> None:

@@ -96,6 +96,9 @@ class Freshness:
     #: True once the agent has a verdict of its own: it has risen, or seen the heartbeat
     #: not advance for longer than ``stale_after``. Until then it is *judging*.
     judged: bool = False
+    #: True when the last advance was told by a keyspace notification, not read: the next
+    #: value read is taken as the one that arrived then, not as a later advance.
+    notified: bool = False
 
     def age(self, now: float) -> float | None:
         """Seconds since the heartbeat last advanced; before it has been seen to, how long
@@ -118,15 +121,30 @@ class Freshness:
         """This record after reading ``raw`` (the heartbeat text, None if unreadable) at
         monotonic ``now``."""
         new = self
-        if raw is not None and raw != self.value:
+        if raw is not None and self.notified:
+            new = replace(new, value=raw, notified=False)
+        elif raw is not None and raw != self.value:
             if self.value is None and self.first_seen is None:
                 new = replace(new, first_seen=now)
             else:
                 new = replace(new, changed_at=now)
             new = replace(new, value=raw)
-        if new.checked_at is not None and now - new.checked_at < policy.heartbeat_interval:
-            return new
-        return new._check(now, policy)
+        return new._checked(now, policy)
+
+    def advanced(self, now: float, policy: FreshnessPolicy) -> Freshness:
+        """This record after Redis told, at monotonic ``now``, that the heartbeat was
+        written (a keyspace notification: the value is not read)."""
+        if self.value is None and self.first_seen is None:
+            new = replace(self, first_seen=now, notified=True)
+        else:
+            new = replace(self, changed_at=now, notified=True)
+        return new._checked(now, policy)
+
+    def _checked(self, now: float, policy: FreshnessPolicy) -> Freshness:
+        """Checked, unless the last check was less than a heartbeat interval ago."""
+        if self.checked_at is not None and now - self.checked_at < policy.heartbeat_interval:
+            return self
+        return self._check(now, policy)
 
     def _check(self, now: float, policy: FreshnessPolicy) -> Freshness:
         age = self.age(now)

@@ -39,6 +39,11 @@ class ProtocolError(RedisError):
     """The server answered something that is not a RESP2 reply this client reads."""
 
 
+class ReplyEnded(ProtocolError):
+    """The stream ended in the middle of a reply (a closed connection, or data not all
+    received yet)."""
+
+
 class ReplyError(RedisError):
     """An error reply (``-ERR ...``); ``code`` is its first word, e.g. ``NOAUTH``."""
 
@@ -59,11 +64,11 @@ def encode(*args: str | bytes) -> bytes:
 def _line(stream: BinaryIO) -> bytes:
     line = stream.readline(MAX_LINE + 2)
     if not line:
-        raise ProtocolError("connection closed before the reply ended")
+        raise ReplyEnded("connection closed before the reply ended")
     if not line.endswith(b"\r\n"):
         if len(line) > MAX_LINE:
             raise ProtocolError(f"reply line longer than {MAX_LINE} bytes")
-        raise ProtocolError("connection closed before the reply ended")
+        raise ReplyEnded("connection closed before the reply ended")
     return line[:-2]
 
 
@@ -96,7 +101,7 @@ def read_reply(stream: BinaryIO, max_bulk: int = MAX_BULK, depth: int = 0) -> Re
             raise ProtocolError(f"bulk string of {size} bytes (at most {max_bulk} read)")
         data = stream.read(size + 2)
         if len(data) != size + 2:
-            raise ProtocolError("connection closed before the reply ended")
+            raise ReplyEnded("connection closed before the reply ended")
         if data[-2:] != b"\r\n":
             raise ProtocolError("bulk string not ended by CRLF")
         return data[:-2]
@@ -141,6 +146,11 @@ class Connection:
         except BaseException:
             sock.close()
             raise
+
+    @property
+    def socket(self) -> socket.socket:
+        """The connection's socket (a subscriber waits on it)."""
+        return self._sock
 
     def send(self, *commands: tuple[str | bytes, ...]) -> None:
         """Send ``commands`` in one write (a pipeline); read their replies in order."""

@@ -374,8 +374,9 @@ class LocalCluster:
 
     def wait_settled(self, timeout: float = 90.0) -> TreeReport:
         """Wait until start-up is over: every branch registered, judging its copy fresh and
-        (but the root) available to leaves, no leaf staying off a branch it found stale
-        while the branches caught up, and the tree complete and correct after that
+        (but the root) available to leaves, every leaf judging its copy fresh (a stale one
+        is about to stay off its branch) and staying off no branch it found stale while the
+        branches caught up, and the tree complete and correct after that
         (leaves move as branches become available, and the root then adjusts its quorum)."""
         folder = f"/prodstate/{self.cluster}/members"
         branches = set(self.names("branch"))
@@ -386,16 +387,14 @@ class LocalCluster:
             members = {b: Member.from_json(zk.get(f"{folder}/branch/{b}")[0]) for b in branches}
             root = self.inspect().root
             root_id = root.node_id if root else None
-            avoiding = [
-                n for n in leaves if Member.from_json(zk.get(f"{folder}/leaf/{n}")[0]).avoiding
-            ]
+            leaf_members = [Member.from_json(zk.get(f"{folder}/leaf/{n}")[0]) for n in leaves]
             return (
                 root_id is not None
-                and not avoiding
+                and all(m.fresh and not m.avoiding for m in leaf_members)
                 and all(m.fresh and (m.available or b == root_id) for b, m in members.items())
             )
 
-        what = "every branch fresh and available, no leaf avoiding one"
+        what = "every branch fresh and available, every leaf fresh and avoiding none"
         wait_until(settled, timeout=timeout, what=what, ignore=(KazooException, DataError))
         return self.wait_for_tree(timeout=timeout)
 
