@@ -40,6 +40,7 @@ from benchkit import (
     terminate_as_interrupt,
 )
 
+from prodstate.agent.config import replication_settings
 from prodstate.testing.redis_server import RedisServer
 from prodstate.testing.wait import wait_until
 
@@ -47,11 +48,7 @@ PREFIX = "fan:"
 PATTERN = f"__keyspace@0__:{PREFIX}*"  # the written keys' notifications, nothing else
 #: What the agent sets on every Redis (prodstate.agent.config.AgentConfig.redis_settings,
 #: less the replica-announce pair, which only names a replica to its master).
-REPLICATION = {
-    "repl-backlog-size": "64mb",
-    "repl-backlog-ttl": "0",
-    "repl-diskless-sync": "yes",
-}
+REPLICATION = replication_settings()
 #: The branch publishes keyspace events as the agent has it do; nobody subscribes to it.
 BRANCH_NOTIFY = {"notify-keyspace-events": "KA"}
 #: A replica fires a keyspace event for each write it receives from its master.

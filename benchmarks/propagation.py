@@ -45,19 +45,15 @@ from benchkit import (
 )
 from proctrace import Sampler, Snapshot, Window
 
+from prodstate.agent.config import replication_settings
 from prodstate.testing.cluster import LocalCluster
 from prodstate.testing.redis_server import RedisServer
 from prodstate.testing.wait import wait_until
 
 PATTERN = "__keyspace@0__:prop:*"  # the written keys' notifications, nothing else
-#: What the agent sets on its Redis (prodstate.agent.config.AgentConfig.redis_settings), so
-#: the plain tree replicates with the same settings; keyspace events for string commands on
-#: both.
-REPLICATION = {
-    "repl-backlog-size": "64mb",
-    "repl-backlog-ttl": "0",
-    "repl-diskless-sync": "yes",
-}
+#: What the agent sets on its Redis, so the plain tree replicates with the same settings;
+#: keyspace events for string commands on both.
+REPLICATION = replication_settings()
 NOTIFY = {"notify-keyspace-events": "K$"}
 
 

@@ -11,6 +11,20 @@ from prodstate.security.credentials import NONE as NO_CREDENTIALS
 from prodstate.security.credentials import Credentials
 from prodstate.security.tls import TlsFiles
 
+#: The agent's default replication backlog (``--backlog-size``).
+DEFAULT_BACKLOG = "64mb"
+
+
+def replication_settings(backlog_size: str = DEFAULT_BACKLOG) -> dict[str, str]:
+    """How every Redis of the tree replicates (a part of :meth:`AgentConfig.redis_settings`;
+    benchmarks wire plain Redis trees with it): a backlog that never expires, and full
+    syncs streamed from memory."""
+    return {
+        "repl-backlog-size": backlog_size,
+        "repl-backlog-ttl": "0",
+        "repl-diskless-sync": "yes",
+    }
+
 
 @dataclass(frozen=True)
 class AgentConfig:
@@ -32,7 +46,7 @@ class AgentConfig:
     #: Seconds between full re-reads of ZooKeeper (a safety net: watches drive the reads
     #: between them); None: 60 on every tier (see ``full_read_interval``).
     refresh_interval: float | None = None
-    backlog_size: str = "64mb"
+    backlog_size: str = DEFAULT_BACKLOG
     #: Seconds an empty leaf waits for a syncing branch before loading from the root.
     cold_start_wait: float = 30.0
     metrics_port: int | None = None
@@ -79,9 +93,7 @@ class AgentConfig:
         """
         host, port = parse_address(self.advertise)
         settings = {
-            "repl-backlog-size": self.backlog_size,
-            "repl-backlog-ttl": "0",
-            "repl-diskless-sync": "yes",
+            **replication_settings(self.backlog_size),
             "replica-announce-ip": host,
             "replica-announce-port": str(port),
             # Keyspace notifications for every change, replicated ones too: what
