@@ -16,9 +16,11 @@ from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.security import OPEN_ACL_UNSAFE
 
 from prodstate.client import Client, WriteRejected
+from prodstate.core.heartbeat import HEARTBEAT_KEY
 from prodstate.core.model import UNREACHABLE, Member, RootRecord, Tier
 from prodstate.core.rendezvous import choose_parent
 from prodstate.redis.control import RedisControl
+from prodstate.redis.feed import channel_of
 from prodstate.security.credentials import Secret
 from prodstate.security.tls import TlsFiles, UntrustedServer
 from prodstate.testing import wait_until
@@ -29,6 +31,7 @@ from prodstate.testing.secure import CertificateAuthority, SecureSetup
 from prodstate.zk.client import quiet_log
 
 SESSION = 2.0  # as in conftest.py
+HEARTBEAT_CHANNEL = channel_of(HEARTBEAT_KEY)
 
 
 @pytest.fixture(scope="module")
@@ -208,6 +211,13 @@ def test_a_cluster_listening_only_on_tls_forms_replicates_and_confirms_a_write(t
         assert client.set("tls:key", "v") == "OK"
         cluster.wait_everywhere("tls:key", "v")
         assert client.get("tls:key", max_staleness=10) == "v"
+
+    def resting_on_notifications() -> bool:
+        """The leaf's agent follows its heartbeat's keyspace notifications, over TLS."""
+        with leaf.client() as conn:
+            return conn.pubsub_numsub(HEARTBEAT_CHANNEL) == [(HEARTBEAT_CHANNEL, 1)]
+
+    wait_until(resting_on_notifications, timeout=30, what="the leaf's agent subscribed")
 
 
 def _master_of(server: RedisServer) -> str:
