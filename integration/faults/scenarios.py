@@ -6,11 +6,13 @@ import json
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from prodstate.client import Client
+from prodstate.core.maintenance import Switchover
 from prodstate.core.model import DataError, RedisState, RootRecord
 from prodstate.redis.control import read_state
 from prodstate.redis.link import Link
@@ -18,6 +20,7 @@ from prodstate.testing import ZooKeeperEnsemble, wait_until
 from prodstate.testing.cluster import LocalCluster
 from prodstate.testing.tree import read_epoch
 from prodstate.zk.client import read_root
+from prodstate.zk.maintenance import clear_switchover, request_switchover
 
 from .harness import FaultResult, StaleMonitor, Writer, check_after
 from .silent import BUFFER_BACKLOG, SILENT_SCENARIOS
@@ -119,12 +122,20 @@ def switchover_dead_target(cluster: LocalCluster, writer: Writer) -> None:
     must still be known to hold the tree's history, claim and serve."""
     old = _root(cluster)
     target = _other_branch(cluster, old)
+    zk = cluster.zk()
     cluster.agents[target].kill()
     writer.mark("inject")
-    argv = [sys.executable, "-m", "prodstate", "switchover", "--zk", cluster.zk_hosts]
-    argv += ["--cluster", cluster.cluster, "--to", target, "--json"]
-    subprocess.run(argv, capture_output=True, text=True, timeout=90)  # it may time out
-    now = cluster.wait_for_new_root(old.epoch)
+    # Asked at once, as ``prodstate switchover --to TARGET`` asks: the command, started on a
+    # loaded machine, can come after the dead target's session has expired, and refuse.
+    asked = time.time()
+    request = Switchover(
+        uuid.uuid4().hex, old.node_id, old.epoch, target, "faults", asked, asked + 30
+    )
+    request_switchover(zk, cluster.cluster, request)
+    try:
+        now = cluster.wait_for_new_root(old.epoch)
+    finally:
+        clear_switchover(zk, cluster.cluster, request.id)
     assert now.node_id != target, f"the dead target serves: {now}"
     cluster.agents[target].start()
     writer.wait_for_more(WRITES // 4)
