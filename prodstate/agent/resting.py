@@ -75,10 +75,10 @@ class RestingWait:
                 if beats is None:
                     return freshness  # the connection ended: its Redis may have restarted
                 if beats:
-                    before, freshness = freshness, freshness.advanced(now, self.config.freshness)
-                    if freshness.fresh != before.fresh or freshness.streak:
-                        return freshness
-                    self.metrics.observe_rest(freshness, now)
+                    advanced = freshness.advanced(now, self.config.freshness)
+                    if not self._holds(freshness, advanced, now):
+                        return advanced
+                    freshness = advanced
                 heard = True
             if now >= until:
                 return freshness
@@ -97,10 +97,15 @@ class RestingWait:
         if pulse is None or not pulse.matches(s.redis):
             return None
         after = freshness.observe(pulse.heartbeat, now, self.config.freshness)
-        if after.fresh != freshness.fresh or after.streak:
-            return None
+        return after if self._holds(freshness, after, now) else None
+
+    def _holds(self, before: Freshness, after: Freshness, now: float) -> bool:
+        """Whether the verdict holds, no check disagreeing with it (then the metrics learn
+        the heartbeat's new age); if not, the agent must decide now."""
+        if after.fresh != before.fresh or after.streak:
+            return False
         self.metrics.observe_rest(after, now)
-        return after
+        return True
 
     def _open_feed(self, now: float) -> KeyFeed | None:
         """The subscribed feed, opened now if need be; None while Redis refuses it."""

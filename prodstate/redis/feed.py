@@ -76,17 +76,16 @@ class KeyFeed:
         self._user = user
         self._tls = tls
         self._conn: Connection | None = None
-        self._sock: socket.socket | None = None
         self._pending = b""
 
     @property
     def is_open(self) -> bool:
-        return self._sock is not None
+        return self._conn is not None
 
     def open(self) -> None:
         """Connect and subscribe (once open, nothing). OSError if Redis is out of reach,
         RedisError if it refuses (an ACL without the channel) or answers something else."""
-        if self._sock is not None:
+        if self._conn is not None:
             return
         conn = Connection(self.address, self.timeout, user=self._user, tls=self._tls)
         try:
@@ -96,25 +95,24 @@ class KeyFeed:
         except BaseException:
             conn.close()
             raise
+        conn.socket.setblocking(False)
         self._conn = conn
-        self._sock = conn.socket
-        self._sock.setblocking(False)
         self._pending = b""
 
     def fileno(self) -> int:
         """The socket to wait on (ValueError when not open)."""
-        if self._sock is None:
+        if self._conn is None:
             raise ValueError("the feed is not open")
-        return self._sock.fileno()
+        return self._conn.socket.fileno()
 
     def drain(self) -> int | None:
         """Read what has arrived, without waiting: how many writes of the key were notified
         (0 if none); None if the connection ended or carried something else (it is closed then:
         the Redis restarted, or the agent must read it another way)."""
-        if self._sock is None:
+        if self._conn is None:
             return None
         try:
-            data = self._receive(self._sock)
+            data = self._receive(self._conn.socket)
             if data is None:
                 self.close()
                 return None
@@ -144,5 +142,4 @@ class KeyFeed:
         if self._conn is not None:
             self._conn.close()
         self._conn = None
-        self._sock = None
         self._pending = b""
