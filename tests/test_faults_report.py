@@ -63,3 +63,28 @@ def test_from_prints_the_table_of_saved_runs_and_fails_on_a_bad_one(tmp_path: Pa
     assert "branch_kill" in out and "0.50/1.25/2.00" in out
     save(str(path), {"branch_kill": [result(lost=2)]})
     assert main(["--from", str(path)]) == 1
+
+
+def test_keep_copies_the_work_directory_of_a_bad_run_only(tmp_path: Path, monkeypatch):
+    import socket
+
+    from integration.faults import report
+
+    outcomes = iter([result(), result(full_resyncs=2), "ignored"])
+
+    def fake_run(name: str, workdir: Path) -> FaultResult:
+        (workdir / "node").mkdir()
+        (workdir / "node" / "agent.log").write_text(f"{name} log\n")
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(str(workdir / "node" / "redis.sock"))  # a socket is not copied
+        listener.close()
+        return next(outcomes)
+
+    monkeypatch.setattr(report, "run_scenario", fake_run)
+    monkeypatch.setattr(report, "stop_all", lambda: None)
+    kept = tmp_path / "kept"
+    results = report.run_all(["branch_kill"], 2, keep_dir=str(kept))
+    assert [r.full_resyncs for r in results["branch_kill"]] == [0, 2]
+    assert sorted(p.name for p in kept.iterdir()) == ["branch_kill-2"]
+    assert (kept / "branch_kill-2" / "node" / "agent.log").read_text() == "branch_kill log\n"
+    assert not (kept / "branch_kill-2" / "node" / "redis.sock").exists()

@@ -1,13 +1,14 @@
 """Run the fault scenarios outside pytest and print a table.
 
-``python -m integration.faults.report [--runs N] [--scenario NAME ...] [--json FILE]``;
-``--from FILE ...`` prints the table of saved runs.
+``python -m integration.faults.report [--runs N] [--scenario NAME ...] [--json FILE]
+[--keep DIR]``; ``--from FILE ...`` prints the table of saved runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -102,10 +103,23 @@ def save(path: str, results: dict[str, list[FaultResult | str]]) -> None:
     Path(path).write_text(json.dumps(entries, indent=1) + "\n")
 
 
-def bad_runs(name: str, outcomes: list[FaultResult | str]) -> int:
-    """Runs that failed a check, lost a write, resynced fully beyond the expected, or died."""
+def is_bad(name: str, outcome: FaultResult | str) -> bool:
+    """A run that failed a check, lost a write, resynced fully beyond the expected, or died."""
     allowed = FULL_RESYNCS.get(name, NO_FULL_RESYNC)
-    return sum(isinstance(r, str) or not r.ok or r.full_resyncs not in allowed for r in outcomes)
+    return isinstance(outcome, str) or not outcome.ok or outcome.full_resyncs not in allowed
+
+
+def bad_runs(name: str, outcomes: list[FaultResult | str]) -> int:
+    return sum(is_bad(name, r) for r in outcomes)
+
+
+def keep(workdir: Path, dest: Path) -> None:
+    """Copy a run's work directory (logs, configurations, data; not sockets) to ``dest``."""
+
+    def not_regular(folder: str, names: list[str]) -> list[str]:
+        return [n for n in names if not (Path(folder, n).is_file() or Path(folder, n).is_dir())]
+
+    shutil.copytree(workdir, dest, ignore=not_regular, symlinks=True, dirs_exist_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
         "--scenario", action="append", choices=list(SCENARIOS), help="repeatable; default all"
     )
     parser.add_argument("--json", help="write every run's result here, after each run")
+    parser.add_argument(
+        "--keep", metavar="DIR", help="copy the work directory of every bad run into DIR/NAME-RUN"
+    )
     parser.add_argument(
         "--from",
         dest="sources",
@@ -126,15 +143,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.sources:
         results = load(args.sources)
     else:
-        results = run_all(args.scenario or list(SCENARIOS), args.runs, args.json)
+        results = run_all(args.scenario or list(SCENARIOS), args.runs, args.json, args.keep)
     rows = [row(name, outcomes) for name, outcomes in results.items()]
     print(table(rows))
     return 1 if any(bad_runs(name, outcomes) for name, outcomes in results.items()) else 0
 
 
-def run_all(names: list[str], runs: int, json_path: str | None) -> dict:
+def run_all(
+    names: list[str], runs: int, json_path: str | None = None, keep_dir: str | None = None
+) -> dict:
     """``runs`` rounds of every scenario in ``names`` (round by round, so an interrupted set
-    has whole rounds); a run that raised is kept as its error."""
+    has whole rounds); a run that raised is kept as its error, and with ``keep_dir`` a bad
+    run's work directory is kept too."""
     results: dict[str, list[FaultResult | str]] = {name: [] for name in names}
     for run in range(runs):
         for name in names:
@@ -147,6 +167,9 @@ def run_all(names: list[str], runs: int, json_path: str | None) -> dict:
                     line = f"{name}: ERROR {outcome}"
                 finally:
                     stop_all()  # nothing outlives a failed run
+                if keep_dir and is_bad(name, outcome):
+                    keep(Path(workdir), Path(keep_dir) / f"{name}-{run + 1}")
+                    line += f" (kept in {Path(keep_dir) / f'{name}-{run + 1}'})"
             print(f"run {run + 1}: {line}", file=sys.stderr, flush=True)
             results[name].append(outcome)
             if json_path:
