@@ -58,6 +58,7 @@ BRANCH_LOSS = [
         "packets in; peak /s; max latency ms",
         "{packets:.0f}; {peak_packets_per_s:.0f}; {max_latency_ms:.0f}",
     ),
+    ("worker loop lag until all re-homed, s", "{worker_lag_s:.2f}"),
     ("wrong parents", "{wrong}"),
 ]
 

@@ -5,10 +5,10 @@
   (``AclGuard.ensure_paths``; with credentials, every guarded znode's ACL read as well);
 * ``read_view`` with the real ``ReadCache``: only what a watch reported changed (or this
   leaf wrote) is read again, everything with ``full``: the branch list, each branch's member
-  znode, the leaf's own member znode, ``root`` (``exists`` when it is missing), ``epoch``
-  and the maintenance folder, each read leaving a watch;
-* ``register``: ``get``, then ``create``, ``set`` or (a previous session's znode) a
-  transaction replacing it.
+  znode, ``root`` (``exists`` when it is missing), ``epoch`` and the maintenance folder, each
+  read leaving a watch, and the leaf's own member znode without one;
+* ``register``: ``set`` on its own znode read this session, else ``get``, then ``create``,
+  ``set`` or (a previous session's znode) a transaction replacing it; what it wrote is kept.
 
 Requests are tagged (``full``, ``read``, ``write``, ``session``) for the session's trace.
 """
@@ -160,7 +160,7 @@ class AsyncStore:
             znode = await self.read_member(Tier.BRANCH, child)
             if znode is not None and znode.member is not None:
                 branches.append(znode.member)
-        own = await self.read_member(Tier.LEAF, self.node_id)
+        own = await self.read_member(Tier.LEAF, self.node_id, watch=False)
         registered = own.member if own is not None and own.owner == session_id else None
         root = await self.read_root()
         lineage = await self.read_lineage()
@@ -179,12 +179,12 @@ class AsyncStore:
         self.cache.forget([p for p in self.cache.cached_under(path) if p not in present])
         return children
 
-    async def read_member(self, tier: Tier, node_id: str) -> MemberZnode | None:
+    async def read_member(self, tier: Tier, node_id: str, watch: bool = True) -> MemberZnode | None:
         path = self.layout.member(tier, node_id)
 
         async def load() -> MemberZnode | Uncached[None]:
             try:
-                raw, stat = await self.call(GetData(path, True))
+                raw, stat = await self.call(GetData(path, watch))
             except NoNodeError:
                 return Uncached(None)
             try:
@@ -262,25 +262,33 @@ class AsyncStore:
         self.session.counts.tag = "write"
         path = self.layout.member(Tier.LEAF, self.node_id)
         data = member.to_json()
-        hit, known = self.cache.fresh(path)
         try:
-            if hit and isinstance(known, MemberZnode) and known.owner == session_id:
-                with contextlib.suppress(NoNodeError):  # deleted since: looked up below
-                    await self.call(SetData(path, data, -1))
-                    return
-            try:
-                _, stat = await self.call(GetData(path, False))
-            except NoNodeError:
-                await self.call(Create(path, data, self.acl or OPEN_ACL_UNSAFE, EPHEMERAL))
-                return
-            if stat.ephemeralOwner == session_id:
+            await self._register(path, data, session_id)
+        except BaseException:
+            self.cache.invalidate(path)
+            raise
+        else:
+            written = parse_member(self.node_id, Tier.LEAF, data)
+            self.cache.keep(path, MemberZnode(written, session_id))
+        finally:
+            self.cache.invalidate(self.layout.members(Tier.LEAF))
+
+    async def _register(self, path: str, data: bytes, session_id: int) -> None:
+        hit, known = self.cache.fresh(path)
+        if hit and isinstance(known, MemberZnode) and known.owner == session_id:
+            with contextlib.suppress(NoNodeError):  # deleted since: looked up below
                 await self.call(SetData(path, data, -1))
                 return
-            ops = [Delete(path, stat.version), Create(path, data, self.acl or OPEN_ACL_UNSAFE,
-                                                      EPHEMERAL)]  # fmt: skip
-            failed = [r for r in await self.call(Transaction(ops)) if isinstance(r, Exception)]
-            if failed:
-                raise failed[0]
-        finally:
-            self.cache.invalidate(path)
-            self.cache.invalidate(self.layout.members(Tier.LEAF))
+        try:
+            _, stat = await self.call(GetData(path, False))
+        except NoNodeError:
+            await self.call(Create(path, data, self.acl or OPEN_ACL_UNSAFE, EPHEMERAL))
+            return
+        if stat.ephemeralOwner == session_id:
+            await self.call(SetData(path, data, -1))
+            return
+        ops = [Delete(path, stat.version), Create(path, data, self.acl or OPEN_ACL_UNSAFE,
+                                                  EPHEMERAL)]  # fmt: skip
+        failed = [r for r in await self.call(Transaction(ops)) if isinstance(r, Exception)]
+        if failed:
+            raise failed[0]

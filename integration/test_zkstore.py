@@ -131,19 +131,42 @@ def test_only_what_changed_is_read_again(fleet):
     assert (view.root.node_id, view.lineage.epoch, requests) == ("b2", 2, 0)
 
 
-def test_a_member_read_since_it_was_written_is_updated_in_one_request(fleet):
-    _, leaf, _ = fleet
+def test_a_leaf_publishes_in_one_request_and_keeps_what_it_wrote(fleet, zookeeper, kazoo_factory):
+    _, leaf, woken = fleet
     read(leaf, full=True)
+    fired = woken.count
     before = leaf.requests
-    leaf.register(Member("l1", Tier.LEAF, "l1:6379", fresh=False))
-    assert leaf.requests - before == 1  # its own znode, watched and unchanged: set only
+    leaf.register(Member("l1", Tier.LEAF, "l1:6379", fresh=False, avoiding=("b2",)))
+    assert leaf.requests - before == 1  # its own znode, read this session: set only
     view, requests = read(leaf)
-    assert (view.registered.fresh, requests) == (False, 1)  # read back, the watch set again
+    assert (view.registered.fresh, view.registered.avoiding, requests) == (False, ("b2",), 0)
+    assert woken.count == fired  # no watch on its own znode: its write woke nothing
+
     leaf.cache.clear()
     before = leaf.requests
     leaf.register(Member("l1", Tier.LEAF, "l1:6379"))
     assert leaf.requests - before == 2  # not read since: looked up first
-    assert read(leaf, full=True)[0].registered.fresh
+    assert read(leaf)[0].registered.fresh
+
+    # Deleted by hand: seen at the next full read, which finds it unregistered.
+    admin = kazoo_factory(zookeeper.hosts)
+    admin.delete(f"{leaf.base}/members/leaf/l1")
+    assert read(leaf)[0].registered is not None  # not watched: not seen yet
+    assert read(leaf, full=True)[0].registered is None
+
+
+def test_a_branch_reads_its_own_member_back_with_a_watch(fleet):
+    branches, _, _ = fleet
+    b2 = branches["b2"]
+    path = f"{b2.base}/members/branch/b2"
+    b2.read_view("b2", Tier.BRANCH, full=True)
+    before = b2.requests
+    b2.register(Member("b2", Tier.BRANCH, "b2:6379", fresh=False))
+    assert b2.requests - before == 1
+    # A branch's member decides where leaves go: read back with a watch, not kept.
+    assert b2.cache.fresh(path) == (False, None)
+    assert b2.read_view("b2", Tier.BRANCH).registered.fresh is False
+    assert b2.cache.fresh(path)[0]
 
 
 def test_a_watch_that_fires_during_the_read_is_not_lost(fleet, monkeypatch):
@@ -173,8 +196,8 @@ def test_own_writes_and_a_new_session_are_read_again(fleet):
     _, leaf, _ = fleet
     read(leaf, full=True)
     leaf.register(Member("l1", Tier.LEAF, "l1-moved:6379"))
-    view, requests = read(leaf)  # no waiting for the watch: the write marked it
-    assert (view.registered.address, requests) == ("l1-moved:6379", 1)
+    view, requests = read(leaf)  # no waiting: the leaf keeps what it wrote
+    assert (view.registered.address, requests) == ("l1-moved:6379", 0)
     leaf.client.stop()  # the session closes: everything cached must go
     leaf.client.start()
     wait_until(lambda: leaf.state is ZkState.CONNECTED, timeout=15, what="a new session")

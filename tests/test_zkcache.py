@@ -106,6 +106,17 @@ def test_forget_drops_removed_children_only():
     assert cache.fresh("/m/b/deeper") == (True, "/m/b/deeper")
 
 
+def test_keep_stores_what_the_agent_wrote_until_cleared():
+    cache = ReadCache()
+    cache.read("/own", Loader("read"))
+    cache.invalidate("/own")  # a write of its own, or a watch
+    cache.keep("/own", "written")
+    assert cache.fresh("/own") == (True, "written")
+    assert cache.read("/own", Loader("not read")) == "written"
+    cache.clear()  # a new session, a dropped connection or a full read: read it again
+    assert cache.fresh("/own") == (False, None)
+
+
 @pytest.mark.parametrize(
     ("tier", "configured", "expected"),
     [(Tier.LEAF, None, 60.0), (Tier.BRANCH, None, 60.0), (Tier.LEAF, 5.0, 5.0)],

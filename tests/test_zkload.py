@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import struct
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -254,7 +255,7 @@ def test_the_root_gone_costs_a_get_and_an_exists():
     assert view.root is None
 
 
-def test_registering_creates_the_member_and_its_read_is_done_again():
+def test_registering_creates_the_member_and_keeps_it_without_reading_it_back():
     store, session = store_for(3, registered=False)
     asyncio.run(store.read_view(full=True))
     session.sent.clear()
@@ -264,7 +265,9 @@ def test_registering_creates_the_member_and_its_read_is_done_again():
     assert session.sent == [("GetData", own), ("Create", own)]
     session.sent.clear()
     view = asyncio.run(store.read_view(full=False))
-    assert session.sent == [("GetData", own)] and view.registered == member
+    assert session.sent == [] and view.registered == member
+    asyncio.run(store.register(replace(member, fresh=False)))  # known now: set only
+    assert session.sent == [("SetData", own)]
 
 
 # --- the simulated leaf -----------------------------------------------------------------------

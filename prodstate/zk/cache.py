@@ -10,6 +10,10 @@ pending, so the rules are:
 * anything that may have lost watches (a new session, a dropped connection, a failed
   read) calls ``clear``: every path is read afresh, and a read begun before the clear
   cannot store what it got (its ``token`` is stale). ``read`` clears when a load fails.
+
+A value read without a watch is trusted the same way: until it is invalidated (the agent
+wrote it) or ``keep`` replaces it, or everything is cleared. Only a znode that nobody but
+this agent writes may be read so (a leaf's own member znode).
 """
 
 from __future__ import annotations
@@ -81,6 +85,12 @@ class ReadCache:
         with self._lock:
             if token == self._generation:
                 self._entries[path] = value
+
+    def keep(self, path: str, value: object) -> None:
+        """Store what this agent just wrote at ``path`` (a znode only it writes), fresh."""
+        with self._lock:
+            self._entries[path] = value
+            self._dirty.discard(path)
 
     def invalidate(self, path: str | None) -> None:
         """A watch on ``path`` fired (``None``: a session event, so forget everything)."""
