@@ -213,7 +213,7 @@ def branch_loss(run: Run, crash: bool) -> dict[str, Any]:
     run.monitor.window()
     log(f"branch loss: {'crashing' if crash else 'killing the agent of'} {victim} "
         f"({len(affected)} leaves)")  # fmt: skip
-    run.fleet.progress()  # the loops' lag counts from now
+    cpu0 = run.fleet.progress()["cpu"]  # the loops' lag counts from now
     t_kill = time.monotonic()
     if crash:
         cluster.crash(victim)
@@ -237,7 +237,8 @@ def branch_loss(run: Run, crash: bool) -> dict[str, Any]:
         return len(saw) == run.n and len(rehomed) == len(affected)
 
     wait_for(settled, run.timeout, "every leaf to re-read the branches", every=0.5)
-    lag = run.fleet.progress()["lag"]
+    progress = run.fleet.progress()
+    lag, cpu = progress["lag"], progress["cpu"] - cpu0
     time.sleep(3.0)  # requests still under way: a moved leaf registers fresh again
     traces = run.fleet.merged("trace", False)
     window = run.monitor.window()
@@ -268,6 +269,7 @@ def branch_loss(run: Run, crash: bool) -> dict[str, Any]:
         "max_latency_ms": window.peak("zk_max_latency"),
         "wrong": wrong,
         "worker_lag_s": lag,
+        "worker_cpu_s": cpu,
     }
 
 

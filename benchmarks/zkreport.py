@@ -58,7 +58,10 @@ BRANCH_LOSS = [
         "packets in; peak /s; max latency ms",
         "{packets:.0f}; {peak_packets_per_s:.0f}; {max_latency_ms:.0f}",
     ),
-    ("worker loop lag until all re-homed, s", "{worker_lag_s:.2f}"),
+    (
+        "until all re-homed: worker loop lag; workers' CPU, s",
+        "{worker_lag_s:.2f}; {worker_cpu_s:.1f}",
+    ),
     ("wrong parents", "{wrong}"),
 ]
 

@@ -7,7 +7,8 @@ The parent sends commands on a pipe and gets one answer to each:
   stops); ``("source", at)``: the root stopped writing heartbeats at ``at`` (None: it writes
   again); see ``zkleaf.DataPath``;
 * ``("progress",)``: how many are connected, registered and have chosen a parent, with
-  their sessions' drops and expiries and the loop's worst lag since the last ask;
+  their sessions' drops and expiries, the loop's worst lag since the last ask and the
+  process's CPU seconds so far;
 * ``("times",)``: per leaf, when it first connected, registered, chose a parent and
   registered fresh, and when it last connected;
 * ``("counts",)``: per leaf, its session's counters (``zkwire.Counts.snapshot``);
@@ -123,6 +124,7 @@ class Worker:
                 "expired": sum(leaf.session.counts.expired for leaf in self.leaves),
                 "failures": sum(leaf.failures for leaf in self.leaves),
                 "lag": lag,
+                "cpu": time.process_time(),
             }
         if kind == "times":
             return {
