@@ -175,3 +175,16 @@ def test_a_leaf_whose_link_dropped_waits_for_a_new_parent_still_on_a_deposed_roo
     assert d.action == Wait() and "still follows old-root.example.net:6379" in d.reason
     following = PeerState("", target.new_parent, replica(offset=900))  # behind, on the root
     assert decide(replace(s, new_parent=following)).action == Replicate(target.new_parent)
+
+
+def test_a_leaf_whose_link_dropped_does_not_move_to_a_parent_cut_from_the_root():
+    """A parent that names the root with its link down may be a former root, cut off with
+    writes the new root never received: a leaf taking them would need a full resync."""
+    s = snap(tier=Tier.LEAF, redis=replica(master=ROOT_ADDR, link_up=False), probed=True)
+    target = decide(replace(s, probed=False)).action
+    assert isinstance(target, Probe) and target.new_parent is not None
+    cut = PeerState("", target.new_parent, replica(link_up=False, offset=5000))
+    d = decide(replace(s, new_parent=cut))
+    assert d.action == Wait() and "no live link to root" in d.reason
+    linked = PeerState("", target.new_parent, replica(offset=5000))
+    assert decide(replace(s, new_parent=linked)).action == Replicate(target.new_parent)

@@ -58,6 +58,21 @@ def test_a_new_agent_is_judging_until_it_rises_or_sees_the_heartbeat_stand_still
     assert not run(fallen, advancing, 20.5, 21.0).judging  # once judged, never again
 
 
+def test_a_former_root_is_stale_until_the_new_roots_heartbeat_reaches_it():
+    """The heartbeat a root saw advance was its own: once it stops holding the root its
+    verdict starts again as stale (not judging, which leaves would still follow), and only
+    the new root's heartbeats, ``rise`` checks of them, make it fresh."""
+    own = run(Freshness(), advancing, 0.0, 10.0)
+    assert own.fresh
+    former = own.forgotten()
+    assert not former.fresh and not former.judging
+    cut = run(former, lambda t: advancing(10.0), 10.5, 20.0)  # its own last heartbeat stays
+    assert not cut.fresh and not cut.judging
+    new_root = run(cut, lambda t: f"new {t}", 20.5, 21.5)
+    assert not new_root.fresh  # three fresh checks: one short of rise
+    assert run(new_root, lambda t: f"new {t}", 22.0, 22.0).fresh
+
+
 def test_a_heartbeat_that_never_advances_is_never_fresh_however_young_it_looks():
     """Skew-free: the value itself is never compared with this machine's clock, so a
     heartbeat stamped in the future (a clock ahead at the root) does not look fresh."""

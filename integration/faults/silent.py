@@ -5,7 +5,9 @@ write confirmed after the fault, and "heal" when the fault ends."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
 import time
 
 import redis
@@ -117,10 +119,37 @@ def root_one_cut(cluster: LocalCluster, writer: Writer) -> None:
     _cut_branch_from_root(cluster, writer, noisy=True)
 
 
+class _Followers:
+    """Samples, in a thread, which leaves replicate from ``name`` (a cut former root)."""
+
+    def __init__(self, cluster: LocalCluster, name: str, interval: float = 0.1) -> None:
+        self.cluster, self.name, self.interval = cluster, name, interval
+        self.seen: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="followers", daemon=True)
+
+    def __enter__(self) -> _Followers:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            for leaf in self.cluster.names("leaf"):
+                with contextlib.suppress(redis.RedisError):
+                    if _parent(self.cluster, leaf) == self.name:
+                        self.seen.add(leaf)
+
+
 def root_all_cut(cluster: LocalCluster, writer: Writer) -> None:
     """The root's Redis cut from every branch's Redis, both ways, silently, while every
     agent keeps its session: no write can be confirmed; the root gives up and a branch
-    takes over; healed, the old root rejoins as a replica."""
+    takes over; healed, the old root rejoins as a replica. No leaf follows the cut former
+    root meanwhile: its Redis may hold writes the new root never received, and a leaf that
+    took them would need a full resync."""
     old = _root(cluster)
     others = [b for b in cluster.names("branch") if b != old.node_id]
     for branch in others:
@@ -130,8 +159,10 @@ def root_all_cut(cluster: LocalCluster, writer: Writer) -> None:
     try:
         new = cluster.wait_for_new_root(old.epoch, timeout=FRESH_TIMEOUT)
         assert new.node_id != old.node_id
-        _wait_fresh(cluster, writer, cluster.names("leaf"))
-        writer.wait_for_more(WRITES_DURING)
+        with _Followers(cluster, old.node_id) as followers:
+            _wait_fresh(cluster, writer, cluster.names("leaf"))
+            writer.wait_for_more(WRITES_DURING)
+        assert not followers.seen, f"leaves followed the cut former root: {followers.seen}"
     finally:
         for branch in others:
             cluster.heal_link(branch, old.node_id)

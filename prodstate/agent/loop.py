@@ -126,6 +126,8 @@ class Agent:
         self._master_since = Since()
         self._offset_since = Since()
         self._unacked_since: float | None = None
+        #: Whether the last snapshot found this agent holding the root.
+        self._held_root = False
         #: Branches this leaf stays off, until when (monotonic).
         self._avoiding: dict[str, float] = {}
         self._held_off_until: float | None = None
@@ -425,11 +427,20 @@ class Agent:
             switchover=view.switchover if view else None,
             drains=view.drains if view else (),
         )
+        if self._held_root and not snapshot.holds_root:
+            log.info(
+                "no longer the root: the heartbeat it saw was its own, so its copy counts as "
+                "stale until the new root's heartbeat reaches it",
+                extra=self._identity(),
+            )
+            self.freshness = self.freshness.forgotten()
+        self._held_root = snapshot.holds_root
         self._no_branch_since = no_branch_since(self._no_branch_since, snapshot)
         self._unacked_since = unacked_since(self._unacked_since, snapshot)
         self._rejoin = rejoin_marks(self._rejoin, snapshot)
         return replace(
             snapshot,
+            freshness=self.freshness,
             no_branch_since=self._no_branch_since,
             unacked_since=self._unacked_since,
             rejoin=self._rejoin,

@@ -197,16 +197,27 @@ def _not_ready(parent: RedisState, s: Snapshot) -> str:
 
 def _not_following(parent: RedisState, s: Snapshot) -> str:
     """Why a leaf holding the tree's data should not move to ``parent`` even though it
-    cannot resume where it is ("" if it may move now): the parent still follows another
-    master than the root. It is about to change masters (its agent reacts without jitter),
-    and a PSYNC meanwhile may name a replication id it does not know yet: a full resync.
-    Seen when a leaf's own parent is promoted: its link drops for a moment, and by the
-    time it moves it has taken the new root's replication id."""
+    cannot resume where it is ("" if it may move now): the parent is not linked to the
+    root.
+
+    * It still follows another master. It is about to change masters (its agent reacts
+      without jitter), and a PSYNC meanwhile may name a replication id it does not know
+      yet: a full resync. Seen when a leaf's own parent is promoted: its link drops for a
+      moment, and by the time it moves it has taken the new root's replication id.
+    * It names the root but its link is down: it is catching up, or it is cut off, as a
+      former root is: such a Redis may hold writes the new root never received, and a
+      leaf that took them would need a full resync later. Nothing fresher is to be had
+      there; the parent is moved to once linked, or passed over once it reports stale.
+    """
     assert s.root is not None
     r = s.redis
     holds_data = r.role == "slave" and s.lineage.knows(r)
-    if holds_data and parent.reachable and parent.master != s.root.address:
+    if not holds_data or not parent.reachable:
+        return ""
+    if parent.master != s.root.address:
         return f"still follows {parent.master or 'no master'}, not root {s.root.node_id}"
+    if not parent.link_up:
+        return f"has no live link to root {s.root.node_id} yet"
     return ""
 
 

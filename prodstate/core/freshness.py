@@ -163,6 +163,14 @@ class Freshness:
             return replace(new, fresh=True, streak=0, fresh_since=now, judged=True)
         return replace(new, streak=streak)
 
+    def forgotten(self) -> Freshness:
+        """A stale verdict with no heartbeat seen, for an agent that stops holding the root:
+        the heartbeat it saw advance was its own, which says nothing of its link to the new
+        root. It turns fresh only on heartbeats that reach it as a replica (``rise``
+        checks), so leaves and the election do not take a cut-off former root (whose Redis
+        may hold writes no branch received) for a fresh branch meanwhile."""
+        return Freshness(judged=True)
+
     def describe(self, now: float) -> str:
         """``heartbeat advanced 0.4s ago`` (or why there is no such figure)."""
         age = self.age(now)
