@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from prodstate.core.model import Member, Tier
 from prodstate.testing import wait_until
 from prodstate.testing.cluster import LocalCluster
+from prodstate.zk.paths import Layout
 
 SESSION = 2.0
 
@@ -160,6 +162,7 @@ def test_a_switchover_moves_the_root_and_refusals_say_why(small):
 
     target = next(b for b in small.names("branch") if b != old.node_id)
     small.confirmed_write("before", "1")
+    mark = Path(small.agents[old.node_id].log_path).stat().st_size
     out = run_cli(small, "switchover", "--to", target)
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"root {target} serves with epoch {old.epoch + 1}" in out.stdout
@@ -172,6 +175,18 @@ def test_a_switchover_moves_the_root_and_refusals_say_why(small):
     small.wait_everywhere("before", "1")
     gone = small.zk().exists(f"/prodstate/{small.cluster}/switchover")
     assert gone is None, "the request is removed once done"
+    # The heartbeat the former root saw was its own: stale until the new root's reaches it.
+    wait_until(
+        lambda: logged_since(small, old.node_id, mark, b"no longer the root"),
+        timeout=10,
+        what="the former root forgetting its own heartbeat",
+    )
+    member = Layout(small.cluster).member(Tier.BRANCH, old.node_id)
+    wait_until(
+        lambda: Member.from_znode(old.node_id, Tier.BRANCH, small.zk().get(member)[0]).fresh,
+        timeout=30,
+        what="the former root fresh on the new root's heartbeat",
+    )
 
 
 def test_a_drain_moves_exactly_the_drained_branchs_leaves_and_undrain_brings_them_back(small):
