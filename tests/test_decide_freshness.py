@@ -300,6 +300,19 @@ def test_a_leader_cut_from_the_fenced_previous_root_claims_after_stale_after():
     assert "their link is cut" in d.reason and "200 bytes are given up" in d.reason
 
 
+def test_a_leader_cut_from_the_previous_root_yields_to_a_candidate_that_got_more_of_it():
+    """The cut reached the branches a moment apart: b2 acknowledged writes this leader never
+    received, and they were confirmed. Claiming would give them up; b2 must lead."""
+    old = peer(ROOT_ID, master(offset=1200, min_replicas_to_write=FENCE_MIN_REPLICAS))
+    silent = replica(master=ROOT_ADDR, link_up=True, offset=1000)
+    further = peer("b2", replica(master=ROOT_ADDR, offset=1100))
+    stuck = dict(previous_root=old, redis=silent, offset_since=NOW - STALE_AFTER - 1)
+    d = decide(election_snap(peers=(further,), **stuck))
+    assert d.action == LeaveElection() and "b2 is ahead (1100 > 1000)" in d.reason
+    level = peer("b2", replica(master=ROOT_ADDR, offset=1000))
+    assert decide(election_snap(peers=(level,), **stuck)).action == Claim(4)
+
+
 # --- properties ----------------------------------------------------------------------------
 
 

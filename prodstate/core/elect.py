@@ -76,7 +76,11 @@ def election(s: Snapshot) -> Decision:
                 f"previous root {prev.address} is ahead ({ahead.redis.offset} > "
                 f"{s.redis.offset}): catching up from it",
             )
-    elif ahead is not None:
+        # Cut from the previous root: but a candidate may have received more of its stream
+        # (a cut reaches the branches a moment apart), and writes it acknowledged were
+        # confirmed. Giving those up would lose them.
+        ahead = _most_advanced(s, with_previous_root=False)
+    if ahead is not None:
         return Decision(
             LeaveElection(),
             f"branch {ahead.node_id} is ahead ({ahead.redis.offset} > {s.redis.offset}): "
@@ -110,11 +114,13 @@ def _election_probe(s: Snapshot, candidates: tuple[str, ...]) -> Decision | None
     )
 
 
-def _most_advanced(s: Snapshot) -> PeerState | None:
-    """The fenced previous root or a candidate holding more of the history than this node."""
+def _most_advanced(s: Snapshot, with_previous_root: bool = True) -> PeerState | None:
+    """The fenced previous root (unless not ``with_previous_root``) or a candidate holding
+    more of the history than this node."""
     sources = [p for p in s.peers if p.address != s.address]
-    if s.previous_root is not None and s.previous_root.address != s.address:
-        sources.append(s.previous_root)
+    previous = s.previous_root if with_previous_root else None
+    if previous is not None and previous.address != s.address:
+        sources.append(previous)
     best: PeerState | None = None
     for peer in sources:
         r = peer.redis
