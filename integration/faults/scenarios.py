@@ -455,6 +455,8 @@ FULL_RESYNCS: dict[str, range] = {
     # The cut root took heartbeats and writes no branch received before it gave up: its
     # history diverged from the new root's, and it must take a full copy when healed.
     "root_all_cut": range(1, 2),
+    # The same for the root cut from both branches in turn.
+    "root_cut_in_turn": range(1, 2),
     # The dropped leaf missed more than the backlog (always so for a replica dropped at its
     # output-buffer limit in Redis 7): one full copy from its new branch.
     "leaf_output_buffer": range(1, 2),

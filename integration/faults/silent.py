@@ -13,9 +13,10 @@ import time
 import redis
 
 from prodstate.client import Client
-from prodstate.core.model import RootRecord
+from prodstate.core.model import RootRecord, candidate_from_znode
 from prodstate.testing import wait_until
 from prodstate.testing.cluster import LocalCluster
+from prodstate.zk.paths import Layout, ordered_candidates
 
 from .harness import Writer
 
@@ -170,6 +171,39 @@ def root_all_cut(cluster: LocalCluster, writer: Writer) -> None:
         writer.mark("heal")
 
 
+def _election_order(cluster: LocalCluster, skip: str) -> list[str]:
+    """The candidates of the root election, leader first, without ``skip``."""
+    zk, folder = cluster.zk(), Layout(cluster.cluster).election
+    names = [candidate_from_znode(zk.get(f"{folder}/{c}")[0]) for c in ordered_candidates(
+        zk.get_children(folder))]  # fmt: skip
+    return [n for n in names if n != skip]
+
+
+def root_cut_in_turn(cluster: LocalCluster, writer: Writer) -> None:
+    """The root's Redis cut from the branch that leads the election, and once writes
+    confirmed through the other branch have passed, from that one too: the leader holds
+    less of the stream than the other, which acknowledged writes it never received. It
+    must yield the election to it, or those confirmed writes are lost."""
+    old = _root(cluster)
+    first, second = _election_order(cluster, skip=old.node_id)[:2]
+    cluster.cut_link(first, old.node_id)
+    cluster.cut_link(old.node_id, first)
+    writer.mark("inject")
+    try:
+        writer.wait_for_more(WRITES_DURING)  # confirmed through the second branch only
+        cluster.cut_link(second, old.node_id)
+        cluster.cut_link(old.node_id, second)
+        new = cluster.wait_for_new_root(old.epoch, timeout=FRESH_TIMEOUT)
+        assert new.node_id == second, f"{new.node_id} took the root, not {second}, which got more"
+        _wait_fresh(cluster, writer, cluster.names("leaf"))
+        writer.wait_for_more(WRITES_DURING)
+    finally:
+        for branch in (first, second):
+            cluster.heal_link(branch, old.node_id)
+            cluster.heal_link(old.node_id, branch)
+        writer.mark("heal")
+
+
 def branch_redis_hang(cluster: LocalCluster, writer: Writer) -> None:
     """A branch's redis-server stopped (SIGSTOP) while its agent runs: its leaves move."""
     root = _root(cluster)
@@ -268,6 +302,7 @@ SILENT_SCENARIOS = {
     "branch_root_cut": branch_root_cut,
     "root_one_cut": root_one_cut,
     "root_all_cut": root_all_cut,
+    "root_cut_in_turn": root_cut_in_turn,
     "branch_redis_hang": branch_redis_hang,
     "link_flap": link_flap,
     "leaf_output_buffer": leaf_output_buffer,
