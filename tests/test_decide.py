@@ -167,7 +167,8 @@ def test_leaf_waits_for_a_new_parent_not_yet_in_sync_with_the_root(state):
         (on_root(offset=1000), replica(offset=1000), True),  # caught up
         (on_root(offset=1200), replica(offset=1000), True),  # ahead
         (RedisState(reachable=False), replica(offset=1000), False),  # cannot be asked
-        (on_root(offset=900), replica(offset=1000, link_up=False), False),  # going stale
+        # going stale, and the parent, behind it, is on another stream: waiting gains nothing
+        (on_root(offset=900, replid="e" * 40), replica(offset=1000, link_up=False), False),
     ],
 )
 def test_leaf_moves_when_its_new_parent_is_ready_or_waiting_would_not_help(

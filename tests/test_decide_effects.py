@@ -173,7 +173,7 @@ def test_a_leaf_whose_link_dropped_waits_for_a_new_parent_still_on_a_deposed_roo
     deposed = PeerState("", target.new_parent, replica(master=addr("old-root")))
     d = decide(replace(s, new_parent=deposed))
     assert d.action == Wait() and "still follows old-root.example.net:6379" in d.reason
-    following = PeerState("", target.new_parent, replica(offset=900))  # behind, on the root
+    following = PeerState("", target.new_parent, replica(offset=1100))  # on the root
     assert decide(replace(s, new_parent=following)).action == Replicate(target.new_parent)
 
 
@@ -185,6 +185,23 @@ def test_a_leaf_whose_link_dropped_does_not_move_to_a_parent_cut_from_the_root()
     assert isinstance(target, Probe) and target.new_parent is not None
     cut = PeerState("", target.new_parent, replica(link_up=False, offset=5000))
     d = decide(replace(s, new_parent=cut))
-    assert d.action == Wait() and "no live link to root" in d.reason
+    assert d.action == Wait() and "no live link to it" in d.reason
     linked = PeerState("", target.new_parent, replica(offset=5000))
     assert decide(replace(s, new_parent=linked)).action == Replicate(target.new_parent)
+
+
+def test_a_leaf_whose_link_dropped_waits_for_a_parent_behind_it_on_the_same_stream():
+    """Its parent was promoted and it got more of the new root's stream than the branch it
+    moves to, which has just followed the new root: a PSYNC past that branch's offset is a
+    full resync, and a moment later it is not."""
+    own = replica(master=ROOT_ADDR, link_up=False, offset=1300)
+    s = snap(tier=Tier.LEAF, redis=own, probed=True)
+    target = decide(replace(s, probed=False)).action
+    assert isinstance(target, Probe) and target.new_parent is not None
+    behind = PeerState("", target.new_parent, replica(offset=1200))
+    d = decide(replace(s, new_parent=behind))
+    assert d.action == Wait() and "is behind this node (1200 < 1300)" in d.reason
+    past = PeerState("", target.new_parent, replica(offset=1400))
+    assert decide(replace(s, new_parent=past)).action == Replicate(target.new_parent)
+    other_stream = PeerState("", target.new_parent, replica(offset=1200, replid="e" * 40))
+    assert decide(replace(s, new_parent=other_stream)).action == Replicate(target.new_parent)

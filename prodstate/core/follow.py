@@ -87,7 +87,7 @@ def follow(s: Snapshot) -> Decision:
     when_caught_up = False
     if new is not None and new.address == target and target != s.root.address:
         when_caught_up = _can_resume(new.redis, s)
-        waiting = _not_ready(new.redis, s) if when_caught_up else _not_following(new.redis, s)
+        waiting = _not_ready(new.redis, s, resume=when_caught_up)
         if waiting:
             return Decision(
                 Wait(), f"{why}, but it {waiting}: waiting, so the move is a partial resync"
@@ -176,48 +176,38 @@ def _can_resume(parent: RedisState, s: Snapshot) -> bool:
     )
 
 
-def _not_ready(parent: RedisState, s: Snapshot) -> str:
-    """Why a leaf that can resume (``_can_resume``) should not move to ``parent`` yet
-    ("" if it may move now).
+def _not_ready(parent: RedisState, s: Snapshot, resume: bool) -> str:
+    """Why a leaf holding the tree's data should not move to ``parent`` yet ("" if it may
+    move now, or holds none: an empty leaf needs a full copy anyway). ``resume``: the leaf
+    can resume where it is (``_can_resume``).
 
-    Redis answers a PSYNC it cannot serve (another replication id, or an offset past its
-    own) with a full resync. A branch that has not yet followed the current root, or is
-    behind this leaf, gets there within moments (its agent reacts without jitter, and a
-    branch whose agent is gone is soon unregistered), so the leaf waits for it. A leaf
-    that cannot resume (no tree data, its new parent unreachable, or its own link down,
-    so it is going stale) never waits: it needs a full resync anyway or must move now.
-    """
-    assert s.root is not None
-    if parent.master != s.root.address or not parent.link_up or parent.sync_in_progress:
-        return f"is not yet in sync with root {s.root.node_id}"
-    if parent.offset < s.redis.offset:
-        return f"is behind this node ({parent.offset} < {s.redis.offset})"
-    return ""
-
-
-def _not_following(parent: RedisState, s: Snapshot) -> str:
-    """Why a leaf holding the tree's data should not move to ``parent`` even though it
-    cannot resume where it is ("" if it may move now): the parent is not linked to the
-    root.
-
-    * It still follows another master. It is about to change masters (its agent reacts
-      without jitter), and a PSYNC meanwhile may name a replication id it does not know
-      yet: a full resync. Seen when a leaf's own parent is promoted: its link drops for a
-      moment, and by the time it moves it has taken the new root's replication id.
-    * It names the root but its link is down: it is catching up, or it is cut off, as a
-      former root is: such a Redis may hold writes the new root never received, and a
-      leaf that took them would need a full resync later. Nothing fresher is to be had
-      there; the parent is moved to once linked, or passed over once it reports stale.
+    Redis answers a PSYNC it cannot serve (a replication id it does not know, or an offset
+    past its own) with a full resync, and a parent without a live link to the root has
+    nothing fresher to give. A branch that still follows another master, is not linked to
+    the root yet, or is behind this leaf on the same stream gets there within moments (its
+    agent reacts without jitter, and a branch whose agent is gone is soon unregistered), so
+    the leaf waits for it, even with its own link down. Seen when a leaf's own parent is
+    promoted: its link drops for a moment while the branch it moves to is still switching
+    to the new root, or catching up on it. A parent that names the root with its link down
+    may also be a former root, cut off with writes the new root never received: a leaf
+    that took them would need a full resync later. It is moved to once linked, or passed
+    over once it reports stale.
     """
     assert s.root is not None
     r = s.redis
-    holds_data = r.role == "slave" and s.lineage.knows(r)
-    if not holds_data or not parent.reachable:
+    if not (r.role == "slave" and s.lineage.knows(r)) or not parent.reachable:
         return ""
     if parent.master != s.root.address:
-        return f"still follows {parent.master or 'no master'}, not root {s.root.node_id}"
-    if not parent.link_up:
-        return f"has no live link to root {s.root.node_id} yet"
+        return (
+            f"is not yet in sync with root {s.root.node_id}: still follows "
+            f"{parent.master or 'no master'}"
+        )
+    if not parent.link_up or parent.sync_in_progress:
+        return f"is not yet in sync with root {s.root.node_id}: no live link to it"
+    # Behind on the same stream, it passes this leaf's offset within moments; a leaf that
+    # cannot resume on another replication id may hold writes no branch will ever have.
+    if parent.offset < r.offset and (resume or parent.replid == r.replid):
+        return f"is behind this node ({parent.offset} < {r.offset})"
     return ""
 
 
