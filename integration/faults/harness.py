@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Self
 
 import redis
 
@@ -137,7 +138,38 @@ class Writer:
         return max((b - a for a, b in itertools.pairwise(window)), default=None)
 
 
-class StaleMonitor:
+class Sampler:
+    """Calls ``sample`` every ``interval`` seconds in a thread, between ``with`` and its end;
+    ``close`` runs once the thread stops."""
+
+    def __init__(self, interval: float, name: str) -> None:
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(self.interval):
+                self.sample()
+        finally:
+            self.close()
+
+    def sample(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what sampling held (nothing by default)."""
+
+
+class StaleMonitor(Sampler):
     """Samples leaves: a leaf is stale while it lacks a write confirmed over ``grace`` s ago.
 
     The stale seconds of a leaf are the summed sample intervals during which it answered
@@ -147,44 +179,35 @@ class StaleMonitor:
     def __init__(
         self, cluster: LocalCluster, writer: Writer, grace: float = 1.0, interval: float = 0.1
     ) -> None:
+        super().__init__(interval, "stale-monitor")
         self.cluster = cluster
         self.writer = writer
         self.grace = grace
-        self.interval = interval
         self.stale: dict[str, float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="stale-monitor", daemon=True)
+        self._conns: dict[str, redis.Redis] = {}
+        self._last = time.monotonic()
 
-    def __enter__(self) -> StaleMonitor:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        conns: dict[str, redis.Redis] = {}
-        last = time.monotonic()
-        while not self._stop.wait(self.interval):
-            now = time.monotonic()
-            step, last = now - last, now
-            due = [w for w in self.writer.confirmed() if w.ended <= now - self.grace]
-            if not due:
+    def sample(self) -> None:
+        now = time.monotonic()
+        step, self._last = now - self._last, now
+        due = [w for w in self.writer.confirmed() if w.ended <= now - self.grace]
+        if not due:
+            return
+        probe = due[-1]
+        for name in self.cluster.names("leaf"):
+            server = self.cluster.redis[name]
+            if not server.running:
                 continue
-            probe = due[-1]
-            for name in self.cluster.names("leaf"):
-                server = self.cluster.redis[name]
-                if not server.running:
-                    continue
-                conn = conns.setdefault(name, server.client(socket_timeout=0.5))
-                try:
-                    value = conn.get(probe.key)
-                except redis.RedisError:
-                    continue  # not answering: unavailable, not stale
-                if value != probe.value:
-                    self.stale[name] = self.stale.get(name, 0.0) + step
-        for conn in conns.values():
+            conn = self._conns.setdefault(name, server.client(socket_timeout=0.5))
+            try:
+                value = conn.get(probe.key)
+            except redis.RedisError:
+                continue  # not answering: unavailable, not stale
+            if value != probe.value:
+                self.stale[name] = self.stale.get(name, 0.0) + step
+
+    def close(self) -> None:
+        for conn in self._conns.values():
             conn.close()
 
     @property

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import threading
 import time
 
 import redis
@@ -18,7 +17,7 @@ from prodstate.testing import wait_until
 from prodstate.testing.cluster import LocalCluster
 from prodstate.zk.paths import Layout, ordered_candidates
 
-from .harness import Writer
+from .harness import Sampler, Writer
 
 #: How long a cut lasts once the cut part of the tree is fresh again, in confirmed writes.
 WRITES_DURING = 50
@@ -120,29 +119,19 @@ def root_one_cut(cluster: LocalCluster, writer: Writer) -> None:
     _cut_branch_from_root(cluster, writer, noisy=True)
 
 
-class _Followers:
+class _Followers(Sampler):
     """Samples, in a thread, which leaves replicate from ``name`` (a cut former root)."""
 
     def __init__(self, cluster: LocalCluster, name: str, interval: float = 0.1) -> None:
-        self.cluster, self.name, self.interval = cluster, name, interval
+        super().__init__(interval, "followers")
+        self.cluster, self.name = cluster, name
         self.seen: set[str] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="followers", daemon=True)
 
-    def __enter__(self) -> _Followers:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            for leaf in self.cluster.names("leaf"):
-                with contextlib.suppress(redis.RedisError):
-                    if _parent(self.cluster, leaf) == self.name:
-                        self.seen.add(leaf)
+    def sample(self) -> None:
+        for leaf in self.cluster.names("leaf"):
+            with contextlib.suppress(redis.RedisError):
+                if _parent(self.cluster, leaf) == self.name:
+                    self.seen.add(leaf)
 
 
 def root_all_cut(cluster: LocalCluster, writer: Writer) -> None:
