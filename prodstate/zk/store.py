@@ -431,26 +431,26 @@ class ZkStore:
         """Create or update this agent's ephemeral member znode (replacing a stale one)."""
         session_id = self.connected_session()
         relative = f"members/{member.tier}/{member.node_id}"
-        path = self.layout.path(relative)
+        path, data = self.layout.path(relative), member.to_json()
         try:
-            self._register(member, path, session_id)
+            self._register(data, path, session_id)
         except BaseException:
             self._touched(relative)
             raise
         else:
             if member.tier is Tier.LEAF:  # unwatched: kept as written, as a read would give
-                written = Member.from_znode(member.node_id, member.tier, member.to_json())
+                written = Member.from_znode(member.node_id, member.tier, data)
                 self.cache.keep(path, MemberZnode(written, session_id))
             else:
                 self._touched(relative)
         finally:
             self._touched(f"members/{member.tier}")
 
-    def _register(self, member: Member, path: str, session_id: int) -> None:
-        data = member.to_json()
+    def _register(self, data: bytes, path: str, session_id: int) -> None:
         hit, known = self.cache.fresh(path)
         if hit and isinstance(known, MemberZnode) and known.owner == session_id:
-            # Read with a watch that has not fired since: this session's own znode.
+            # This session's own znode: read with a watch that has not fired since, or (a
+            # leaf's) kept from its last write.
             with contextlib.suppress(NoNodeError):  # deleted since: looked up below
                 self._call(self.client.set_async, path, data)
                 return
