@@ -45,6 +45,7 @@ from prodstate.core.rendezvous import full_read_delay, reaction_delay
 from prodstate.zk.store import View
 
 WATCH_NONE = -1  # kazoo's EventType.NONE: watches dropped with the connection
+WATCH_DELETED = 2  # ZooKeeper's NodeDeleted
 POLICY = DEFAULT_POLICY
 COLD_START_WAIT = 30.0  # the agent's default --cold-start-wait
 
@@ -224,7 +225,10 @@ class SimLeaf:
         self.wake()
 
     def _on_watch(self, event: Watch) -> None:
-        self.store.cache.invalidate(None if event.type == WATCH_NONE else event.path)
+        if event.type == WATCH_DELETED:
+            self.store.cache.deleted(event.path)
+        else:
+            self.store.cache.invalidate(None if event.type == WATCH_NONE else event.path)
         self.wake()
 
     async def _tick(self, now: float) -> None:

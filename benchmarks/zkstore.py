@@ -4,9 +4,11 @@
 * on each new session a ``sync`` and the persistent znodes checked
   (``AclGuard.ensure_paths``; with credentials, every guarded znode's ACL read as well);
 * ``read_view`` with the real ``ReadCache``: only what a watch reported changed (or this
-  leaf wrote) is read again, everything with ``full``: the branch list, each branch's member
-  znode, ``root`` (``exists`` when it is missing), ``epoch`` and the maintenance folder, each
-  read leaving a watch, and the leaf's own member znode without one;
+  leaf wrote) is read again, everything with ``full``: the branches' folder (a data watch)
+  and, if its child version moved, its list (no watch), each branch's member znode,
+  ``root`` (``exists`` when it is missing), ``epoch`` and the maintenance folder, each read
+  leaving a watch, and the leaf's own member znode without one; a deleted znode's watch
+  drops it from the cache and from the list with no read (``ReadCache.deleted``);
 * ``register``: ``set`` on its own znode read this session, else ``get``, then ``create``,
   ``set`` or (a previous session's znode) a transaction replacing it; what it wrote is kept.
 
@@ -26,6 +28,7 @@ from kazoo.protocol.serialization import (
     Exists,
     GetACL,
     GetChildren,
+    GetChildren2,
     GetData,
     SetACL,
     SetData,
@@ -37,7 +40,7 @@ from zkwire import Session
 
 from prodstate.core.model import DataError, Lineage, Member, RootRecord, Tier
 from prodstate.zk.acl import same_acl
-from prodstate.zk.cache import DataZnode, MemberZnode, ReadCache, Uncached
+from prodstate.zk.cache import DataZnode, Listing, MemberZnode, ReadCache, Uncached
 from prodstate.zk.maintenance import maintenance_view
 from prodstate.zk.paths import DRAIN_PREFIX, GUARDED, PAUSE, PERSISTENT, SWITCHOVER, TOP, Layout
 from prodstate.zk.store import View
@@ -75,6 +78,7 @@ class AsyncStore:
         self.acl = acl
         self.wake = wake
         self.cache = ReadCache()
+        self.listing: Listing | None = None
         self.session_id = 0
         self.new_session = True
 
@@ -156,9 +160,12 @@ class AsyncStore:
 
     async def _read_view(self, session_id: int) -> View:
         branches = []
-        for child in await self.read_children(self.layout.members(Tier.BRANCH)):
+        folder = self.layout.members(Tier.BRANCH)
+        for child in await self.read_listing(folder):
             znode = await self.read_member(Tier.BRANCH, child)
-            if znode is not None and znode.member is not None:
+            if znode is None:
+                self.cache.deleted(f"{folder}/{child}")
+            elif znode.member is not None:
                 branches.append(znode.member)
         own = await self.read_member(Tier.LEAF, self.node_id, watch=False)
         registered = own.member if own is not None and own.owner == session_id else None
@@ -178,6 +185,23 @@ class AsyncStore:
         present = {f"{path}/{child}" for child in children}
         self.cache.forget([p for p in self.cache.cached_under(path) if p not in present])
         return children
+
+    async def read_listing(self, folder: str) -> tuple[str, ...]:
+        """``ZkStore._read_listing``: the folder with a data watch, listed if it moved."""
+
+        async def load() -> Listing:
+            _, stat = await self.call(GetData(folder, True))
+            last = self.listing
+            if last is not None and last.cversion == stat.cversion:
+                return last
+            children, stat = await self.call(GetChildren2(folder, False))
+            return Listing(tuple(sorted(children)), stat.cversion)
+
+        listing: Listing = await self.cached(folder, load)
+        self.listing = listing
+        present = {f"{folder}/{child}" for child in listing.children}
+        self.cache.forget([p for p in self.cache.cached_under(folder) if p not in present])
+        return listing.children
 
     async def read_member(self, tier: Tier, node_id: str, watch: bool = True) -> MemberZnode | None:
         path = self.layout.member(tier, node_id)

@@ -100,9 +100,10 @@ def test_only_what_changed_is_read_again(fleet):
         "b1",
         1,
     )
-    # branch list, 3 members, own..., and the maintenance folder's listing
-    assert view.registered is not None and requests == 3 + 4 + 1
+    # the branches' folder and list, 3 members, own, root, epoch, the maintenance listing
+    assert view.registered is not None and requests == 2 + 3 + 3 + 1
     assert read(leaf)[1] == 0  # nothing fired: nothing read
+    assert read(leaf, full=True)[1] == 1 + 3 + 3 + 1  # no branch came or went: not listed
 
     fired = woken.count
     branches["b2"].register(Member("b2", Tier.BRANCH, "b2-new:6379"))
@@ -112,13 +113,13 @@ def test_only_what_changed_is_read_again(fleet):
 
     fired = woken.count
     branches["b3"].stop()  # its session ends: its member znode goes
-    wait_until(lambda: woken.count >= fired + 2, timeout=10, what="children and data watches")
+    wait_until(lambda: woken.count > fired, timeout=10, what="b3's data watch")
     view, requests = read(leaf)
-    assert (sorted(addresses(view)), requests) == (["b1", "b2"], 1)  # the branch list only
+    assert (sorted(addresses(view)), requests) == (["b1", "b2"], 0)  # the watch told it all
 
     fired = woken.count
     branches["b1"].stop()  # the root's session ends: the root znode goes
-    wait_until(lambda: woken.count >= fired + 3, timeout=10, what="root, member, list watches")
+    wait_until(lambda: woken.count >= fired + 2, timeout=10, what="root and member watches")
     view, _ = read(leaf)
     assert (view.root, sorted(addresses(view))) == (None, ["b2"])
 
@@ -129,6 +130,31 @@ def test_only_what_changed_is_read_again(fleet):
     wait_until(lambda: read(leaf)[0].root is not None, timeout=10, what="the new root seen")
     view, requests = read(leaf)
     assert (view.root.node_id, view.lineage.epoch, requests) == ("b2", 2, 0)
+
+
+def test_a_leaf_lists_the_branches_again_only_when_one_registers(fleet, zookeeper):
+    _, leaf, woken = fleet
+    folder = f"{leaf.base}/members/branch"
+    read(leaf, full=True)
+    fired = woken.count
+    b4 = connected_store(zookeeper.hosts, "b4")
+    try:
+        b4.register(Member("b4", Tier.BRANCH, "b4:6379"))
+        wait_until(lambda: woken.count > fired, timeout=10, what="the folder's data watch")
+        view, requests = read(leaf)
+        assert (sorted(addresses(view)), requests) == (["b1", "b2", "b3", "b4"], 3)
+        # An update is no creation: the folder's data stays, the member's watch tells.
+        version = b4.client.exists(folder).version
+        b4.register(Member("b4", Tier.BRANCH, "b4:6380"))
+        wait_until(lambda: not leaf.cache.fresh(f"{folder}/b4")[0], timeout=10, what="b4")
+        assert b4.client.exists(folder).version == version
+        view, requests = read(leaf)
+        assert (addresses(view)["b4"], requests) == ("b4:6380", 1)
+    finally:
+        b4.stop()
+    wait_until(lambda: "b4" not in addresses(read(leaf)[0]), timeout=10, what="b4 gone")
+    # What it knows of the list matches the folder's child version: not listed again.
+    assert read(leaf, full=True)[1] == 1 + 3 + 3 + 1
 
 
 def test_a_leaf_publishes_in_one_request_and_keeps_what_it_wrote(fleet, zookeeper, kazoo_factory):
@@ -204,7 +230,7 @@ def test_own_writes_and_a_new_session_are_read_again(fleet):
     assert len(leaf.cache) == 0
     leaf.connected_session()  # its sync and base-path checks are not part of the read
     view, requests = read(leaf)
-    assert (view.registered, requests) == (None, 3 + 4 + 1)
+    assert (view.registered, requests) == (None, 1 + 3 + 3 + 1)  # the list is still current
 
 
 def test_a_reconnect_in_the_same_session_reads_everything_again(tmp_path):

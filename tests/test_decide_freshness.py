@@ -233,6 +233,67 @@ def test_an_avoided_branch_is_published_and_left_alone_until_the_avoidance_ends(
     assert decide(s).action == Wait()
 
 
+def test_a_leaf_that_falls_and_moves_publishes_both_in_one_write():
+    parent, s = blamed()
+    s = replace(s, registered=replace(s.registered, fresh=True))  # the fall is news
+    d = decide(s)
+    assert d.action == Replicate(addr(other(parent)), when_caught_up=True, avoid=parent)
+    assert d.reason.endswith("publishing its freshness once moved")
+    moved = replace(
+        s,
+        redis=replica(master=addr(other(parent))),
+        avoiding=frozenset({parent}),
+        master_since=NOW,
+    )
+    d = decide(moved)
+    assert d.action == Register(replace(s.registered, fresh=False, avoiding=(parent,)))
+
+
+def test_a_leaf_about_to_blame_its_link_holds_its_fall_until_it_moves():
+    parent, s = blamed(age=LEAF_LIMIT - 0.5)
+    s = replace(s, registered=replace(s.registered, fresh=True))
+    d = decide(s)
+    assert d.action == Wait(), d.reason
+    d = decide(replace(s, freshness=aged(LEAF_LIMIT + 1, fresh=False)))
+    assert d.action == Replicate(addr(other(parent)), when_caught_up=True, avoid=parent)
+    # Its parent reports stale too: it is passed over at once, nothing blamed.
+    parent_falls = (branch(ROOT_ID), stale_branch(parent), branch(other(parent)))
+    d = decide(replace(s, branches=parent_falls))
+    assert d.action == Replicate(addr(other(parent)), when_caught_up=True), d.reason
+
+
+def test_a_leaf_that_falls_with_nowhere_to_go_publishes_its_fall_at_once():
+    parent, s = blamed()
+    s = replace(
+        s,
+        branches=(branch(ROOT_ID), branch(parent), stale_branch(other(parent))),
+        registered=replace(s.registered, fresh=True),
+    )
+    d = decide(s)
+    assert d.action == Register(replace(s.registered, fresh=False)), d.reason
+
+
+def test_a_moving_leaf_with_more_than_its_freshness_to_publish_publishes_first():
+    _, s = blamed()
+    s = replace(s, registered=replace(s.registered, fresh=True, available=False))
+    assert decide(s).action == Register(replace(s.registered, fresh=False, available=True))
+
+
+@pytest.mark.parametrize(("registered", "writes"), [(False, False), (True, True)])
+def test_an_avoidance_that_ends_is_published_only_while_its_branch_is_registered(
+    registered, writes
+):
+    parent, s = blamed(age=0.1)
+    s = replace(s, freshness=aged(0.1), redis=replica(master=addr(other(parent))))
+    s = replace(s, registered=replace(s.registered, fresh=True, avoiding=(parent,)))
+    if not registered:  # it crashed: its znode went with its session
+        s = replace(s, branches=tuple(m for m in s.branches if m.node_id != parent))
+    d = decide(s)
+    assert isinstance(d.action, Register) is writes, d
+    if writes:
+        assert d.action == Register(replace(s.registered, avoiding=()))
+
+
 def test_the_avoided_branch_is_used_when_nothing_else_is_left():
     root = parent_of(ME, Tier.LEAF, snap().root, (branch(ROOT_ID), branch("b2")), ("b2",))
     assert root[0] == addr("b2")

@@ -6,7 +6,7 @@ import pytest
 
 from prodstate.agent.config import AgentConfig
 from prodstate.core.model import Tier
-from prodstate.zk.cache import ReadCache, Uncached
+from prodstate.zk.cache import Listing, ReadCache, Uncached
 
 
 class Loader:
@@ -115,6 +115,37 @@ def test_keep_stores_what_the_agent_wrote_until_cleared():
     assert cache.read("/own", Loader("not read")) == "written"
     cache.clear()  # a new session, a dropped connection or a full read: read it again
     assert cache.fresh("/own") == (False, None)
+
+
+def test_a_deleted_child_leaves_its_folders_listing_without_a_read():
+    cache = ReadCache()
+    cache.read("/m", Loader(Listing(("a", "b"), cversion=7)))
+    cache.read("/m/a", Loader("member a"))
+    cache.deleted("/m/a")
+    assert cache.fresh("/m") == (True, Listing(("b",), cversion=8))
+    assert cache.fresh("/m/a") == (False, None)
+    cache.deleted("/m/a")  # told again (a late event): nothing more changes
+    assert cache.fresh("/m") == (True, Listing(("b",), cversion=8))
+
+
+def test_a_deletion_during_the_read_of_its_folder_or_itself_is_not_lost():
+    cache = ReadCache()
+    listed = Loader(Listing(("a",), 1), during=lambda: cache.deleted("/m/a"))
+    assert cache.read("/m", listed) == Listing(("a",), 1)  # what the read got back
+    assert cache.fresh("/m") == (False, None)  # read again: it may have listed "a"
+    cache.read("/m", Loader(Listing(("a",), 1)))
+    member = Loader("member a", during=lambda: cache.deleted("/m/a"))
+    assert cache.read("/m/a", member) == "member a"
+    assert cache.fresh("/m/a") == (False, None)  # not stored as fresh: read again
+    assert cache.fresh("/m")[0]
+
+
+def test_a_deletion_under_a_folder_read_with_a_children_watch_leaves_its_list_alone():
+    cache = ReadCache()
+    cache.read("/m", Loader(["a", "b"]))  # its own children watch tells of the change
+    cache.read("/m/a", Loader("member a"))
+    cache.deleted("/m/a")
+    assert (cache.fresh("/m"), cache.fresh("/m/a")) == ((True, ["a", "b"]), (False, None))
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,14 @@ from typing import Any
 
 import pytest
 from kazoo.exceptions import ConnectionLoss, NoNodeError
-from kazoo.protocol.serialization import Create, Exists, GetChildren, GetData, Ping
+from kazoo.protocol.serialization import (
+    Create,
+    Exists,
+    GetChildren,
+    GetChildren2,
+    GetData,
+    Ping,
+)
 from kazoo.protocol.states import ZnodeStat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
@@ -143,8 +150,8 @@ def test_replies_are_matched_to_requests_in_order_and_watches_go_to_their_callba
 # --- the store's request accounting -----------------------------------------------------------
 
 
-def stat(owner: int = 0, version: int = 0) -> ZnodeStat:
-    return ZnodeStat(1, 1, 0, 0, version, 0, 0, owner, 0, 0, 1)
+def stat(owner: int = 0, version: int = 0, cversion: int = 0) -> ZnodeStat:
+    return ZnodeStat(1, 1, 0, 0, version, cversion, 0, owner, 0, 0, 1)
 
 
 class FakeSession:
@@ -152,27 +159,42 @@ class FakeSession:
 
     def __init__(self, znodes: dict[str, bytes], owners: dict[str, int]) -> None:
         self.znodes, self.owners = znodes, owners
+        self.cversions: dict[str, int] = {}  # children created or deleted, by folder
         self.counts = zkwire.Counts()
         self.connected, self.session_id = True, 42
         self.sent: list[tuple[str, str]] = []
+
+    def add(self, path: str, data: bytes, owner: int) -> None:
+        self.znodes[path], self.owners[path] = data, owner
+        folder = path.rpartition("/")[0]
+        self.cversions[folder] = self.cversions.get(folder, 0) + 1
+
+    def remove(self, path: str) -> None:
+        del self.znodes[path]
+        folder = path.rpartition("/")[0]
+        self.cversions[folder] = self.cversions.get(folder, 0) + 1
+
+    def stat(self, path: str) -> ZnodeStat:
+        return stat(self.owners.get(path, 0), cversion=self.cversions.get(path, 0))
 
     async def call(self, request: Any, timeout: float) -> Any:
         name = zkwire.request_name(request)
         self.counts.add(name)
         self.sent.append((name, getattr(request, "path", "")))
         path = request.path
-        if isinstance(request, GetChildren):
+        if isinstance(request, GetChildren | GetChildren2):
             prefix = path + "/"
-            return [p[len(prefix) :] for p in self.znodes if p.startswith(prefix)
-                    and "/" not in p[len(prefix) :]]  # fmt: skip
+            children = [p[len(prefix) :] for p in self.znodes if p.startswith(prefix)
+                        and "/" not in p[len(prefix) :]]  # fmt: skip
+            return (children, self.stat(path)) if isinstance(request, GetChildren2) else children
         if isinstance(request, Exists):
-            return stat() if path in self.znodes else None
+            return self.stat(path) if path in self.znodes else None
         if isinstance(request, GetData):
             if path not in self.znodes:
                 raise NoNodeError()
-            return self.znodes[path], stat(self.owners.get(path, 0))
+            return self.znodes[path], self.stat(path)
         if isinstance(request, Create):
-            self.znodes[path], self.owners[path] = request.data, 42
+            self.add(path, request.data, 42)
             return path
         return None
 
@@ -209,17 +231,20 @@ def test_a_new_session_syncs_and_checks_the_persistent_znodes():
 
 
 @pytest.mark.parametrize("branches", [3, 10])
-def test_a_full_read_costs_branches_plus_five_and_a_cached_one_nothing(branches):
+def test_a_first_full_read_costs_branches_plus_six_a_later_one_plus_five(branches):
     store, session = store_for(branches)
     asyncio.run(store.connected_session())
     session.sent.clear()
     view = asyncio.run(store.read_view(full=True))
-    assert len(session.sent) == branches + 5
+    assert len(session.sent) == branches + 6  # the folder, its list, members, own, root...
     assert {m.node_id for m in view.branches} == {f"branch{i}" for i in range(1, branches + 1)}
     assert view.root is not None and view.registered is not None
     session.sent.clear()
     asyncio.run(store.read_view(full=False))
     assert session.sent == []
+    asyncio.run(store.read_view(full=True))
+    assert len(session.sent) == branches + 5  # no branch came or went: not listed again
+    assert ("GetChildren2", LAYOUT.members(Tier.BRANCH)) not in session.sent
 
 
 def test_a_leaf_not_registered_reads_its_member_every_time():
@@ -231,17 +256,30 @@ def test_a_leaf_not_registered_reads_its_member_every_time():
     assert view.registered is None
 
 
-def test_a_branch_lost_costs_a_leaf_one_request():
+def test_a_branch_lost_costs_a_leaf_nothing_then_or_at_its_next_full_read():
     store, session = store_for(10)
     asyncio.run(store.read_view(full=True))
     session.sent.clear()
     gone = LAYOUT.member(Tier.BRANCH, "branch7")
-    del session.znodes[gone]
-    for path in (gone, LAYOUT.members(Tier.BRANCH)):  # the two watches that fire
-        store.cache.invalidate(path)
+    session.remove(gone)
+    store.cache.deleted(gone)  # the watch the read of its member left
     view = asyncio.run(store.read_view(full=False))
-    assert session.sent == [("GetChildren", LAYOUT.members(Tier.BRANCH))]
+    assert session.sent == []
     assert "branch7" not in [m.node_id for m in view.branches]
+    asyncio.run(store.read_view(full=True))
+    assert ("GetChildren2", LAYOUT.members(Tier.BRANCH)) not in session.sent
+
+
+def test_a_branch_come_costs_a_leaf_the_list_and_its_member():
+    store, session = store_for(3)
+    asyncio.run(store.read_view(full=True))
+    session.sent.clear()
+    folder, new = LAYOUT.members(Tier.BRANCH), LAYOUT.member(Tier.BRANCH, "branch4")
+    session.add(new, Member("branch4", Tier.BRANCH, "10.0.0.4:6379").to_json(), 104)
+    store.cache.invalidate(folder)  # its data, bumped by the branch's registration
+    view = asyncio.run(store.read_view(full=False))
+    assert session.sent == [("GetData", folder), ("GetChildren2", folder), ("GetData", new)]
+    assert "branch4" in [m.node_id for m in view.branches]
 
 
 def test_the_root_gone_costs_a_get_and_an_exists():

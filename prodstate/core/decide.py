@@ -8,6 +8,8 @@ step per tick, each step re-checked against fresh state.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from prodstate.core import switchover
 from prodstate.core.actions import (
     AdoptPrevious,
@@ -33,7 +35,7 @@ from prodstate.core.actions import (
     Wait,
 )
 from prodstate.core.elect import election, root_is_registered
-from prodstate.core.follow import follow, other_branches
+from prodstate.core.follow import blame_pending, follow, other_branches
 from prodstate.core.model import (
     Member,
     Snapshot,
@@ -85,7 +87,12 @@ def _decide(s: Snapshot) -> Decision:
         return admit
     membership = _membership(s)
     if membership is not None:
-        return membership
+        return _move_first(s, membership) or membership
+    return _under_root(s)
+
+
+def _under_root(s: Snapshot) -> Decision:
+    """What a registered non-root node does about the root: wait, elect, or follow."""
     if s.root is None:
         if s.tier is Tier.LEAF:
             return Decision(Wait(), "no root is elected: keeping the current replication")
@@ -228,10 +235,24 @@ def _as_root(s: Snapshot) -> Decision:
     return Decision(Heartbeat(), f"root with epoch {s.root.epoch}: serving")
 
 
+def _move_first(s: Snapshot, membership: Decision) -> Decision | None:
+    """The move of a leaf whose only news is its freshness and which is moving off its
+    parent now (it fell, blaming the link): moving first lets the next registration
+    publish the fall and the branch it avoids in one write, not two. At a branch's crash,
+    every one of its leaves' ZooKeeper requests counts. None when it is not moving."""
+    action = membership.action
+    if not isinstance(action, Register) or not _freshness_only(s, action.member):
+        return None
+    move = _under_root(s)
+    if not isinstance(move.action, Probe | Replicate) or move.action.name in s.deferred:
+        return None
+    return Decision(move.action, f"{move.reason}; publishing its freshness once moved")
+
+
 def _membership(s: Snapshot) -> Decision | None:
     """Registration and candidacy housekeeping, if anything needs doing."""
     member = _member(s, available=_can_serve_leaves(s))
-    if s.registered != member:
+    if s.registered != member and not _moot(s, member) and not _fall_held(s, member):
         state = "available to leaves" if member.available else "not available to leaves"
         freshness = s.freshness.describe(s.now)
         verdict = "fresh" if member.fresh else "judging" if member.judging else "stale"
@@ -286,6 +307,37 @@ def _member(s: Snapshot, available: bool) -> Member:
     fresh = s.freshness.fresh or (s.holds_root and s.redis.is_master)
     judging = not fresh and s.freshness.judging
     return Member(s.node_id, s.tier, s.address, available, version, fresh, judging, avoiding)
+
+
+def _freshness_only(s: Snapshot, member: Member) -> bool:
+    """True if a leaf's ``member`` differs from what it published in freshness only."""
+    registered = s.registered
+    if s.tier is not Tier.LEAF or registered is None:
+        return False
+    return replace(member, fresh=registered.fresh, judging=registered.judging) == registered
+
+
+def _fall_held(s: Snapshot, member: Member) -> bool:
+    """True while a leaf whose only news is its fall is about to blame its parent's link
+    (``blame_pending``): it publishes the fall when it moves, with the branch it avoids,
+    or at once if the parent turns out stale too. Only observers read a leaf's freshness
+    (no agent decides on it), and a crashed branch's leaves write once each, not twice."""
+    published = s.registered
+    falls = published is not None and published.fresh and not member.fresh
+    return falls and _freshness_only(s, member) and blame_pending(s)
+
+
+def _moot(s: Snapshot, member: Member) -> bool:
+    """True if ``member`` differs from what is published only by avoided branches dropped
+    that are no longer registered: which parent this leaf should have is the same either
+    way, so the write waits for the next real change (a crashed branch's leaves do not
+    all write again when their avoid ends)."""
+    registered = s.registered
+    if registered is None or replace(member, avoiding=registered.avoiding) != registered:
+        return False
+    dropped = set(registered.avoiding) - set(member.avoiding)
+    listed = {m.node_id for m in s.branches}
+    return set(member.avoiding) <= set(registered.avoiding) and not dropped & listed
 
 
 def _can_serve_leaves(s: Snapshot) -> bool:

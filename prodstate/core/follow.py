@@ -224,10 +224,23 @@ def _blamed_parent(s: Snapshot) -> str | None:
     """The branch this leaf should move off because their link is stale: the leaf's copy
     has been stale for longer than ``leaf_stale_after`` on that link while the branch
     reports fresh, and another fresh branch is there to move to (None otherwise)."""
+    if _stale_for(s) <= s.policy.leaf_stale_after:
+        return None
+    return _suspect_parent(s)
+
+
+def blame_pending(s: Snapshot) -> bool:
+    """True while this stale leaf would blame its parent's link but has not been stale on it
+    for ``leaf_stale_after`` yet: it is about to move, unless the parent falls first."""
+    return _stale_for(s) <= s.policy.leaf_stale_after and _suspect_parent(s) is not None
+
+
+def _suspect_parent(s: Snapshot) -> str | None:
+    """``_blamed_parent`` but for how long the copy has been stale."""
     if s.tier is not Tier.LEAF or s.root is None or s.freshness.fresh:
         return None
     r = s.redis
-    if r.role != "slave" or _stale_for(s) <= s.policy.leaf_stale_after:
+    if r.role != "slave":
         return None
     if r.sync_in_progress:
         return None  # a full copy is on its way (Redis's repl-timeout ends one that stalls)

@@ -14,6 +14,11 @@ pending, so the rules are:
 A value read without a watch is trusted the same way: until it is invalidated (the agent
 wrote it) or ``keep`` replaces it, or everything is cleared. Only a znode that nobody but
 this agent writes may be read so (a leaf's own member znode).
+
+A deleted znode needs no read at all (``deleted``): its entry is dropped, and so is its
+name from its folder's ``Listing``, a leaf's list of branches, which it keeps without a
+children watch (see :mod:`prodstate.zk.store`). A path being read at that moment is
+marked dirty instead, so a read begun before the deletion cannot store what it got.
 """
 
 from __future__ import annotations
@@ -45,6 +50,22 @@ class DataZnode:
     version: int
 
 
+@dataclass(frozen=True)
+class Listing:
+    """A folder's children as a leaf knows them, and the folder's child version
+    (``cversion``, which every child created or deleted raises by one)."""
+
+    children: tuple[str, ...]
+    cversion: int
+
+    def without(self, child: str) -> Listing:
+        """The listing once ``child`` is deleted (itself if ``child`` is not in it)."""
+        if child not in self.children:
+            return self
+        kept = tuple(c for c in self.children if c != child)
+        return Listing(kept, self.cversion + 1)
+
+
 class Uncached(Generic[T]):
     """A read's value that must not be cached (it left no watch), e.g. a missing znode."""
 
@@ -61,6 +82,7 @@ class ReadCache:
         self._lock = threading.Lock()
         self._entries: dict[str, object] = {}
         self._dirty: set[str] = set()
+        self._loading: set[str] = set()
         self._generation = 0
 
     def __len__(self) -> int:
@@ -78,11 +100,13 @@ class ReadCache:
         """Mark ``path`` clean before reading it; the token to pass to ``store``."""
         with self._lock:
             self._dirty.discard(path)
+            self._loading.add(path)
             return self._generation
 
     def store(self, path: str, value: object, token: int) -> None:
         """Remember what a read with a watch returned (ignored if cleared since ``begin``)."""
         with self._lock:
+            self._loading.discard(path)
             if token == self._generation:
                 self._entries[path] = value
 
@@ -100,12 +124,29 @@ class ReadCache:
         with self._lock:
             self._dirty.add(path)
 
+    def deleted(self, path: str) -> None:
+        """A watch reported ``path`` deleted: drop it, and drop its name from its folder's
+        Listing; a path or folder being read just then is marked dirty instead."""
+        folder, _, child = path.rpartition("/")
+        with self._lock:
+            if path in self._loading:
+                self._dirty.add(path)
+            else:
+                self._entries.pop(path, None)
+                self._dirty.discard(path)
+            listing = self._entries.get(folder)
+            if folder in self._loading:
+                self._dirty.add(folder)
+            elif isinstance(listing, Listing) and folder not in self._dirty:
+                self._entries[folder] = listing.without(child)
+
     def forget(self, paths: Iterable[str]) -> None:
         """Drop these paths (children that went away, or read without a watch)."""
         with self._lock:
             for path in paths:
                 self._entries.pop(path, None)
                 self._dirty.discard(path)
+                self._loading.discard(path)
 
     def cached_under(self, parent: str) -> list[str]:
         """Cached paths that are direct children of ``parent``."""
@@ -121,6 +162,7 @@ class ReadCache:
             self._generation += 1
             self._entries.clear()
             self._dirty.clear()
+            self._loading.clear()
 
     def read(self, path: str, load: Callable[[], T | Uncached[T]]) -> T:
         """The cached value of ``path`` if fresh, else ``load()`` (stored unless Uncached)."""

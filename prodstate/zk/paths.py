@@ -2,6 +2,7 @@
 
 Under ``/prodstate/<cluster>``::
 
+    members/branch             its data is bumped by each branch's registration
     members/branch/<node-id>   ephemeral, JSON Member
     members/leaf/<node-id>     ephemeral, JSON Member
     election/n_<uuid>_<seq>    ephemeral sequential, data = node id (lowest <seq> leads)

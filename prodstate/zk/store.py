@@ -19,6 +19,14 @@ read it, so the leaf reads it without a watch and keeps what it wrote, and a cha
 by hand is seen at the next full read. Every publication then costs one request, not a
 write and a read back (at 10,000 leaves, a branch crash's publications are most of its
 ZooKeeper load).
+
+A leaf keeps its list of branches without a children watch, whose every firing would cost
+each leaf a read when a branch goes. It learns of a branch gone from the watch its read of
+that branch's member znode left (which fires on the deletion: no read), and of a branch
+come from the data watch it keeps on the branches' folder, whose data every branch bumps
+in the transaction that creates its member znode (one read of the list). A full read lists
+the folder again only if its child version (``cversion``) moved. A member znode made by
+other means than an agent's registration is seen at the next full read.
 """
 
 from __future__ import annotations
@@ -54,7 +62,7 @@ from prodstate.security.credentials import NONE as NO_CREDENTIALS
 from prodstate.security.credentials import Credentials
 from prodstate.security.tls import TlsFiles
 from prodstate.zk.acl import auth_data, prodstate_acl
-from prodstate.zk.cache import DataZnode, MemberZnode, ReadCache, Uncached
+from prodstate.zk.cache import DataZnode, Listing, MemberZnode, ReadCache, Uncached
 from prodstate.zk.election import Election
 from prodstate.zk.errors import StoreUnavailable
 from prodstate.zk.guard import AclGuard
@@ -124,6 +132,8 @@ class ZkStore:
         self._own_lineage: Lineage | None = None
         #: What read_view read with a watch, until the watch fires (see prodstate.zk.cache).
         self.cache = ReadCache()
+        #: A leaf's last list of branches, kept across full reads while it is current.
+        self._listing: Listing | None = None
         #: Requests sent to ZooKeeper by this store (for tests and benchmarks).
         self.requests = 0
         self._on_session = on_session
@@ -243,7 +253,10 @@ class ZkStore:
 
     def _watch(self, event: WatchedEvent) -> None:
         # A NONE event (path None) is kazoo dropping its watches: forget everything.
-        self.cache.invalidate(None if event.type == EventType.NONE else event.path)
+        if event.type == EventType.DELETED:
+            self.cache.deleted(event.path)
+        else:
+            self.cache.invalidate(None if event.type == EventType.NONE else event.path)
         self._wake()
 
     def _touched(self, *paths: str) -> None:
@@ -270,8 +283,12 @@ class ZkStore:
 
     def _read_view(self, node_id: str, tier: Tier, session_id: int) -> View:
         branches: list[Member] = []
-        for child in self._read_children(self.layout.members(Tier.BRANCH)):
+        folder = self.layout.members(Tier.BRANCH)
+        listed = self._read_listing(folder) if tier is Tier.LEAF else self._read_children(folder)
+        for child in listed:
             znode = self._read_member(Tier.BRANCH, child)
+            if znode is None and tier is Tier.LEAF:
+                self.cache.deleted(f"{folder}/{child}")  # gone since it was listed
             if znode is not None and znode.member is not None:
                 branches.append(znode.member)
         registered = self._own_registration(node_id, tier, session_id)
@@ -310,6 +327,25 @@ class ZkStore:
         present = {f"{path}/{child}" for child in children}
         self.cache.forget([p for p in self.cache.cached_under(path) if p not in present])
         return children
+
+    def _read_listing(self, folder: str) -> tuple[str, ...]:
+        """A leaf's branches: the names in ``folder``, read without a children watch (see the
+        module's docstring), under a data watch on the folder that a branch's creation
+        fires; listed again only when the folder's child version moved."""
+
+        def load() -> Listing:
+            _, stat = self._call(self.client.get_async, folder, self._watch)
+            last = self._listing
+            if last is not None and last.cversion == stat.cversion:
+                return last
+            children, stat = self._call(self.client.get_children_async, folder, None, True)
+            return Listing(tuple(sorted(children)), stat.cversion)
+
+        listing: Listing = self.cache.read(folder, load)
+        self._listing = listing
+        present = {f"{folder}/{child}" for child in listing.children}
+        self.cache.forget([p for p in self.cache.cached_under(folder) if p not in present])
+        return listing.children
 
     def _read_member(self, tier: Tier, node_id: str, watch: bool = True) -> MemberZnode | None:
         """A member znode (cached while its watch is pending; without ``watch``, until this
@@ -432,8 +468,10 @@ class ZkStore:
         session_id = self.connected_session()
         relative = f"members/{member.tier}/{member.node_id}"
         path, data = self.layout.path(relative), member.to_json()
+        # A branch's creation bumps its folder's data: the leaves' signal to list it again.
+        signal = self.layout.members(Tier.BRANCH) if member.tier is Tier.BRANCH else None
         try:
-            self._register(data, path, session_id)
+            self._register(data, path, session_id, signal)
         except BaseException:
             self._touched(relative)
             raise
@@ -446,7 +484,7 @@ class ZkStore:
         finally:
             self._touched(f"members/{member.tier}")
 
-    def _register(self, data: bytes, path: str, session_id: int) -> None:
+    def _register(self, data: bytes, path: str, session_id: int, signal: str | None) -> None:
         hit, known = self.cache.fresh(path)
         if hit and isinstance(known, MemberZnode) and known.owner == session_id:
             # This session's own znode: read with a watch that has not fired since, or (a
@@ -457,7 +495,17 @@ class ZkStore:
         try:
             _, stat = self._call(self.client.get_async, path)
         except NoNodeError:
+            stat = None
+        if stat is None and signal is None:
             self._call(self.client.create_async, path, data, ephemeral=True)
+            return
+        if stat is None:
+            tx = self.client.transaction()
+            tx.create(path, data, ephemeral=True)
+            tx.set_data(signal, b"")
+            failed = self._commit(tx)
+            if failed:
+                raise failed[0]
             return
         if stat.ephemeralOwner == session_id:
             self._call(self.client.set_async, path, data)
@@ -471,6 +519,8 @@ class ZkStore:
         tx = self.client.transaction()
         tx.delete(path, version=stat.version)
         tx.create(path, data, ephemeral=True)
+        if signal is not None:
+            tx.set_data(signal, b"")
         failed = self._commit(tx)
         if failed:  # it changed meanwhile: the agent logs this and tries again next tick
             raise failed[0]
