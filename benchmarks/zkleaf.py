@@ -2,7 +2,8 @@
 
 An asynchronous copy of what a leaf agent does, kept to the agent's code:
 
-* its store: ``zkstore.AsyncStore``, the requests of ``prodstate.zk.store.ZkStore``;
+* its store: ``zkstore.AsyncStore``, the requests of ``prodstate.zk.store.ZkStore`` and of
+  its ``prodstate.zk.members.Members``;
 * its loop (``prodstate.agent.loop.AgentLoop``): a tick every ``tick`` s, a full re-read every
   ``refresh_interval`` s, a watch or a state change waking the loop and scheduling a read
   after the agent's random reaction delay (``reaction_delay``), a failed read retried on the

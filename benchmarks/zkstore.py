@@ -187,7 +187,7 @@ class AsyncStore:
         return children
 
     async def read_listing(self, folder: str) -> tuple[str, ...]:
-        """``ZkStore._read_listing``: the folder with a data watch, listed if it moved."""
+        """``Members._read_listing``: the folder with a data watch, listed if it moved."""
 
         async def load() -> Listing:
             _, stat = await self.call(GetData(folder, True))
@@ -281,7 +281,7 @@ class AsyncStore:
         return maintenance_view(children, lambda child: data.get(child))
 
     async def register(self, member: Member) -> None:
-        """``ZkStore.register``: create or update this leaf's ephemeral member znode."""
+        """``Members.register``: create or update this leaf's ephemeral member znode."""
         session_id = await self.connected_session()
         self.session.counts.tag = "write"
         path = self.layout.member(Tier.LEAF, self.node_id)

@@ -14,24 +14,12 @@ different outcomes.
 the connection or session changes (kazoo drops its watches when the connection drops);
 ``full=True`` reads everything afresh.
 
-A leaf's own member znode is the exception: only the leaf writes it and only observers
-read it, so the leaf reads it without a watch and keeps what it wrote, and a change made
-by hand is seen at the next full read. Every publication then costs one request, not a
-write and a read back (at 10,000 leaves, a branch crash's publications are most of its
-ZooKeeper load).
-
-A leaf keeps its list of branches without a children watch, whose every firing would cost
-each leaf a read when a branch goes. It learns of a branch gone from the watch its read of
-that branch's member znode left (which fires on the deletion: no read), and of a branch
-come from the data watch it keeps on the branches' folder, whose data every branch bumps
-in the transaction that creates its member znode (one read of the list). A full read lists
-the folder again only if its child version (``cversion``) moved. A member znode made by
-other means than an agent's registration is seen at the next full read.
+The member znodes are read and written by :mod:`prodstate.zk.members` (a leaf keeps its
+own, and its list of branches, without the watches a branch uses).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -62,11 +50,12 @@ from prodstate.security.credentials import NONE as NO_CREDENTIALS
 from prodstate.security.credentials import Credentials
 from prodstate.security.tls import TlsFiles
 from prodstate.zk.acl import auth_data, prodstate_acl
-from prodstate.zk.cache import DataZnode, Listing, MemberZnode, ReadCache, Uncached
+from prodstate.zk.cache import DataZnode, ReadCache, Uncached
 from prodstate.zk.election import Election
 from prodstate.zk.errors import StoreUnavailable
 from prodstate.zk.guard import AclGuard
 from prodstate.zk.maintenance import Drain, Pause, Switchover, load_znode, maintenance_view
+from prodstate.zk.members import Members
 from prodstate.zk.paths import (
     Layout,
 )
@@ -132,8 +121,6 @@ class ZkStore:
         self._own_lineage: Lineage | None = None
         #: What read_view read with a watch, until the watch fires (see prodstate.zk.cache).
         self.cache = ReadCache()
-        #: A leaf's last list of branches, kept across full reads while it is current.
-        self._listing: Listing | None = None
         #: Requests sent to ZooKeeper by this store (for tests and benchmarks).
         self.requests = 0
         self._on_session = on_session
@@ -157,6 +144,7 @@ class ZkStore:
             self._watch,
             prefix=resume.election_prefix if resume else None,
         )
+        self.members = Members(self.client, self._request, self.layout, self.cache, self._watch)
         self._started = False
 
     # --- connection ------------------------------------------------------------------------
@@ -282,16 +270,8 @@ class ZkStore:
             raise
 
     def _read_view(self, node_id: str, tier: Tier, session_id: int) -> View:
-        branches: list[Member] = []
-        folder = self.layout.members(Tier.BRANCH)
-        listed = self._read_listing(folder) if tier is Tier.LEAF else self._read_children(folder)
-        for child in listed:
-            znode = self._read_member(Tier.BRANCH, child)
-            if znode is None and tier is Tier.LEAF:
-                self.cache.deleted(f"{folder}/{child}")  # gone since it was listed
-            if znode is not None and znode.member is not None:
-                branches.append(znode.member)
-        registered = self._own_registration(node_id, tier, session_id)
+        branches = self.members.branches(tier)
+        registered = self.members.own_registration(node_id, tier, session_id)
         candidates: list[str] = []
         if tier is Tier.BRANCH:
             candidates = self.election.read(session_id)
@@ -304,7 +284,7 @@ class ZkStore:
         if adopt and root is not None and lineage.epoch == root.epoch:
             self._own_lineage = lineage
         return View(
-            branches=tuple(branches),
+            branches=branches,
             candidates=tuple(candidates),
             root=root,
             lineage=lineage,
@@ -316,67 +296,6 @@ class ZkStore:
             lineage_damage=lineage_damage,
             **self._read_maintenance(),
         )
-
-    def _read_children(self, path: str) -> list[str]:
-        """The sorted children of ``path`` (cached); the cache forgets those that went."""
-
-        def load() -> list[str]:
-            return sorted(self._call(self.client.get_children_async, path, self._watch))
-
-        children: list[str] = self.cache.read(path, load)
-        present = {f"{path}/{child}" for child in children}
-        self.cache.forget([p for p in self.cache.cached_under(path) if p not in present])
-        return children
-
-    def _read_listing(self, folder: str) -> tuple[str, ...]:
-        """A leaf's branches: the names in ``folder``, read without a children watch (see the
-        module's docstring), under a data watch on the folder that a branch's creation
-        fires; listed again only when the folder's child version moved."""
-
-        def load() -> Listing:
-            _, stat = self._call(self.client.get_async, folder, self._watch)
-            last = self._listing
-            if last is not None and last.cversion == stat.cversion:
-                return last
-            children, stat = self._call(self.client.get_children_async, folder, None, True)
-            return Listing(tuple(sorted(children)), stat.cversion)
-
-        listing: Listing = self.cache.read(folder, load)
-        self._listing = listing
-        present = {f"{folder}/{child}" for child in listing.children}
-        self.cache.forget([p for p in self.cache.cached_under(folder) if p not in present])
-        return listing.children
-
-    def _read_member(self, tier: Tier, node_id: str, watch: bool = True) -> MemberZnode | None:
-        """A member znode (cached while its watch is pending; without ``watch``, until this
-        agent writes it or everything is read afresh); None if it does not exist, a None
-        member if it is malformed or names another node or tier."""
-        path = self.layout.member(tier, node_id)
-
-        def load() -> MemberZnode | Uncached[None]:
-            try:
-                raw, stat = self._call(self.client.get_async, path, self._watch if watch else None)
-            except NoNodeError:
-                return Uncached(None)  # no watch was left: the children watch reports it
-            try:
-                member: Member | None = Member.from_znode(node_id, tier, raw)
-                if not stat.ephemeralOwner:
-                    raise DataError("it is not ephemeral: no agent's session holds it")
-            except DataError as exc:
-                log.warning(
-                    "ignoring malformed member znode", extra={"path": path, "error": str(exc)}
-                )
-                member = None
-            return MemberZnode(member, stat.ephemeralOwner)
-
-        return self.cache.read(path, load)
-
-    def _own_registration(self, node_id: str, tier: Tier, session_id: int) -> Member | None:
-        # A leaf keeps its own znode from its writes (see the module's docstring).
-        znode = self._read_member(tier, node_id, watch=tier is not Tier.LEAF)
-        if znode is None or znode.owner != session_id:
-            return None
-        return znode.member
 
     def _root_znode(self) -> DataZnode | None:
         """The root znode (cached while its watch is pending); None if there is none."""
@@ -420,7 +339,7 @@ class ZkStore:
         watch is pending; see :mod:`prodstate.zk.maintenance`)."""
         folder = self.layout.maintenance
         try:
-            children = self._read_children(folder)
+            children = self.members.read_children(folder)
         except NoNodeError:
             return {}  # made on the next new session (ensure_paths)
 
@@ -465,65 +384,7 @@ class ZkStore:
 
     def register(self, member: Member) -> None:
         """Create or update this agent's ephemeral member znode (replacing a stale one)."""
-        session_id = self.connected_session()
-        relative = f"members/{member.tier}/{member.node_id}"
-        path, data = self.layout.path(relative), member.to_json()
-        # A branch's creation bumps its folder's data: the leaves' signal to list it again.
-        signal = self.layout.members(Tier.BRANCH) if member.tier is Tier.BRANCH else None
-        try:
-            self._register(data, path, session_id, signal)
-        except BaseException:
-            self._touched(relative)
-            raise
-        else:
-            if member.tier is Tier.LEAF:  # unwatched: kept as written, as a read would give
-                written = Member.from_znode(member.node_id, member.tier, data)
-                self.cache.keep(path, MemberZnode(written, session_id))
-            else:
-                self._touched(relative)
-        finally:
-            self._touched(f"members/{member.tier}")
-
-    def _register(self, data: bytes, path: str, session_id: int, signal: str | None) -> None:
-        hit, known = self.cache.fresh(path)
-        if hit and isinstance(known, MemberZnode) and known.owner == session_id:
-            # This session's own znode: read with a watch that has not fired since, or (a
-            # leaf's) kept from its last write.
-            with contextlib.suppress(NoNodeError):  # deleted since: looked up below
-                self._call(self.client.set_async, path, data)
-                return
-        try:
-            _, stat = self._call(self.client.get_async, path)
-        except NoNodeError:
-            stat = None
-        if stat is None and signal is None:
-            self._call(self.client.create_async, path, data, ephemeral=True)
-            return
-        if stat is None:
-            tx = self.client.transaction()
-            tx.create(path, data, ephemeral=True)
-            tx.set_data(signal, b"")
-            failed = self._commit(tx)
-            if failed:
-                raise failed[0]
-            return
-        if stat.ephemeralOwner == session_id:
-            self._call(self.client.set_async, path, data)
-            return
-        log.warning(
-            "replacing the member znode of a previous session",
-            extra={"path": path, "owner": hex(stat.ephemeralOwner)},
-        )
-        # One transaction: a reader never sees the member missing, so a restarted agent
-        # does not send its leaves elsewhere for the moment between a delete and a create.
-        tx = self.client.transaction()
-        tx.delete(path, version=stat.version)
-        tx.create(path, data, ephemeral=True)
-        if signal is not None:
-            tx.set_data(signal, b"")
-        failed = self._commit(tx)
-        if failed:  # it changed meanwhile: the agent logs this and tries again next tick
-            raise failed[0]
+        self.members.register(member, self.connected_session())
 
     def join_election(self, node_id: str) -> None:
         """Enter the root election (at the back of the queue), with one candidate znode."""
