@@ -29,6 +29,9 @@ def test_oversized_and_malformed_znodes_are_ignored_and_failover_repairs_the_epo
         huge = b'{"node_id": "huge", "tier": "branch", "address": "127.0.0.1:1", "pad": "'
         huge += b"x" * MAX_ZNODE_BYTES + b'"}'
         zk.create(f"{base}/members/branch/huge", huge)
+        # As a branch's registration does: leaves list the branches again at once (one
+        # that is not announced so is read at their next full read).
+        zk.set(f"{base}/members/branch", b"")
         zk.create(f"{base}/election/n_", b"\xff" * (MAX_ZNODE_BYTES + 10), sequence=True)
         zk.create(f"{base}/election/n_", b"bad/id", sequence=True)
         zk.set(f"{base}/epoch", b"{not json")
