@@ -372,15 +372,15 @@ def report(args: argparse.Namespace, results: list[Figures]) -> str:
         if fit is not None:
             c, k = fit
             fits.append([label, f"{k:.2f}", f"{c * args.predict**k:.4g} {unit}".rstrip()])
-    per_refresh = args.branches + 4  # children, every branch's member, its own, root, epoch
+    per_refresh = args.branches + 4  # the folder, every branch's member, its own, root, epoch
     lines += [
         table(fits),
         "",
-        f"model: a leaf's full re-read is {per_refresh} requests (the branch list,"
-        f" {args.branches} member znodes, its own, root, epoch) leaving as many watches; a"
-        " re-read after a branch loss fetches the branch list only (1 request); at"
-        f" N = {args.predict} a branch loss costs ~{args.predict:,} requests within the"
-        f" {args.jitter:g} s jitter, the full re-reads"
+        f"model: a leaf's full re-read is {per_refresh} requests (the branches' folder,"
+        f" {args.branches} member znodes, its own, root, epoch; the folder's list too when a"
+        " branch came or went) leaving as many watches; a branch lost costs no request (the"
+        " watch each leaf left on its member znode fires); at"
+        f" N = {args.predict} the full re-reads cost"
         f" ~{args.predict * per_refresh / args.refresh_interval:,.0f}/s,"
         f" the watches ~{args.predict * per_refresh:,}.",
         "assumptions: the same number of branches; every simulated session, the workers and"

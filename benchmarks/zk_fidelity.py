@@ -12,7 +12,7 @@ same way, from the server: ZooKeeper's ``cons`` gives each session's last reques
    requests and packets per minute at rest over ``--rest`` s;
 2. on a second cluster whose leaves (real and simulated) re-read everything only every
    hour, so that nothing periodic blurs an event: a non-root branch's agent is killed
-   (every leaf re-reads the branch list once its session expires), another branch's
+   (every leaf's watch on its member znode fires once its session expires), another branch's
    machine crashes (agent and Redis: its leaves go stale and move before that), then the
    root's machine crashes (every leaf goes stale and follows the new root). The
    simulated leaves are told when a Redis dies and when the root stops and starts

@@ -12,8 +12,8 @@ some). Measured, in order:
 2. **steady**: ``--steady`` s at rest: requests and pings per second, watches, znodes, the
    servers' resident memory and CPU, and each tier's requests per minute;
 3. **herd**: the agent of the non-root branch with most leaves is SIGKILLed (its Redis keeps
-   serving); when its session expires its member znode goes and every leaf re-reads the
-   branch list: the requests, and the time until each of its leaves has re-homed;
+   serving); when its session expires its member znode goes and the watch every leaf left
+   on it fires: the requests, and the time until each of its leaves has re-homed;
 4. **crash**: the same for a machine (agent and Redis SIGKILLed): its leaves' copies go
    stale at once, and they move on the data path's evidence before ZooKeeper tells;
 5. **root failover**: the root's machine crashes; expiry, claim, publication of the new

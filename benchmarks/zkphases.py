@@ -196,8 +196,8 @@ def _first(
 def branch_loss(run: Run, crash: bool) -> dict[str, Any]:
     """The non-root branch with most leaves dies: with ``crash`` its machine (agent and Redis
     SIGKILLed: its leaves' copies go stale at once), else only its agent (its Redis keeps
-    serving). Its member znode goes when its session expires, and every leaf watching the
-    branch list reacts; requests are counted from the kill."""
+    serving). Its member znode goes when its session expires, and every leaf's watch on it
+    fires; requests are counted from the kill."""
     cluster = run.cluster
     root = cluster.root_record()
     assert root is not None
