@@ -13,6 +13,13 @@ come from the data watch it keeps on the branches' folder, whose data every bran
 in the transaction that creates its member znode (one read of the list). A full read lists
 the folder again only if its child version (``cversion``) moved. A member znode made by
 other means than an agent's registration is seen at the next full read.
+
+Two orderings keep a replaced branch (a restarted agent taking over its previous session's
+znode) on every leaf's list: the transaction bumps the folder before it deletes and
+creates, so a leaf marks its list to be read again before it hears of the deletion; and a
+list read waits until kazoo has handled the events it was told before the answer (they run
+on its event thread, while the answer wakes the reader at once), so a deletion is never
+taken off a list that already holds the new znode.
 """
 
 from __future__ import annotations
@@ -42,11 +49,15 @@ class Members:
         layout: Layout,
         cache: ReadCache,
         on_watch: Callable[..., None],
+        settle: Callable[[], bool] = lambda: True,
     ) -> None:
+        """``settle``: wait until the watch events received so far have been handled
+        (False if that took too long)."""
         self._client = client
         self._call = call
         self._cache = cache
         self._on_watch = on_watch
+        self._settle = settle
         self.layout = layout
         #: A leaf's last list of branches, kept across full reads while it is current.
         self._listing: Listing | None = None
@@ -82,16 +93,19 @@ class Members:
         module's docstring), under a data watch on the folder that a branch's creation
         fires; listed again only when the folder's child version moved."""
 
-        def load() -> Listing:
+        def load() -> Listing | Uncached[Listing]:
             _, stat = self._call(self._client.get_async, folder, self._on_watch)
             last = self._listing
             if last is not None and last.cversion == stat.cversion:
                 return last
             children, stat = self._call(self._client.get_children_async, folder, None, True)
-            return Listing(tuple(sorted(children)), stat.cversion)
+            listing = Listing(tuple(sorted(children)), stat.cversion)
+            # A deletion told before this answer but handled after it would be taken off a
+            # list that may already hold the branch's next znode: handle those first.
+            return listing if self._settle() else Uncached(listing)
 
         listing: Listing = self._cache.read(folder, load)
-        self._listing = listing
+        self._listing = listing  # exactly the children at its cversion, whatever came since
         present = {f"{folder}/{child}" for child in listing.children}
         self._cache.forget([p for p in self._cache.cached_under(folder) if p not in present])
         return listing.children
@@ -175,11 +189,13 @@ class Members:
         )
         # One transaction: a reader never sees the member missing, so a restarted agent
         # does not send its leaves elsewhere for the moment between a delete and a create.
+        # The signal comes first: a leaf told of it before the deletion lists the branches
+        # again rather than drop this one from its list.
         tx = self._client.transaction()
-        tx.delete(path, version=stat.version)
-        tx.create(path, data, ephemeral=True)
         if signal is not None:
             tx.set_data(signal, b"")
+        tx.delete(path, version=stat.version)
+        tx.create(path, data, ephemeral=True)
         self._commit(tx)
 
     def _create(self, path: str, data: bytes, signal: str | None) -> None:

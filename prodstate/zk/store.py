@@ -35,7 +35,7 @@ from kazoo.exceptions import (
     NoNodeError,
 )
 from kazoo.handlers.threading import KazooTimeoutError
-from kazoo.protocol.states import EventType, WatchedEvent
+from kazoo.protocol.states import Callback, EventType, WatchedEvent
 from kazoo.retry import KazooRetry
 
 from prodstate.core.model import (
@@ -144,7 +144,9 @@ class ZkStore:
             self._watch,
             prefix=resume.election_prefix if resume else None,
         )
-        self.members = Members(self.client, self._request, self.layout, self.cache, self._watch)
+        self.members = Members(
+            self.client, self._request, self.layout, self.cache, self._watch, self._settle
+        )
         self._started = False
 
     # --- connection ------------------------------------------------------------------------
@@ -246,6 +248,14 @@ class ZkStore:
         else:
             self.cache.invalidate(None if event.type == EventType.NONE else event.path)
         self._wake()
+
+    def _settle(self) -> bool:
+        """Wait until kazoo has handled the watch events it received before now (they run on
+        its event thread, an answer wakes its caller at once); False after the request
+        timeout."""
+        done = threading.Event()
+        self.client.handler.dispatch_callback(Callback("settle", done.set, ()))
+        return done.wait(self.request_timeout)
 
     def _touched(self, *paths: str) -> None:
         """This agent wrote these znodes: read them again (their watches may fire later)."""
