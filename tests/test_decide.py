@@ -37,6 +37,7 @@ from prodstate.core.model import (
     Member,
     PeerState,
     RedisState,
+    RejoinMarks,
     RootRecord,
     Snapshot,
     Tier,
@@ -178,6 +179,18 @@ def test_leaf_moves_when_its_new_parent_is_ready_or_waiting_would_not_help(
     parent = choose_parent(ME, ["b2", "b3"])
     s = snap(tier=Tier.LEAF, redis=own, new_parent=peer(parent, state))
     assert act(s) == Replicate(addr(parent), when_caught_up=when_caught_up)
+
+
+def test_a_leaf_waits_for_a_new_parent_it_cannot_read_that_does_not_report_fresh():
+    # After a new root, a leaf chooses among all branches for a moment: a stale one it
+    # cannot read may be the cut former root.
+    parent = choose_parent(ME, ["b2", "b3"])
+    branches = tuple(replace(branch(b), fresh=b != parent) for b in (ROOT_ID, "b2", "b3"))
+    unread = peer(parent, RedisState(reachable=False))
+    s = snap(tier=Tier.LEAF, redis=replica(offset=1000), new_parent=unread, branches=branches)
+    s = replace(s, rejoin=RejoinMarks(False, NOW - 0.1, True))  # choosing among all
+    d = decide(s)
+    assert d.action == Wait() and "could not be read and does not report fresh" in d.reason
 
 
 def test_an_empty_leaf_never_waits_for_its_parent():

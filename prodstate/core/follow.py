@@ -86,6 +86,9 @@ def follow(s: Snapshot) -> Decision:
     new = s.new_parent
     when_caught_up = False
     if new is not None and new.address == target and target != s.root.address:
+        unread = _unread_and_stale(new.redis, target, s)
+        if unread:
+            return Decision(Wait(), f"{why}, but it {unread}: waiting")
         when_caught_up = _can_resume(new.redis, s)
         waiting = _not_ready(new.redis, s, resume=when_caught_up)
         if waiting:
@@ -174,6 +177,21 @@ def _can_resume(parent: RedisState, s: Snapshot) -> bool:
         and (r.link_up or just_moved)
         and (s.lineage.knows(r))
     )
+
+
+def _unread_and_stale(parent: RedisState, address: str, s: Snapshot) -> str:
+    """Why a leaf holding the tree's data should not move to a parent it could not read
+    that does not report fresh ("" if it may): in the moments after a new root, when a
+    leaf chooses among all branches, such a parent may be the cut former root, and only
+    reading it shows whether it is linked to the new root. A fresh parent that cannot be
+    read is moved to: waiting would not make it readable."""
+    r = s.redis
+    if parent.reachable or not (r.role == "slave" and s.lineage.knows(r)):
+        return ""
+    member = next((m for m in s.branches if m.address == address), None)
+    if member is None or member.fresh:
+        return ""
+    return "could not be read and does not report fresh (it may be cut from the root)"
 
 
 def _not_ready(parent: RedisState, s: Snapshot, resume: bool) -> str:
