@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from kazoo.client import KazooClient
@@ -49,12 +49,14 @@ class Members:
         layout: Layout,
         cache: ReadCache,
         on_watch: Callable[..., None],
+        commit: Callable[[Any], list[Exception]],
         settle: Callable[[], bool] = lambda: True,
     ) -> None:
-        """``settle``: wait until the watch events received so far have been handled
-        (False if that took too long)."""
+        """``commit``: the store's, a transaction's errors; ``settle``: wait until the watch
+        events received so far have been handled (False if that took too long)."""
         self._client = client
         self._call = call
+        self._commit_errors = commit
         self._cache = cache
         self._on_watch = on_watch
         self._settle = settle
@@ -84,9 +86,13 @@ class Members:
             return sorted(self._call(self._client.get_children_async, path, self._on_watch))
 
         children: list[str] = self._cache.read(path, load)
-        present = {f"{path}/{child}" for child in children}
-        self._cache.forget([p for p in self._cache.cached_under(path) if p not in present])
+        self._forget_gone(path, children)
         return children
+
+    def _forget_gone(self, folder: str, children: Iterable[str]) -> None:
+        """Forget what is cached under ``folder`` but no longer among its ``children``."""
+        present = {f"{folder}/{child}" for child in children}
+        self._cache.forget([p for p in self._cache.cached_under(folder) if p not in present])
 
     def _read_listing(self, folder: str) -> tuple[str, ...]:
         """A leaf's branches: the names in ``folder``, read without a children watch (see the
@@ -106,8 +112,7 @@ class Members:
 
         listing: Listing = self._cache.read(folder, load)
         self._listing = listing  # exactly the children at its cversion, whatever came since
-        present = {f"{folder}/{child}" for child in listing.children}
-        self._cache.forget([p for p in self._cache.cached_under(folder) if p not in present])
+        self._forget_gone(folder, listing.children)
         return listing.children
 
     def _read_member(self, tier: Tier, node_id: str, watch: bool = True) -> MemberZnode | None:
@@ -210,7 +215,6 @@ class Members:
 
     def _commit(self, tx: Any) -> None:
         """Commit a transaction; raise the first error its operations answered."""
-        results = self._call(tx.commit_async)
-        failed = [r for r in results if isinstance(r, Exception)]
+        failed = self._commit_errors(tx)
         if failed:  # it changed meanwhile: the agent logs this and tries again next tick
             raise failed[0]

@@ -145,8 +145,9 @@ class ZkStore:
             prefix=resume.election_prefix if resume else None,
         )
         self.members = Members(
-            self.client, self._request, self.layout, self.cache, self._watch, self._settle
-        )
+            self.client, self._request, self.layout, self.cache, self._watch, self._commit,
+            self._settle,
+        )  # fmt: skip
         self._started = False
 
     # --- connection ------------------------------------------------------------------------
