@@ -144,6 +144,8 @@ def test_notifications_alone_keep_a_heartbeat_fresh_and_their_silence_makes_it_s
 
 
 def test_a_flapping_link_needs_longer_to_be_trusted_each_time():
+    """Each fall soon after a rise doubles the rise; from the second, the heartbeat must
+    also keep advancing for as long as it stood still (5.5 s here, longer than 8 checks)."""
     f = run(Freshness(), advancing, 0.0, 10.0)
     t, rises = 10.0, []
     for _ in range(4):
@@ -156,7 +158,38 @@ def test_a_flapping_link_needs_longer_to_be_trusted_each_time():
             t += 0.5
             f = f.observe(advancing(t), t, POLICY)
         rises.append(round(t - heal, 1))
-    assert rises == [2.0, 4.0, 8.0, 16.0]
+    assert rises == [2.0, 6.0, 8.0, 16.0]
+
+
+#: The fault suite's policy and its flapping link: 2.5 s down, 1.5 s up, five times.
+SUITE = FreshnessPolicy(heartbeat_interval=0.2, stale_after=1.2, fall=2, rise=4)
+FLAP_DOWN, FLAP_UP, FLAPS = 2.5, 1.5, 5
+
+
+@pytest.mark.parametrize("resume_delay", [0.0, 0.2, 0.4, 0.8])
+@pytest.mark.parametrize("check_every", [0.201, 0.25])
+def test_a_flapping_link_is_not_trusted_again_while_it_flaps(resume_delay, check_every):
+    """Heartbeats reach the node only while the link is up (``resume_delay`` after it comes
+    up: TCP's retransmission timer). A check still looks fresh for ``stale_after`` into
+    each down phase, so a doubled rise counted on such checks fits in an up phase and the
+    next down phase; the node rises at most once while the link flaps, and again once the
+    link holds."""
+    f, beat = Freshness(), 0
+    for i in range(1, 51):  # fresh before the flapping starts
+        beat += 1
+        f = f.observe(str(beat), i * check_every, SUITE)
+    assert f.fresh
+    start, rises, was = 50 * check_every, 0, True
+    end = start + FLAPS * (FLAP_DOWN + FLAP_UP)
+    for i in range(1, round(40 / check_every)):
+        t = start + i * check_every
+        if t >= end or (t - start) % (FLAP_DOWN + FLAP_UP) >= FLAP_DOWN + resume_delay:
+            beat += 1
+        f = f.observe(str(beat), t, SUITE)
+        rises += f.fresh and not was and t < end
+        was = f.fresh
+    assert rises <= 1
+    assert f.fresh  # once the link holds, the node is trusted again
 
 
 def test_a_settled_node_starts_again_from_the_plain_rise():

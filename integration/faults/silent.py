@@ -210,8 +210,9 @@ def branch_redis_hang(cluster: LocalCluster, writer: Writer) -> None:
 #: long enough for a rise, five times.
 FLAP_DOWN, FLAP_UP, FLAPS = 2.5, 1.5, 5
 #: Moves a leaf of the flapping branch may make: off it, back after the first rise, off
-#: again, back once the link has held after the last flap. Each fall doubles the rise
-#: needed, so from the second flap on the branch is not offered again while it flaps.
+#: again, back once the link has held after the last flap. From the second fall on, the
+#: branch must carry the heartbeat for as long as it last went without it (2.5 s, longer
+#: than an up phase), so it is not offered again while it flaps.
 MAX_FLAP_MOVES = 4
 _MOVE = re.compile(rb"action=Replicate")
 

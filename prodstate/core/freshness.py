@@ -10,7 +10,10 @@ difference between machines enters it.
 The verdict has hysteresis, as nerve's checks do: at most one check per heartbeat
 interval; ``fall`` stale checks in a row make a fresh node stale, ``rise`` fresh checks in
 a row make a stale node fresh again. A link that keeps failing needs longer to be trusted
-again: each fall within ``settle`` of the last doubles the rise needed (up to 2**5).
+again: each fall within ``settle`` of the last rise doubles the rise needed (up to 2**5),
+and after such a fall the heartbeat must also have kept advancing for as long as it last
+stood still. A check looks fresh for ``stale_after`` after the heartbeat stops, so rise
+counts alone would let a link that flaps fast enough be trusted between two outages.
 """
 
 from __future__ import annotations
@@ -99,6 +102,10 @@ class Freshness:
     #: True when the last advance was told by a keyspace notification, not read: the next
     #: value read is taken as the one that arrived then, not as a later advance.
     notified: bool = False
+    #: When the heartbeat's current run of advances began (its first advance after standing
+    #: still for longer than ``stale_after``), and how long it had stood still then.
+    run_since: float | None = None
+    last_gap: float = 0.0
 
     def age(self, now: float) -> float | None:
         """Seconds since the heartbeat last advanced; before it has been seen to, how long
@@ -117,6 +124,15 @@ class Freshness:
         """Fresh checks in a row needed to turn fresh now."""
         return policy.rise * 2 ** min(max(0, self.flaps - 1), MAX_FLAP_DOUBLINGS)
 
+    def held(self, policy: FreshnessPolicy) -> bool:
+        """True unless a fall soon after a rise requires the heartbeat to keep advancing for
+        as long as it last stood still (at most ``settle``), and it has not yet."""
+        if self.flaps < 2:
+            return True
+        if self.run_since is None or self.changed_at is None:
+            return False
+        return self.changed_at - self.run_since >= min(self.last_gap, policy.settle)
+
     def observe(self, raw: str | None, now: float, policy: FreshnessPolicy) -> Freshness:
         """This record after reading ``raw`` (the heartbeat text, None if unreadable) at
         monotonic ``now``."""
@@ -127,7 +143,7 @@ class Freshness:
             if self.value is None and self.first_seen is None:
                 new = replace(new, first_seen=now)
             else:
-                new = replace(new, changed_at=now)
+                new = new._advance(now, policy)
             new = replace(new, value=raw)
         return new._checked(now, policy)
 
@@ -137,8 +153,16 @@ class Freshness:
         if self.value is None and self.first_seen is None:
             new = replace(self, first_seen=now, notified=True)
         else:
-            new = replace(self, changed_at=now, notified=True)
+            new = replace(self._advance(now, policy), notified=True)
         return new._checked(now, policy)
+
+    def _advance(self, now: float, policy: FreshnessPolicy) -> Freshness:
+        """This record with the heartbeat seen advancing at ``now``."""
+        last = self.changed_at if self.changed_at is not None else self.first_seen
+        if self.run_since is None or last is None or now - last > policy.stale_after:
+            gap = 0.0 if last is None else now - last
+            return replace(self, changed_at=now, run_since=now, last_gap=gap)
+        return replace(self, changed_at=now)
 
     def _checked(self, now: float, policy: FreshnessPolicy) -> Freshness:
         """Checked, unless the last check was less than a heartbeat interval ago."""
@@ -159,7 +183,7 @@ class Freshness:
         if self.fresh and streak >= policy.fall:
             recent = self.fresh_since is not None and now - self.fresh_since < policy.settle
             return replace(new, fresh=False, streak=0, flaps=self.flaps + 1 if recent else 1)
-        if not self.fresh and streak >= self.rise_needed(policy):
+        if not self.fresh and streak >= self.rise_needed(policy) and self.held(policy):
             return replace(new, fresh=True, streak=0, fresh_since=now, judged=True)
         return replace(new, streak=streak)
 
