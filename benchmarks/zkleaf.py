@@ -355,6 +355,7 @@ class SimLeaf:
             freshness=self.freshness,
             master_since=self.master_since,
             avoiding=frozenset(self.avoiding),
+            view_outdated=self.refresh_at is not None,
             pause=view.pause,
             switchover=view.switchover,
             drains=view.drains,

@@ -262,6 +262,34 @@ def test_a_leaf_about_to_blame_its_link_holds_its_fall_until_it_moves():
     assert d.action == Replicate(addr(other(parent)), when_caught_up=True), d.reason
 
 
+def test_a_leaf_does_not_blame_its_link_before_reading_what_a_watch_told_of():
+    """A root lost: every branch publishes its fall, and a leaf stale for long enough
+    whose watch fired but which has not read the fall yet must not take it for its link."""
+    parent, s = blamed()
+    s = replace(s, registered=replace(s.registered, fresh=True), view_outdated=True)
+    d = decide(s)
+    assert d.action == Wait(), d.reason  # nor is its fall published apart from the move
+    d = decide(replace(s, view_outdated=False))
+    assert d.action == Replicate(addr(other(parent)), when_caught_up=True, avoid=parent)
+
+
+def test_a_leaf_does_not_move_on_a_view_a_watch_has_outdated():
+    """Its parent's fall read, but not yet the other's, of which a watch told."""
+    parent = parent_for()
+    branches = (branch(ROOT_ID), stale_branch(parent), branch(other(parent)))
+    s = leaf(branches=branches, redis=replica(master=addr(parent)), view_outdated=True)
+    d = decide(s)
+    assert d.action == Wait() and "once it has read" in d.reason, d.reason
+    d = decide(replace(s, view_outdated=False))
+    assert isinstance(d.action, Replicate) and d.action.address == addr(other(parent))
+
+
+def test_a_leaf_without_a_parent_chooses_one_whatever_its_view():
+    empty = leaf(redis=master(), view_outdated=True, probed=True)
+    d = decide(empty)
+    assert isinstance(d.action, Replicate), d.reason
+
+
 def test_a_leaf_that_falls_with_nowhere_to_go_publishes_its_fall_at_once():
     parent, s = blamed()
     s = replace(

@@ -419,6 +419,7 @@ class Agent:
             master_since=master_since if redis_state.reachable else None,
             offset_since=offset_since if redis_state.reachable else None,
             avoiding=frozenset(self._avoiding),
+            view_outdated=self._refresh_at is not None,
             held_off=self._held_off_until is not None,
             untrusted_masters=self.servers.refused(now),
             leaf_replicas_allowed=self._leaf_replicas_allowed(redis_state),

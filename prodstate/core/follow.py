@@ -70,6 +70,8 @@ def follow(s: Snapshot) -> Decision:
             return Decision(Wait(), waiting)
     if s.redis.master == target:
         return Decision(Wait(), why)
+    if s.tier is Tier.LEAF and s.redis.master and s.view_outdated:
+        return Decision(Wait(), f"{why}, once it has read what ZooKeeper has just told of")
     pacing = _drain_pacing(s)
     if pacing:
         return Decision(Wait(), f"{why}, but {pacing}")
@@ -241,16 +243,19 @@ def _stale_for(s: Snapshot) -> float:
 def _blamed_parent(s: Snapshot) -> str | None:
     """The branch this leaf should move off because their link is stale: the leaf's copy
     has been stale for longer than ``leaf_stale_after`` on that link while the branch
-    reports fresh, and another fresh branch is there to move to (None otherwise)."""
-    if _stale_for(s) <= s.policy.leaf_stale_after:
+    reports fresh, and another fresh branch is there to move to (None otherwise). Not
+    while a watch has told of a change it has not read: the parent's fall may be it."""
+    if _stale_for(s) <= s.policy.leaf_stale_after or s.view_outdated:
         return None
     return _suspect_parent(s)
 
 
 def blame_pending(s: Snapshot) -> bool:
     """True while this stale leaf would blame its parent's link but has not been stale on it
-    for ``leaf_stale_after`` yet: it is about to move, unless the parent falls first."""
-    return _stale_for(s) <= s.policy.leaf_stale_after and _suspect_parent(s) is not None
+    for ``leaf_stale_after`` yet, or has yet to read what a watch told of: it is about to
+    move, unless the parent turns out to have fallen."""
+    early = _stale_for(s) <= s.policy.leaf_stale_after or s.view_outdated
+    return early and _suspect_parent(s) is not None
 
 
 def _suspect_parent(s: Snapshot) -> str | None:

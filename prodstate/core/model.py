@@ -395,6 +395,9 @@ class Snapshot:
     offset_since: float | None = None
     #: Branches this leaf stays off for now (it found their link to it stale).
     avoiding: frozenset[str] = frozenset()
+    #: True while a watch has fired since ZooKeeper was last read (the read waits for the
+    #: leaf's reaction delay): the view above may lag what the branches published.
+    view_outdated: bool = False
     #: Since when this root has seen no other branch acknowledge its stream (None while
     #: one does, or when it is not a serving root).
     unacked_since: float | None = None
