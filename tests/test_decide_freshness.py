@@ -196,8 +196,11 @@ def blamed(age: float = LEAF_LIMIT + 1, **kw):
 
 
 def test_a_stale_leaf_moves_off_a_fresh_branch_to_the_next_in_its_order():
+    """It publishes the branch it avoids first: then it moves."""
     parent, s = blamed()
     d = decide(s)
+    assert d.action == Register(replace(s.registered, fresh=False, avoiding=(parent,)))
+    d = decide(replace(s, registered=d.action.member))
     assert d.action == Replicate(addr(other(parent)), when_caught_up=True, avoid=parent)
     assert f"on the link from branch {parent}, which reports fresh" in d.reason
 
@@ -233,29 +236,50 @@ def test_an_avoided_branch_is_published_and_left_alone_until_the_avoidance_ends(
     assert decide(s).action == Wait()
 
 
-def test_a_leaf_that_falls_and_moves_publishes_both_in_one_write():
+def test_a_leaf_that_falls_and_blames_its_link_publishes_both_in_one_write():
     parent, s = blamed()
     s = replace(s, registered=replace(s.registered, fresh=True))  # the fall is news
     d = decide(s)
+    assert d.action == Register(replace(s.registered, fresh=False, avoiding=(parent,)))
+    s = replace(s, registered=d.action.member)
+    d = decide(s)
     assert d.action == Replicate(addr(other(parent)), when_caught_up=True, avoid=parent)
-    assert d.reason.endswith("publishing its freshness once moved")
     moved = replace(
         s,
         redis=replica(master=addr(other(parent))),
         avoiding=frozenset({parent}),
         master_since=NOW,
     )
-    d = decide(moved)
-    assert d.action == Register(replace(s.registered, fresh=False, avoiding=(parent,)))
+    assert decide(moved).action == Wait()  # nothing more to publish until it rises
 
 
-def test_a_leaf_about_to_blame_its_link_holds_its_fall_until_it_moves():
+def test_a_leaf_that_blamed_its_link_in_vain_does_not_move():
+    """Its write answered, it reads what ZooKeeper told of meanwhile: its parent fell too
+    (the root was lost). It publishes again and stays."""
+    parent, s = blamed()
+    s = replace(s, registered=replace(s.registered, fresh=False, avoiding=(parent,)))
+    every_stale = (branch(ROOT_ID), stale_branch(parent), stale_branch(other(parent)))
+    d = decide(replace(s, branches=every_stale))
+    assert d.action == Register(replace(s.registered, avoiding=())), d.reason
+
+
+def test_a_leaf_that_falls_and_passes_over_its_stale_parent_moves_first():
+    """Nothing to blame: it moves, then publishes its fall with the new parent's name."""
+    parent, s = blamed()
+    parent_falls = (branch(ROOT_ID), stale_branch(parent), branch(other(parent)))
+    s = replace(s, registered=replace(s.registered, fresh=True), branches=parent_falls)
+    d = decide(s)
+    assert d.action == Replicate(addr(other(parent)), when_caught_up=True), d.reason
+    assert d.reason.endswith("publishing its freshness once moved")
+
+
+def test_a_leaf_about_to_blame_its_link_holds_its_fall_until_it_does():
     parent, s = blamed(age=LEAF_LIMIT - 0.5)
     s = replace(s, registered=replace(s.registered, fresh=True))
     d = decide(s)
     assert d.action == Wait(), d.reason
     d = decide(replace(s, freshness=aged(LEAF_LIMIT + 1, fresh=False)))
-    assert d.action == Replicate(addr(other(parent)), when_caught_up=True, avoid=parent)
+    assert d.action == Register(replace(s.registered, fresh=False, avoiding=(parent,)))
     # Its parent reports stale too: it is passed over at once, nothing blamed.
     parent_falls = (branch(ROOT_ID), stale_branch(parent), branch(other(parent)))
     d = decide(replace(s, branches=parent_falls))
@@ -270,7 +294,7 @@ def test_a_leaf_does_not_blame_its_link_before_reading_what_a_watch_told_of():
     d = decide(s)
     assert d.action == Wait(), d.reason  # nor is its fall published apart from the move
     d = decide(replace(s, view_outdated=False))
-    assert d.action == Replicate(addr(other(parent)), when_caught_up=True, avoid=parent)
+    assert d.action == Register(replace(s.registered, fresh=False, avoiding=(parent,)))
 
 
 def test_a_leaf_does_not_move_on_a_view_a_watch_has_outdated():
@@ -302,9 +326,11 @@ def test_a_leaf_that_falls_with_nowhere_to_go_publishes_its_fall_at_once():
 
 
 def test_a_moving_leaf_with_more_than_its_freshness_to_publish_publishes_first():
-    _, s = blamed()
+    parent, s = blamed()
     s = replace(s, registered=replace(s.registered, fresh=True, available=False))
-    assert decide(s).action == Register(replace(s.registered, fresh=False, available=True))
+    assert decide(s).action == Register(
+        replace(s.registered, fresh=False, available=True, avoiding=(parent,))
+    )
 
 
 @pytest.mark.parametrize(("registered", "writes"), [(False, False), (True, True)])

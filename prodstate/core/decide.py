@@ -35,7 +35,7 @@ from prodstate.core.actions import (
     Wait,
 )
 from prodstate.core.elect import election, root_is_registered
-from prodstate.core.follow import blame_pending, follow, other_branches
+from prodstate.core.follow import blame_pending, blamed_parent, follow, other_branches
 from prodstate.core.model import (
     Member,
     Snapshot,
@@ -237,9 +237,9 @@ def _as_root(s: Snapshot) -> Decision:
 
 def _move_first(s: Snapshot, membership: Decision) -> Decision | None:
     """The move of a leaf whose only news is its freshness and which is moving off its
-    parent now (it fell, blaming the link): moving first lets the next registration
-    publish the fall and the branch it avoids in one write, not two. At a branch's crash,
-    every one of its leaves' ZooKeeper requests counts. None when it is not moving."""
+    parent now (it fell, and its parent reports stale): moving first lets the next
+    registration publish the fall with the new parent in one write, not two. None when it
+    is not moving."""
     action = membership.action
     if not isinstance(action, Register) or not _freshness_only(s, action.member):
         return None
@@ -301,8 +301,17 @@ def _leaf_replicas(s: Snapshot) -> Decision | None:
 
 
 def _member(s: Snapshot, available: bool) -> Member:
+    """This node's member znode as it should be. A leaf that blames its parent's link
+    publishes the branch it will avoid before it moves: ZooKeeper answers the write only
+    after every change it made before it, so if the parent had published its fall (the
+    root lost: every branch falls), the leaf has been told by then, reads it, and does not
+    move (it publishes again instead). At a branch's crash, one write still carries the
+    fall and the branch avoided."""
     version = s.registered.version if s.registered else ""
-    avoiding = tuple(sorted(s.avoiding)) if s.tier is Tier.LEAF else ()
+    avoiding: tuple[str, ...] = ()
+    if s.tier is Tier.LEAF:
+        blamed = blamed_parent(s)
+        avoiding = tuple(sorted(s.avoiding | {blamed} if blamed else s.avoiding))
     # The serving root is the heartbeat's source: it is not judged by it.
     fresh = s.freshness.fresh or (s.holds_root and s.redis.is_master)
     judging = not fresh and s.freshness.judging
@@ -319,9 +328,10 @@ def _freshness_only(s: Snapshot, member: Member) -> bool:
 
 def _fall_held(s: Snapshot, member: Member) -> bool:
     """True while a leaf whose only news is its fall is about to blame its parent's link
-    (``blame_pending``): it publishes the fall when it moves, with the branch it avoids,
-    or at once if the parent turns out stale too. Only observers read a leaf's freshness
-    (no agent decides on it), and a crashed branch's leaves write once each, not twice."""
+    (``blame_pending``): it publishes the fall when it blames it, with the branch it will
+    avoid, or at once if the parent turns out stale too. Only observers read a leaf's
+    freshness (no agent decides on it), and a crashed branch's leaves write once each for
+    their fall, not twice."""
     published = s.registered
     falls = published is not None and published.fresh and not member.fresh
     return falls and _freshness_only(s, member) and blame_pending(s)

@@ -55,7 +55,7 @@ def follow(s: Snapshot) -> Decision:
     taking_over = switchover.awaiting_release(s)
     if taking_over is not None:
         return taking_over
-    blamed = _blamed_parent(s)
+    blamed = blamed_parent(s)
     target, why = follow_target(s, blamed)
     if blamed:
         why = (
@@ -240,7 +240,7 @@ def _stale_for(s: Snapshot) -> float:
     return age
 
 
-def _blamed_parent(s: Snapshot) -> str | None:
+def blamed_parent(s: Snapshot) -> str | None:
     """The branch this leaf should move off because their link is stale: the leaf's copy
     has been stale for longer than ``leaf_stale_after`` on that link while the branch
     reports fresh, and another fresh branch is there to move to (None otherwise). Not
@@ -259,7 +259,7 @@ def blame_pending(s: Snapshot) -> bool:
 
 
 def _suspect_parent(s: Snapshot) -> str | None:
-    """``_blamed_parent`` but for how long the copy has been stale."""
+    """``blamed_parent`` but for how long the copy has been stale."""
     if s.tier is not Tier.LEAF or s.root is None or s.freshness.fresh:
         return None
     r = s.redis
